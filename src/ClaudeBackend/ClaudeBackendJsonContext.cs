@@ -1,0 +1,19 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using ClaudeProxy.ClaudeBackend.Contract;
+using ClaudeProxy.ClaudeBackend.Conversations;
+using ClaudeProxy.ClaudeBackend.StreamJson;
+
+namespace ClaudeProxy.ClaudeBackend;
+
+[JsonSourceGenerationOptions(
+    JsonSerializerDefaults.Web,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    UseStringEnumConverter = true)]
+[JsonSerializable(typeof(ClaudeTurnRequest))]
+[JsonSerializable(typeof(ClaudeBackendErrorBody))]
+[JsonSerializable(typeof(GatewayErrorLine))]
+[JsonSerializable(typeof(CliLine))]
+[JsonSerializable(typeof(CliUserLine))]
+[JsonSerializable(typeof(ConversationFile))]
+internal sealed partial class ClaudeBackendJsonContext : JsonSerializerContext;

@@ -1,0 +1,52 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace ClaudeProxy.ClaudeBackend;
+
+/// <summary>How the gateway runs the Claude Code CLI. Bound from the <c>ClaudeBackend</c> section.</summary>
+public sealed class ClaudeBackendOptions
+{
+    public const string SectionName = "ClaudeBackend";
+
+    /// <summary>The CLI executable: a name on PATH or a path (env <c>CLAUDE_CLI</c>).</summary>
+    [Required]
+    public string CliPath { get; set; } = "claude";
+
+    /// <summary>Where conversation mappings and per-conversation working directories live. Default: the user's state folder.</summary>
+    public string? DataDirectory { get; set; }
+
+    /// <summary>
+    /// How often the CLI retries a failed API call (<c>CLAUDE_CODE_MAX_RETRIES</c>). The CLI's default of 10 keeps a client
+    /// waiting about 3 minutes on a 401 or 429; the gateway would rather answer the client.
+    /// </summary>
+    [Range(0, 10)]
+    public int MaxRetries { get; set; } = 2;
+
+    /// <summary>The system prompt when a request has none; empty keeps the CLI's own (a coding-agent prompt).</summary>
+    public string? DefaultSystemPrompt { get; set; }
+
+    /// <summary>Extra environment variables for every CLI process (e.g. <c>ANTHROPIC_BASE_URL</c>).</summary>
+    public Dictionary<string, string> Environment { get; set; } = [];
+
+    /// <summary>The Claude models the gateway offers, in the order they are listed.</summary>
+    [MinLength(1)]
+    public List<ClaudeModelOptions> Models { get; set; } = [];
+}
+
+/// <summary>One Claude model as clients see it.</summary>
+public sealed class ClaudeModelOptions
+{
+    /// <summary>The name clients use; it contains a <c>:</c> because Open WebUI appends <c>:latest</c> to names without one.</summary>
+    [Required]
+    public string Name { get; set; } = "";
+
+    /// <summary>The CLI's <c>--model</c> value: an alias (<c>sonnet</c>) or a full model id.</summary>
+    [Required]
+    public string CliModel { get; set; } = "";
+
+    /// <summary>Other names that reach this model (e.g. the original server's <c>claude-3-7-sonnet-latest</c>).</summary>
+    public List<string> Aliases { get; set; } = [];
+
+    /// <summary>The context window reported by <c>/api/show</c>.</summary>
+    [Range(1, int.MaxValue)]
+    public int ContextLength { get; set; } = 200_000;
+}

@@ -1,0 +1,29 @@
+using ClaudeProxy.ClaudeBackend.Cli;
+using ClaudeProxy.ClaudeBackend.Conversations;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+
+namespace ClaudeProxy.ClaudeBackend;
+
+public static class ClaudeBackendServiceCollectionExtensions
+{
+    /// <summary>Registers the claude backend: the CLI launcher, the model catalog, the conversation store and the handler.</summary>
+    public static IServiceCollection AddClaudeBackend(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<ClaudeBackendOptions>()
+            .Bind(configuration)
+            .ValidateDataAnnotations()
+            .Validate(o => o.Models.TrueForAll(m => m.Name.Contains(':', StringComparison.Ordinal)),
+                "Every Claude model name must contain ':' (Open WebUI appends ':latest' to names without one).")
+            .Validate(o => o.Models.Select(m => m.Name).Distinct(StringComparer.OrdinalIgnoreCase).Count() == o.Models.Count,
+                "Claude model names must be unique.")
+            .ValidateOnStart();
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<IClaudeCliLauncher, CliWrapClaudeLauncher>();
+        services.TryAddSingleton<ClaudeModelCatalog>();
+        services.TryAddSingleton<ConversationStore>();
+        services.TryAddSingleton<ClaudeBackendHandler>();
+        return services;
+    }
+}

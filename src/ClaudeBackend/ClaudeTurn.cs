@@ -1,0 +1,169 @@
+using System.Text;
+using System.Text.Json;
+using ClaudeProxy.ClaudeBackend.Cli;
+using ClaudeProxy.ClaudeBackend.Contract;
+using ClaudeProxy.ClaudeBackend.Conversations;
+using ClaudeProxy.ClaudeBackend.StreamJson;
+
+namespace ClaudeProxy.ClaudeBackend;
+
+/// <summary>
+/// One turn: the CLI run and everything it holds (the conversation's turn lock, a throw-away working directory,
+/// the system prompt file). Disposing it ends the process if it still runs and frees the rest.
+/// </summary>
+internal sealed class ClaudeTurn : IAsyncDisposable
+{
+    private readonly IClaudeCliRun _run;
+    private readonly ConversationStore _conversations;
+    private readonly string? _conversationId;
+    private readonly Guid? _sessionId;
+    private readonly IDisposable? _turnLease;
+    private readonly List<string> _ownedPaths;
+    private readonly ClaudeStreamDecoder _decoder = new();
+    private readonly List<ClaudeStreamEvent> _events = [];
+    private readonly Queue<string> _buffered = new();
+    private int _disposed;
+
+    public ClaudeTurn(
+        IClaudeCliRun run,
+        ConversationStore conversations,
+        string? conversationId,
+        Guid? sessionId,
+        IDisposable? turnLease,
+        List<string> ownedPaths)
+    {
+        _run = run;
+        _conversations = conversations;
+        _conversationId = conversationId;
+        _sessionId = sessionId;
+        _turnLease = turnLease;
+        _ownedPaths = ownedPaths;
+    }
+
+    /// <summary>
+    /// Reads the CLI's output until the model starts answering or the turn ends, so that a failure before any answer
+    /// (bad credentials, rate limits, a missing CLI) can still be reported with a real status code.
+    /// </summary>
+    /// <returns>Null when the answer has started; otherwise the error that ended the turn.</returns>
+    public async Task<ClaudeBackendError?> WaitForAnswerAsync(CancellationToken cancellationToken)
+    {
+        while (await _run.Output.WaitToReadAsync(cancellationToken))
+        {
+            while (_run.Output.TryRead(out var line))
+            {
+                _buffered.Enqueue(line);
+                switch (Decode(line))
+                {
+                    case TurnFailed failed:
+                        return failed.Error;
+                    case TextDelta or ThinkingDelta or TurnCompleted:
+                        return null;
+                }
+            }
+        }
+
+        return await ExitErrorAsync();
+    }
+
+    /// <summary>Whether the CLI said it does not know the session to resume (the user may have cleared it).</summary>
+    public async Task<bool> LostSessionAsync()
+    {
+        var exit = await _run.Exited;
+        return exit.StandardError.Contains("No conversation found", StringComparison.OrdinalIgnoreCase);
+    }
+
+    /// <summary>The next line of output for the client, or null at the end. A crash becomes a <c>gateway_error</c> line.</summary>
+    public async ValueTask<string?> ReadLineAsync(CancellationToken cancellationToken)
+    {
+        if (_buffered.TryDequeue(out var buffered))
+        {
+            return buffered;
+        }
+
+        if (_decoder.IsFinished)
+        {
+            return null;
+        }
+
+        if (await _run.Output.WaitToReadAsync(cancellationToken) && _run.Output.TryRead(out var line))
+        {
+            if (Decode(line) is TurnCompleted && _conversationId is not null && _sessionId is { } sessionId)
+            {
+                await _conversations.RememberAsync(_conversationId, sessionId, CancellationToken.None);
+            }
+
+            return line;
+        }
+
+        // The process ended without a result line: it crashed or was killed.
+        var errorLine = JsonSerializer.Serialize(new GatewayErrorLine(await ExitErrorAsync()), ClaudeBackendJsonContext.Default.GatewayErrorLine);
+        Decode(errorLine);
+        return errorLine;
+    }
+
+    private ClaudeStreamEvent? Decode(string line)
+    {
+        _events.Clear();
+        _decoder.Decode(Encoding.UTF8.GetBytes(line), _events);
+        return _events.Find(e => e is TurnFailed or TurnCompleted) ?? _events.FirstOrDefault();
+    }
+
+    private async Task<ClaudeBackendError> ExitErrorAsync()
+    {
+        var exit = await _run.Exited;
+        if (exit.StartFailure is { } failure)
+        {
+            return new ClaudeBackendError(
+                ClaudeErrorKind.CliUnavailable,
+                $"The Claude CLI could not be started ({failure.Message}). Install it (npm install -g @anthropic-ai/claude-code) or set CLAUDE_CLI to its path.");
+        }
+
+        var detail = exit.StandardError.Length > 0 ? $": {exit.StandardError}" : ".";
+        return exit.ExitCode is null
+            ? new ClaudeBackendError(ClaudeErrorKind.CliFailed, "The Claude CLI was stopped before it answered" + detail)
+            : new ClaudeBackendError(ClaudeErrorKind.CliFailed, $"The Claude CLI exited with code {exit.ExitCode} before it answered{detail}");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        try
+        {
+            await _run.DisposeAsync();
+        }
+        finally
+        {
+            _turnLease?.Dispose();
+            foreach (var path in _ownedPaths)
+            {
+                TryDelete(path);
+            }
+        }
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            if (Directory.Exists(path))
+            {
+                Directory.Delete(path, recursive: true);
+            }
+            else
+            {
+                File.Delete(path);
+            }
+        }
+        catch (IOException)
+        {
+            // A leftover temp folder is harmless; the turn's answer matters more.
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+}

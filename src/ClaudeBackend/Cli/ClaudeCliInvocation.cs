@@ -1,0 +1,70 @@
+namespace ClaudeProxy.ClaudeBackend.Cli;
+
+/// <summary>How a turn uses Claude's session storage.</summary>
+public enum ClaudeSessionMode
+{
+    /// <summary>A one-off turn: nothing is stored (<c>--no-session-persistence</c>).</summary>
+    Ephemeral,
+
+    /// <summary>The first turn of a kept conversation (<c>--session-id</c>).</summary>
+    Create,
+
+    /// <summary>A later turn of a kept conversation (<c>--resume</c>).</summary>
+    Resume,
+}
+
+/// <summary>Everything one CLI run needs. The prompt travels on stdin, never in argv.</summary>
+/// <param name="CliModel">The <c>--model</c> value.</param>
+/// <param name="InputLine">The stream-json user line written to stdin.</param>
+/// <param name="WorkingDirectory">An empty folder of the turn's own (the CLI keeps sessions per working directory).</param>
+/// <param name="SessionMode">Whether the turn creates, resumes or skips a stored session.</param>
+/// <param name="SessionId">The session to create or resume.</param>
+/// <param name="SystemPromptFile">A file holding the system prompt, or null for the CLI's own.</param>
+public sealed record ClaudeCliInvocation(
+    string CliModel,
+    string InputLine,
+    string WorkingDirectory,
+    ClaudeSessionMode SessionMode,
+    Guid? SessionId,
+    string? SystemPromptFile)
+{
+    /// <summary>
+    /// The lean, safe profile: no tools (by default the CLI runs read-only Bash and Read unasked), no MCP servers,
+    /// no settings files, no slash commands; stream-json in and out with partial messages so tokens stream.
+    /// </summary>
+    public IReadOnlyList<string> ToArguments()
+    {
+        List<string> arguments =
+        [
+            "-p",
+            "--input-format", "stream-json",
+            "--output-format", "stream-json",
+            "--verbose",
+            "--include-partial-messages",
+            "--tools", "",
+            "--strict-mcp-config",
+            "--setting-sources", "",
+            "--disable-slash-commands",
+            "--model", CliModel,
+        ];
+        if (SystemPromptFile is not null)
+        {
+            arguments.AddRange(["--system-prompt-file", SystemPromptFile]);
+        }
+
+        switch (SessionMode)
+        {
+            case ClaudeSessionMode.Create:
+                arguments.AddRange(["--session-id", SessionId!.Value.ToString()]);
+                break;
+            case ClaudeSessionMode.Resume:
+                arguments.AddRange(["--resume", SessionId!.Value.ToString()]);
+                break;
+            default:
+                arguments.Add("--no-session-persistence");
+                break;
+        }
+
+        return arguments;
+    }
+}

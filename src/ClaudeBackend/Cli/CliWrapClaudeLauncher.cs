@@ -1,0 +1,140 @@
+using System.ComponentModel;
+using System.Text;
+using System.Threading.Channels;
+using CliWrap;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace ClaudeProxy.ClaudeBackend.Cli;
+
+/// <summary>Spawns one <c>claude</c> process per turn with CliWrap.</summary>
+internal sealed partial class CliWrapClaudeLauncher(
+    IOptions<ClaudeBackendOptions> options,
+    ILogger<CliWrapClaudeLauncher> logger) : IClaudeCliLauncher
+{
+    private const int StandardErrorTailChars = 4_000;
+
+    public ValueTask<IClaudeCliRun> StartAsync(ClaudeCliInvocation invocation, CancellationToken cancellationToken)
+    {
+        var settings = options.Value;
+        var command = CliWrap.Cli.Wrap(settings.CliPath)
+            .WithArguments(invocation.ToArguments())
+            .WithWorkingDirectory(invocation.WorkingDirectory)
+            .WithEnvironmentVariables(CliEnvironment(settings))
+            .WithValidation(CommandResultValidation.None);
+        var run = new CliWrapClaudeRun(command, invocation.InputLine, logger);
+        LogStarted(logger, settings.CliPath, invocation.CliModel, invocation.SessionMode);
+        return ValueTask.FromResult<IClaudeCliRun>(run);
+    }
+
+    private static Dictionary<string, string?> CliEnvironment(ClaudeBackendOptions settings)
+    {
+        // Without these the CLI also calls Anthropic's bootstrap, telemetry and update endpoints on every start.
+        var environment = new Dictionary<string, string?>
+        {
+            ["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] = "1",
+            ["DISABLE_AUTOUPDATER"] = "1",
+            ["DISABLE_TELEMETRY"] = "1",
+            ["DISABLE_ERROR_REPORTING"] = "1",
+            ["CLAUDE_CODE_MAX_RETRIES"] = settings.MaxRetries.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        };
+        foreach (var (name, value) in settings.Environment)
+        {
+            environment[name] = value;
+        }
+
+        return environment;
+    }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Starting {CliPath} --model {Model} ({SessionMode})")]
+    private static partial void LogStarted(ILogger logger, string cliPath, string model, ClaudeSessionMode sessionMode);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Claude CLI exited with {ExitCode}")]
+    private static partial void LogExited(ILogger logger, int? exitCode);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Claude CLI could not start")]
+    private static partial void LogStartFailed(ILogger logger, Exception exception);
+
+    private sealed class CliWrapClaudeRun : IClaudeCliRun
+    {
+        private readonly Channel<string> _output = Channel.CreateUnbounded<string>(
+            new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        private readonly StringBuilder _standardError = new();
+        private readonly CancellationTokenSource _kill = new();
+        private readonly ILogger _logger;
+
+        public CliWrapClaudeRun(Command command, string inputLine, ILogger logger)
+        {
+            _logger = logger;
+            var piped = command
+                .WithStandardInputPipe(PipeSource.FromString(inputLine + "\n", Encoding.UTF8))
+                .WithStandardOutputPipe(PipeTarget.ToDelegate(line => _output.Writer.TryWrite(line), Encoding.UTF8))
+                .WithStandardErrorPipe(PipeTarget.ToDelegate(AppendStandardError, Encoding.UTF8));
+            Exited = RunAsync(piped);
+        }
+
+        public ChannelReader<string> Output => _output.Reader;
+
+        public Task<ClaudeCliExit> Exited { get; }
+
+        private async Task<ClaudeCliExit> RunAsync(Command command)
+        {
+            try
+            {
+                // Forceful cancellation kills the whole process tree: the CLI spawns git, rg and sh children.
+                var result = await command.ExecuteAsync(_kill.Token);
+                LogExited(_logger, result.ExitCode);
+                return new ClaudeCliExit(result.ExitCode, StandardErrorTail());
+            }
+            catch (OperationCanceledException)
+            {
+                return new ClaudeCliExit(null, StandardErrorTail());
+            }
+            catch (Win32Exception exception)
+            {
+                LogStartFailed(_logger, exception);
+                return new ClaudeCliExit(null, StandardErrorTail(), exception);
+            }
+            catch (InvalidOperationException exception)
+            {
+                LogStartFailed(_logger, exception);
+                return new ClaudeCliExit(null, StandardErrorTail(), exception);
+            }
+            finally
+            {
+                _output.Writer.TryComplete();
+            }
+        }
+
+        private void AppendStandardError(string line)
+        {
+            lock (_standardError)
+            {
+                _standardError.AppendLine(line);
+                if (_standardError.Length > StandardErrorTailChars)
+                {
+                    _standardError.Remove(0, _standardError.Length - StandardErrorTailChars);
+                }
+            }
+        }
+
+        private string StandardErrorTail()
+        {
+            lock (_standardError)
+            {
+                return _standardError.ToString().Trim();
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (!Exited.IsCompleted)
+            {
+                await _kill.CancelAsync();
+            }
+
+            await Exited;
+            _kill.Dispose();
+        }
+    }
+}

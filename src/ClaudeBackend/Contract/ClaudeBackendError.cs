@@ -1,0 +1,63 @@
+using System.Net;
+
+namespace ClaudeProxy.ClaudeBackend.Contract;
+
+/// <summary>What went wrong, in terms a dialect can map to its own error envelope.</summary>
+public enum ClaudeErrorKind
+{
+    InvalidRequest,
+    Authentication,
+    PermissionDenied,
+    ModelNotFound,
+    RateLimited,
+    Overloaded,
+    RequestTooLarge,
+    Timeout,
+    CliUnavailable,
+    CliFailed,
+    UpstreamError,
+}
+
+/// <summary>
+/// A failed turn. Before the backend's response starts it is the JSON body of a non-2xx response
+/// (<see cref="ClaudeBackendErrorBody"/>); after it started, one <c>{"type":"gateway_error","error":…}</c> line.
+/// </summary>
+public sealed record ClaudeBackendError(ClaudeErrorKind Kind, string Message, int? RetryAfterSeconds = null)
+{
+    public HttpStatusCode StatusCode => Kind switch
+    {
+        ClaudeErrorKind.InvalidRequest => HttpStatusCode.BadRequest,
+        ClaudeErrorKind.Authentication => HttpStatusCode.Unauthorized,
+        ClaudeErrorKind.PermissionDenied => HttpStatusCode.Forbidden,
+        ClaudeErrorKind.ModelNotFound => HttpStatusCode.NotFound,
+        ClaudeErrorKind.RateLimited => HttpStatusCode.TooManyRequests,
+        ClaudeErrorKind.RequestTooLarge => HttpStatusCode.RequestEntityTooLarge,
+        ClaudeErrorKind.Overloaded or ClaudeErrorKind.CliUnavailable => HttpStatusCode.ServiceUnavailable,
+        ClaudeErrorKind.Timeout => HttpStatusCode.GatewayTimeout,
+        _ => HttpStatusCode.BadGateway,
+    };
+
+    /// <summary>The kind a backend response status stands for, when the body could not be read.</summary>
+    public static ClaudeErrorKind KindOf(HttpStatusCode status) => status switch
+    {
+        HttpStatusCode.BadRequest => ClaudeErrorKind.InvalidRequest,
+        HttpStatusCode.Unauthorized => ClaudeErrorKind.Authentication,
+        HttpStatusCode.Forbidden => ClaudeErrorKind.PermissionDenied,
+        HttpStatusCode.NotFound => ClaudeErrorKind.ModelNotFound,
+        HttpStatusCode.TooManyRequests => ClaudeErrorKind.RateLimited,
+        HttpStatusCode.RequestEntityTooLarge => ClaudeErrorKind.RequestTooLarge,
+        HttpStatusCode.ServiceUnavailable => ClaudeErrorKind.Overloaded,
+        HttpStatusCode.GatewayTimeout => ClaudeErrorKind.Timeout,
+        _ => ClaudeErrorKind.UpstreamError,
+    };
+}
+
+public sealed record ClaudeBackendErrorBody(ClaudeBackendError Error);
+
+/// <summary>The line the backend appends to its stream when a turn fails after the response started.</summary>
+public sealed record GatewayErrorLine(ClaudeBackendError Error)
+{
+    public const string LineType = "gateway_error";
+
+    public string Type => LineType;
+}

@@ -1,0 +1,133 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+
+namespace ClaudeProxy.ClaudeBackend.Conversations;
+
+/// <summary>
+/// Maps a client's conversation id to the Claude session that holds it, in a JSON file that survives restarts.
+/// Each conversation gets a working directory of its own, because the CLI stores sessions per working directory.
+/// </summary>
+public sealed class ConversationStore
+{
+    private const string FileName = "conversations.json";
+    private readonly string _file;
+    private readonly string _workRoot;
+    private readonly TimeProvider _timeProvider;
+    private readonly SemaphoreSlim _fileLock = new(1, 1);
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> _turnLocks = new(StringComparer.Ordinal);
+    private Dictionary<string, ConversationRecord>? _records;
+
+    public ConversationStore(IOptions<ClaudeBackendOptions> options, TimeProvider timeProvider)
+    {
+        DataDirectory = options.Value.DataDirectory is { Length: > 0 } configured
+            ? Path.GetFullPath(configured)
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create), "claudeproxy");
+        _file = Path.Combine(DataDirectory, FileName);
+        _workRoot = Path.Combine(DataDirectory, "conversations");
+        _timeProvider = timeProvider;
+    }
+
+    public string DataDirectory { get; }
+
+    /// <summary>The conversation's own working directory. The id is hashed, so no id can name a path.</summary>
+    public string WorkingDirectoryOf(string conversationId)
+    {
+        var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(conversationId)));
+        var directory = Path.Combine(_workRoot, hash[..32]);
+        Directory.CreateDirectory(directory);
+        return directory;
+    }
+
+    /// <summary>Waits until no other turn of the same conversation runs: one session, one CLI process at a time.</summary>
+    public async Task<IDisposable> EnterTurnAsync(string conversationId, CancellationToken cancellationToken)
+    {
+        var turnLock = _turnLocks.GetOrAdd(conversationId, static _ => new SemaphoreSlim(1, 1));
+        await turnLock.WaitAsync(cancellationToken);
+        return new TurnLease(turnLock);
+    }
+
+    public async Task<Guid?> FindSessionAsync(string conversationId, CancellationToken cancellationToken)
+    {
+        await _fileLock.WaitAsync(cancellationToken);
+        try
+        {
+            return (await LoadAsync(cancellationToken)).TryGetValue(conversationId, out var record) ? record.SessionId : null;
+        }
+        finally
+        {
+            _fileLock.Release();
+        }
+    }
+
+    public Task RememberAsync(string conversationId, Guid sessionId, CancellationToken cancellationToken) =>
+        UpdateAsync(records => records[conversationId] = new ConversationRecord(sessionId, _timeProvider.GetUtcNow()), cancellationToken);
+
+    public Task ForgetAsync(string conversationId, CancellationToken cancellationToken) =>
+        UpdateAsync(records => records.Remove(conversationId), cancellationToken);
+
+    private async Task UpdateAsync(Action<Dictionary<string, ConversationRecord>> change, CancellationToken cancellationToken)
+    {
+        await _fileLock.WaitAsync(cancellationToken);
+        try
+        {
+            var records = await LoadAsync(cancellationToken);
+            change(records);
+            await SaveAsync(records, cancellationToken);
+        }
+        finally
+        {
+            _fileLock.Release();
+        }
+    }
+
+    private async Task<Dictionary<string, ConversationRecord>> LoadAsync(CancellationToken cancellationToken)
+    {
+        if (_records is not null)
+        {
+            return _records;
+        }
+
+        if (!File.Exists(_file))
+        {
+            return _records = new Dictionary<string, ConversationRecord>(StringComparer.Ordinal);
+        }
+
+        await using var stream = File.OpenRead(_file);
+        var file = await JsonSerializer.DeserializeAsync(stream, ClaudeBackendJsonContext.Default.ConversationFile, cancellationToken);
+        return _records = new Dictionary<string, ConversationRecord>(file?.Conversations ?? [], StringComparer.Ordinal);
+    }
+
+    private async Task SaveAsync(Dictionary<string, ConversationRecord> records, CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(DataDirectory);
+
+        // Write a new file and rename it over the old one: a crash mid-write leaves the old mapping whole.
+        var temporary = _file + "." + Guid.NewGuid().ToString("N") + ".tmp";
+        await using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 4096, FileOptions.WriteThrough))
+        {
+            await JsonSerializer.SerializeAsync(stream, new ConversationFile(records), ClaudeBackendJsonContext.Default.ConversationFile, cancellationToken);
+        }
+
+        File.Move(temporary, _file, overwrite: true);
+    }
+
+    private sealed class TurnLease(SemaphoreSlim turnLock) : IDisposable
+    {
+        private int _disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            {
+                turnLock.Release();
+            }
+        }
+    }
+}
+
+internal sealed record ConversationFile(Dictionary<string, ConversationRecord> Conversations);
+
+internal sealed record ConversationRecord(Guid SessionId, DateTimeOffset UpdatedAt);

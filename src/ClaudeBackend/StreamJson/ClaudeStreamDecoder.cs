@@ -1,0 +1,229 @@
+using System.Text;
+using System.Text.Json;
+using ClaudeProxy.ClaudeBackend.Contract;
+
+namespace ClaudeProxy.ClaudeBackend.StreamJson;
+
+/// <summary>
+/// Turns the CLI's stream-json lines (and the backend's own <c>gateway_error</c> line) into
+/// <see cref="ClaudeStreamEvent"/>s. One instance per turn: it remembers what was streamed so far.
+/// </summary>
+/// <remarks>
+/// Text is streamed from <c>stream_event</c> deltas as they arrive. The <c>assistant</c> line that closes each
+/// content block is authoritative: when a stream breaks, the CLI retries without streaming and prints the whole
+/// answer there without withdrawing the deltas it already printed, so only the part not yet streamed is emitted.
+/// </remarks>
+public sealed class ClaudeStreamDecoder
+{
+    private readonly StringBuilder _streamedText = new();
+    private readonly StringBuilder _streamedThinking = new();
+    private readonly StringBuilder _answer = new();
+    private double? _lastRetryDelayMs;
+    private string? _responseModel;
+
+    /// <summary>True once the turn's outcome (<see cref="TurnCompleted"/> or <see cref="TurnFailed"/>) was decoded.</summary>
+    public bool IsFinished { get; private set; }
+
+    /// <summary>The API model that is answering, once known.</summary>
+    public string? ResponseModel => _responseModel;
+
+    /// <summary>Decodes one line. Lines that are not JSON objects, or carry nothing for a client, add no event.</summary>
+    public void Decode(ReadOnlySpan<byte> line, ICollection<ClaudeStreamEvent> events)
+    {
+        if (IsFinished || line.IsEmpty)
+        {
+            return;
+        }
+
+        CliLine? parsed;
+        try
+        {
+            parsed = JsonSerializer.Deserialize(line, ClaudeBackendJsonContext.Default.CliLine);
+        }
+        catch (JsonException)
+        {
+            // The CLI prints only JSON on stdout in stream-json mode; anything else (a stray warning) is noise.
+            return;
+        }
+
+        if (parsed is not null)
+        {
+            Decode(parsed, events);
+        }
+    }
+
+    /// <inheritdoc cref="Decode(ReadOnlySpan{byte}, ICollection{ClaudeStreamEvent})"/>
+    public void Decode(string line, ICollection<ClaudeStreamEvent> events) => Decode(Encoding.UTF8.GetBytes(line), events);
+
+    private void Decode(CliLine line, ICollection<ClaudeStreamEvent> events)
+    {
+        switch (line.Type)
+        {
+            case "stream_event" when line.Event is { } streamEvent:
+                DecodeStreamEvent(streamEvent, events);
+                break;
+            case "assistant" when line.Message is { } message:
+                DecodeAssistantMessage(message, events);
+                break;
+            case "system" when line.Subtype == "api_retry":
+                _lastRetryDelayMs = line.RetryDelayMs;
+                break;
+            case "result":
+                DecodeResult(line, events);
+                break;
+            case GatewayErrorLine.LineType:
+                var error = line.Error.ValueKind == JsonValueKind.Object
+                    ? line.Error.Deserialize(ClaudeBackendJsonContext.Default.ClaudeBackendError)
+                    : null;
+                Finish(new TurnFailed(error ?? new ClaudeBackendError(ClaudeErrorKind.CliFailed, "The Claude CLI failed.")), events);
+                break;
+        }
+    }
+
+    private void DecodeStreamEvent(CliStreamEvent streamEvent, ICollection<ClaudeStreamEvent> events)
+    {
+        switch (streamEvent.Type)
+        {
+            case "message_start":
+                if (streamEvent.Message?.Model is { } model)
+                {
+                    _responseModel = model;
+                }
+
+                break;
+            case "content_block_delta" when streamEvent.Delta is { Type: "text_delta", Text: { Length: > 0 } text }:
+                _streamedText.Append(text);
+                _answer.Append(text);
+                events.Add(new TextDelta(text));
+                break;
+            case "content_block_delta" when streamEvent.Delta is { Type: "thinking_delta", Thinking: { Length: > 0 } thinking }:
+                _streamedThinking.Append(thinking);
+                events.Add(new ThinkingDelta(thinking));
+                break;
+        }
+    }
+
+    private void DecodeAssistantMessage(CliMessage message, ICollection<ClaudeStreamEvent> events)
+    {
+        if (message.Model is { } model and not "<synthetic>")
+        {
+            _responseModel = model;
+        }
+        else if (message.Model is "<synthetic>")
+        {
+            // The CLI's own error text, repeated by the result line that follows: not an answer.
+            return;
+        }
+
+        foreach (var block in message.Content ?? [])
+        {
+            switch (block.Type)
+            {
+                case "text" when block.Text is { } text:
+                    EmitUnstreamedRemainder(text, _streamedText, s => new TextDelta(s), events);
+                    break;
+                case "thinking" when block.Thinking is { } thinking:
+                    EmitUnstreamedRemainder(thinking, _streamedThinking, s => new ThinkingDelta(s), events);
+                    break;
+            }
+        }
+    }
+
+    private void EmitUnstreamedRemainder(
+        string blockText,
+        StringBuilder streamed,
+        Func<string, ClaudeStreamEvent> create,
+        ICollection<ClaudeStreamEvent> events)
+    {
+        var alreadyStreamed = streamed.ToString();
+        streamed.Clear();
+        var remainder = blockText.StartsWith(alreadyStreamed, StringComparison.Ordinal)
+            ? blockText[alreadyStreamed.Length..]
+            : blockText;
+        if (remainder.Length == 0)
+        {
+            return;
+        }
+
+        var delta = create(remainder);
+        if (delta is TextDelta text)
+        {
+            _answer.Append(text.Text);
+        }
+
+        events.Add(delta);
+    }
+
+    private void DecodeResult(CliLine line, ICollection<ClaudeStreamEvent> events)
+    {
+        if (line.IsError == true || line.Subtype is { } subtype && subtype != "success")
+        {
+            Finish(new TurnFailed(ErrorOf(line)), events);
+            return;
+        }
+
+        var usage = line.Usage is { } u
+            ? new ClaudeUsage(u.InputTokens, u.OutputTokens, u.CacheReadInputTokens, u.CacheCreationInputTokens)
+            : default;
+        if (usage.PromptTokens + usage.OutputTokens == 0 && line.ModelUsage is { Count: > 0 } byModel)
+        {
+            // After a non-streaming retry the CLI reports zeros in usage but the real counts per model.
+            usage = new ClaudeUsage(
+                byModel.Values.Sum(m => m.InputTokens),
+                byModel.Values.Sum(m => m.OutputTokens),
+                byModel.Values.Sum(m => m.CacheReadInputTokens),
+                byModel.Values.Sum(m => m.CacheCreationInputTokens));
+        }
+
+        var result = new ClaudeTurnResult(
+            Text: line.Result ?? _answer.ToString(),
+            StopReason: line.StopReason,
+            Usage: usage,
+            CostUsd: line.TotalCostUsd ?? 0,
+            Timings: new ClaudeTimings(line.DurationMs ?? 0, line.DurationApiMs ?? 0, line.TimeToRequestMs, line.TtftMs),
+            SessionId: line.SessionId,
+            ResponseModel: _responseModel);
+        Finish(new TurnCompleted(result), events);
+    }
+
+    private ClaudeBackendError ErrorOf(CliLine line)
+    {
+        var message = line.Result ?? (line.Errors is { Length: > 0 } errors ? string.Join("; ", errors) : null)
+            ?? $"The Claude CLI ended the turn with '{line.Subtype}'.";
+        var kind = line.ApiErrorStatus switch
+        {
+            400 => ClaudeErrorKind.InvalidRequest,
+            401 => ClaudeErrorKind.Authentication,
+            403 => ClaudeErrorKind.PermissionDenied,
+            404 => ClaudeErrorKind.ModelNotFound,
+            413 => ClaudeErrorKind.RequestTooLarge,
+            429 => ClaudeErrorKind.RateLimited,
+            529 => ClaudeErrorKind.Overloaded,
+            >= 500 => ClaudeErrorKind.UpstreamError,
+            _ => KindFromText(line.Subtype, message),
+        };
+        int? retryAfter = kind is ClaudeErrorKind.RateLimited or ClaudeErrorKind.Overloaded
+            ? (int)Math.Ceiling((_lastRetryDelayMs ?? 1000) / 1000)
+            : null;
+        return new ClaudeBackendError(kind, message, retryAfter);
+    }
+
+    private static ClaudeErrorKind KindFromText(string? subtype, string message) => message switch
+    {
+        _ when subtype is not (null or "success") => ClaudeErrorKind.CliFailed,
+        _ when message.Contains("Not logged in", StringComparison.OrdinalIgnoreCase)
+            || message.Contains("Invalid API key", StringComparison.OrdinalIgnoreCase) => ClaudeErrorKind.Authentication,
+        _ when message.Contains("529", StringComparison.Ordinal)
+            || message.Contains("Overloaded", StringComparison.OrdinalIgnoreCase) => ClaudeErrorKind.Overloaded,
+        _ when message.Contains("usage limit", StringComparison.OrdinalIgnoreCase)
+            || message.Contains("rate limit", StringComparison.OrdinalIgnoreCase) => ClaudeErrorKind.RateLimited,
+        _ when message.Contains("timed out", StringComparison.OrdinalIgnoreCase) => ClaudeErrorKind.Timeout,
+        _ => ClaudeErrorKind.UpstreamError,
+    };
+
+    private void Finish(ClaudeStreamEvent outcome, ICollection<ClaudeStreamEvent> events)
+    {
+        IsFinished = true;
+        events.Add(outcome);
+    }
+}

@@ -1,0 +1,69 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace ClaudeProxy.ClaudeBackend.StreamJson;
+
+// The parts of the CLI's stream-json output that the gateway reads. Everything else on a line is skipped
+// by the deserializer. Field names are the CLI's own (observed with 2.1.197, see shared/claude-cli).
+
+internal sealed record CliLine(
+    string? Type,
+    string? Subtype,
+    CliStreamEvent? Event,
+    CliMessage? Message,
+    [property: JsonPropertyName("is_error")] bool? IsError,
+    [property: JsonPropertyName("api_error_status")] int? ApiErrorStatus,
+    string? Result,
+    [property: JsonPropertyName("stop_reason")] string? StopReason,
+    [property: JsonPropertyName("session_id")] string? SessionId,
+    [property: JsonPropertyName("total_cost_usd")] double? TotalCostUsd,
+    CliUsage? Usage,
+    [property: JsonPropertyName("modelUsage")] Dictionary<string, CliModelUsage>? ModelUsage,
+    [property: JsonPropertyName("duration_ms")] long? DurationMs,
+    [property: JsonPropertyName("duration_api_ms")] long? DurationApiMs,
+    [property: JsonPropertyName("ttft_ms")] long? TtftMs,
+    [property: JsonPropertyName("time_to_request_ms")] long? TimeToRequestMs,
+    string[]? Errors,
+    string? Model,
+    [property: JsonPropertyName("retry_delay_ms")] double? RetryDelayMs,
+    JsonElement Error);
+
+internal sealed record CliStreamEvent(string? Type, CliDelta? Delta, CliMessage? Message);
+
+internal sealed record CliDelta(string? Type, string? Text, string? Thinking);
+
+internal sealed record CliMessage(string? Id, string? Model, CliContentBlock[]? Content);
+
+internal sealed record CliContentBlock(string? Type, string? Text, string? Thinking);
+
+internal sealed record CliUsage(
+    [property: JsonPropertyName("input_tokens")] long InputTokens,
+    [property: JsonPropertyName("output_tokens")] long OutputTokens,
+    [property: JsonPropertyName("cache_read_input_tokens")] long CacheReadInputTokens,
+    [property: JsonPropertyName("cache_creation_input_tokens")] long CacheCreationInputTokens);
+
+internal sealed record CliModelUsage(
+    long InputTokens,
+    long OutputTokens,
+    long CacheReadInputTokens,
+    long CacheCreationInputTokens);
+
+/// <summary>A user line for <c>--input-format stream-json</c>.</summary>
+internal sealed record CliUserLine(CliUserMessage Message)
+{
+    public string Type => "user";
+}
+
+internal sealed record CliUserMessage(IReadOnlyList<CliInputBlock> Content)
+{
+    public string Role => "user";
+}
+
+internal sealed record CliInputBlock(string Type, string? Text = null, CliImageSource? Source = null);
+
+internal sealed record CliImageSource(
+    [property: JsonPropertyName("media_type")] string MediaType,
+    string Data)
+{
+    public string Type => "base64";
+}

@@ -1,0 +1,61 @@
+using System.Text;
+using System.Text.Json;
+using ClaudeProxy.ClaudeBackend.Contract;
+using ClaudeProxy.ClaudeBackend.StreamJson;
+
+namespace ClaudeProxy.ClaudeBackend;
+
+/// <summary>Builds the stream-json user line that carries a turn to the CLI on stdin.</summary>
+internal static class TurnPrompt
+{
+    /// <summary>
+    /// The new turn is every message after the last assistant message. With <paramref name="includeHistory"/>, the
+    /// earlier messages go in front of it as a transcript: the CLI takes one user message per turn, so a history the
+    /// client sends (and that no stored session holds) can reach the model only as text.
+    /// </summary>
+    public static string ToInputLine(IReadOnlyList<ClaudeMessage> messages, bool includeHistory)
+    {
+        var lastAssistant = -1;
+        for (var i = messages.Count - 1; i >= 0; i--)
+        {
+            if (messages[i].Role == ClaudeMessage.AssistantRole)
+            {
+                lastAssistant = i;
+                break;
+            }
+        }
+
+        var text = new StringBuilder();
+        if (includeHistory && lastAssistant >= 0)
+        {
+            text.Append("<conversation_history>\n");
+            foreach (var message in messages.Take(lastAssistant + 1))
+            {
+                var images = message.Images is { Count: > 0 } attached ? $"\n[{attached.Count} image(s) not repeated]" : "";
+                text.Append('<').Append(message.Role).Append(">\n")
+                    .Append(message.Text).Append(images)
+                    .Append("\n</").Append(message.Role).Append(">\n");
+            }
+
+            text.Append("</conversation_history>\n\n");
+        }
+
+        var newTurn = messages.Skip(lastAssistant + 1).ToList();
+        text.AppendJoin("\n\n", newTurn.Select(m => m.Text));
+
+        List<CliInputBlock> blocks = [new CliInputBlock("text", EscapeSlashCommand(text.ToString()))];
+        foreach (var image in newTurn.SelectMany(m => m.Images ?? []))
+        {
+            blocks.Add(new CliInputBlock("image", Source: new CliImageSource(image.MediaType, image.Base64Data)));
+        }
+
+        return JsonSerializer.Serialize(new CliUserLine(new CliUserMessage(blocks)), ClaudeBackendJsonContext.Default.CliUserLine);
+    }
+
+    /// <summary>
+    /// The CLI reads a prompt that starts with <c>/</c> as a slash command and never sends it to the model (with
+    /// <c>--disable-slash-commands</c> it answers "isn't available"). A leading space makes it plain text.
+    /// </summary>
+    private static string EscapeSlashCommand(string text) =>
+        text.StartsWith('/') ? " " + text : text;
+}
