@@ -23,7 +23,7 @@ public sealed partial class ClaudeBackendHandler(
     IOptions<ClaudeBackendOptions> options,
     ILogger<ClaudeBackendHandler> logger) : HttpMessageHandler
 {
-    public const string TurnsPath = "/v1/turns";
+    public const string TurnsPath = ClaudeBackendPaths.Turns;
     public const string StreamMediaType = "application/x-ndjson";
 
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)

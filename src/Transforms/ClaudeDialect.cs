@@ -1,0 +1,112 @@
+using System.Buffers;
+using System.Net;
+using ClaudeProxy.ClaudeBackend.Contract;
+using ClaudeProxy.ClaudeBackend.StreamJson;
+
+namespace ClaudeProxy.Transforms;
+
+/// <summary>
+/// One client dialect of a Claude turn (Ollama chat, Ollama generate, OpenAI chat): how its request becomes a
+/// <see cref="ClaudeTurnRequest"/> and how the turn's events become the stream or body its clients read.
+/// </summary>
+public abstract class ClaudeDialect
+{
+    /// <summary>The name used in route metadata, e.g. <c>ollama-chat</c>.</summary>
+    public abstract string Name { get; }
+
+    public abstract ErrorStyle ErrorStyle { get; }
+
+    internal abstract string StreamContentType { get; }
+
+    /// <summary>Parses the client's body. Returns null with <paramref name="immediateAnswer"/> set when no model run is needed.</summary>
+    /// <exception cref="DialectRequestException">The request is invalid.</exception>
+    internal abstract DialectRequest? Parse(byte[] body, TimeProvider timeProvider, out byte[]? immediateAnswer);
+
+    internal abstract AnswerWriter CreateWriter(DialectRequest request, TimeProvider timeProvider, long startTimestamp);
+}
+
+/// <summary>A client's request for a Claude turn and what its answer must look like.</summary>
+/// <param name="Turn">The turn for the backend.</param>
+/// <param name="RequestedModel">The model name exactly as the client sent it: responses echo it.</param>
+/// <param name="Stream">Whether the client wants a stream.</param>
+/// <param name="IncludeUsage">OpenAI's <c>stream_options.include_usage</c>.</param>
+internal sealed record DialectRequest(ClaudeTurnRequest Turn, string RequestedModel, bool Stream, bool IncludeUsage = false);
+
+/// <summary>The client's request cannot be served as sent; the message goes back in the client's envelope.</summary>
+internal sealed class DialectRequestException(string message, HttpStatusCode status = HttpStatusCode.BadRequest) : Exception(message)
+{
+    public HttpStatusCode Status { get; } = status;
+}
+
+/// <summary>Writes one turn's answer in a dialect, as a stream of frames or as one body.</summary>
+internal abstract class AnswerWriter(DialectRequest request, TimeProvider timeProvider, long startTimestamp)
+{
+    protected DialectRequest Request { get; } = request;
+
+    protected TimeProvider TimeProvider { get; } = timeProvider;
+
+    /// <summary>Time since the gateway received the request.</summary>
+    protected TimeSpan Elapsed => TimeProvider.GetElapsedTime(startTimestamp);
+
+    public void WriteStreamEvent(ClaudeStreamEvent streamEvent, IBufferWriter<byte> output)
+    {
+        switch (streamEvent)
+        {
+            case TextDelta text:
+                WriteText(text.Text, output);
+                break;
+            case ThinkingDelta thinking:
+                WriteThinking(thinking.Text, output);
+                break;
+            case TurnCompleted completed:
+                WriteCompleted(completed.Result, output);
+                break;
+            case TurnFailed failed:
+                WriteStreamError(failed.Error, output);
+                break;
+        }
+    }
+
+    protected abstract void WriteText(string text, IBufferWriter<byte> output);
+
+    protected abstract void WriteThinking(string thinking, IBufferWriter<byte> output);
+
+    /// <summary>The final frame(s) of a stream: Ollama's <c>done:true</c> chunk, OpenAI's finish chunk and <c>[DONE]</c>.</summary>
+    protected abstract void WriteCompleted(ClaudeTurnResult result, IBufferWriter<byte> output);
+
+    /// <summary>An error after the stream started: the last thing the client reads.</summary>
+    protected abstract void WriteStreamError(ClaudeBackendError error, IBufferWriter<byte> output);
+
+    /// <summary>The whole answer as one JSON body, for <c>stream:false</c>.</summary>
+    public abstract void WriteAnswer(ClaudeTurnResult result, string thinking, IBufferWriter<byte> output);
+}
+
+internal static class DialectJson
+{
+    /// <summary>Parses a client body whatever its Content-Type (curl -d sends form encoding), as Ollama does.</summary>
+    public static T Deserialize<T>(byte[] body, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> typeInfo)
+        where T : class
+    {
+        if (body.Length == 0)
+        {
+            throw new DialectRequestException("missing request body");
+        }
+
+        try
+        {
+            return System.Text.Json.JsonSerializer.Deserialize(body, typeInfo)
+                ?? throw new DialectRequestException("missing request body");
+        }
+        catch (System.Text.Json.JsonException exception)
+        {
+            throw new DialectRequestException($"invalid JSON in request body: {exception.Message}");
+        }
+    }
+
+    /// <summary>An id that keeps a conversation: the original server's <c>id</c>, else <c>user</c>.</summary>
+    public static string? ConversationId(string? id, string? user) =>
+        !string.IsNullOrWhiteSpace(id) ? id : !string.IsNullOrWhiteSpace(user) ? user : null;
+
+    public static bool IsNonEmptyArray(System.Text.Json.JsonElement element) =>
+        element.ValueKind == System.Text.Json.JsonValueKind.Array && element.GetArrayLength() > 0;
+}

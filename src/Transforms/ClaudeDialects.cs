@@ -1,0 +1,23 @@
+using System.Diagnostics.CodeAnalysis;
+using ClaudeProxy.Transforms.Ollama;
+using ClaudeProxy.Transforms.OpenAi;
+
+namespace ClaudeProxy.Transforms;
+
+/// <summary>The dialects a route can name in its <c>ClaudeDialect</c> metadata.</summary>
+public static class ClaudeDialects
+{
+    public static ClaudeDialect OllamaChat { get; } = new OllamaChatDialect();
+
+    public static ClaudeDialect OllamaGenerate { get; } = new OllamaGenerateDialect();
+
+    public static ClaudeDialect OpenAiChat { get; } = new OpenAiChatDialect();
+
+    public static IReadOnlyList<ClaudeDialect> All { get; } = [OllamaChat, OllamaGenerate, OpenAiChat];
+
+    public static bool TryGet(string? name, [NotNullWhen(true)] out ClaudeDialect? dialect)
+    {
+        dialect = All.FirstOrDefault(d => d.Name == name);
+        return dialect is not null;
+    }
+}

@@ -1,0 +1,31 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using ClaudeProxy.Transforms.Ollama;
+using ClaudeProxy.Transforms.OpenAi;
+
+namespace ClaudeProxy.Transforms;
+
+[JsonSourceGenerationOptions(
+    PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
+    PropertyNameCaseInsensitive = true,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    AllowTrailingCommas = true,
+    ReadCommentHandling = JsonCommentHandling.Skip)]
+[JsonSerializable(typeof(OllamaChatRequest))]
+[JsonSerializable(typeof(OllamaGenerateRequest))]
+[JsonSerializable(typeof(OllamaChatChunk))]
+[JsonSerializable(typeof(OllamaGenerateChunk))]
+[JsonSerializable(typeof(OllamaError))]
+[JsonSerializable(typeof(OllamaShowRequest))]
+[JsonSerializable(typeof(OllamaTags))]
+[JsonSerializable(typeof(OllamaShowResponse))]
+[JsonSerializable(typeof(OllamaVersion))]
+[JsonSerializable(typeof(OpenAiChatRequest))]
+[JsonSerializable(typeof(OpenAiChatCompletion))]
+[JsonSerializable(typeof(OpenAiChatChunk))]
+[JsonSerializable(typeof(OpenAiErrorBody))]
+[JsonSerializable(typeof(OpenAiModelList))]
+[JsonSerializable(typeof(OpenAiModel))]
+[JsonSerializable(typeof(long))]
+[JsonSerializable(typeof(string))]
+internal sealed partial class DialectJsonContext : JsonSerializerContext;

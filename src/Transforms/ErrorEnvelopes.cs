@@ -1,0 +1,52 @@
+using System.Net;
+using ClaudeProxy.ClaudeBackend.Contract;
+using ClaudeProxy.Transforms.Ollama;
+using ClaudeProxy.Transforms.OpenAi;
+using Microsoft.AspNetCore.Http;
+
+namespace ClaudeProxy.Transforms;
+
+/// <summary>The two error envelopes clients understand: Ollama's <c>{"error":"…"}</c> and OpenAI's error object.</summary>
+public enum ErrorStyle
+{
+    Ollama,
+    OpenAi,
+}
+
+public static class ErrorEnvelopes
+{
+    public const string JsonContentType = "application/json; charset=utf-8";
+
+    public static byte[] Create(ErrorStyle style, HttpStatusCode status, string message, string? code = null) => style switch
+    {
+        ErrorStyle.OpenAi => JsonOutput.ToBytes(
+            new OpenAiErrorBody(new OpenAiError(message, OpenAiErrorType(status), Code: code)),
+            DialectJsonContext.Default.OpenAiErrorBody),
+        _ => JsonOutput.ToBytes(new OllamaError(message), DialectJsonContext.Default.OllamaError),
+    };
+
+    internal static byte[] Create(ErrorStyle style, ClaudeBackendError error) =>
+        Create(style, error.StatusCode, error.Message, CodeOf(error.Kind));
+
+    /// <summary>Answers the request with an error in the client's envelope.</summary>
+    public static async Task WriteAsync(HttpResponse response, ErrorStyle style, HttpStatusCode status, string message, CancellationToken cancellationToken)
+    {
+        response.StatusCode = (int)status;
+        response.ContentType = JsonContentType;
+        await response.Body.WriteAsync(Create(style, status, message), cancellationToken);
+    }
+
+    /// <summary>snake_case of the kind, e.g. <c>rate_limited</c>: a stable code clients can branch on.</summary>
+    internal static string CodeOf(ClaudeErrorKind kind) =>
+        System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(kind.ToString());
+
+    private static string OpenAiErrorType(HttpStatusCode status) => status switch
+    {
+        HttpStatusCode.BadRequest or HttpStatusCode.RequestEntityTooLarge => "invalid_request_error",
+        HttpStatusCode.Unauthorized => "authentication_error",
+        HttpStatusCode.Forbidden => "permission_error",
+        HttpStatusCode.NotFound => "not_found_error",
+        HttpStatusCode.TooManyRequests => "rate_limit_error",
+        _ => "api_error",
+    };
+}

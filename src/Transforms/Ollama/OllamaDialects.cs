@@ -1,0 +1,185 @@
+using System.Buffers;
+using System.Text.Json;
+using ClaudeProxy.ClaudeBackend.Contract;
+
+namespace ClaudeProxy.Transforms.Ollama;
+
+/// <summary>Ollama's <c>POST /api/chat</c>.</summary>
+internal sealed class OllamaChatDialect : ClaudeDialect
+{
+    public override string Name => "ollama-chat";
+
+    public override ErrorStyle ErrorStyle => ErrorStyle.Ollama;
+
+    internal override string StreamContentType => Ollama.StreamContentType;
+
+    internal override DialectRequest? Parse(byte[] body, TimeProvider timeProvider, out byte[]? immediateAnswer)
+    {
+        var request = DialectJson.Deserialize(body, DialectJsonContext.Default.OllamaChatRequest);
+        var model = Ollama.RequireModel(request.Model);
+        immediateAnswer = null;
+        if (request.Messages is null or { Count: 0 })
+        {
+            // Clients "load" (and Open WebUI "unloads") a model with an empty chat; nothing to run.
+            immediateAnswer = Ollama.LoadAnswer(model, request.KeepAlive, timeProvider,
+                (m, at, reason) => JsonOutput.ToBytes(new OllamaChatChunk(m, at, new OllamaResponseMessage(""), true, reason), DialectJsonContext.Default.OllamaChatChunk));
+            return null;
+        }
+
+        if (DialectJson.IsNonEmptyArray(request.Tools))
+        {
+            throw new DialectRequestException($"{model} does not support tools");
+        }
+
+        List<string> system = [];
+        List<ClaudeMessage> messages = [];
+        foreach (var message in request.Messages)
+        {
+            var role = message.Role?.ToLowerInvariant();
+            var text = message.Content ?? "";
+            switch (role)
+            {
+                case "system":
+                    system.Add(text);
+                    break;
+                case "user":
+                    messages.Add(new ClaudeMessage(ClaudeMessage.UserRole, text, message.Images?.Select(ImageData.FromBase64).ToList()));
+                    break;
+                case "assistant":
+                    messages.Add(new ClaudeMessage(ClaudeMessage.AssistantRole, text));
+                    break;
+                case "tool":
+                    messages.Add(new ClaudeMessage(ClaudeMessage.UserRole, "Tool result:\n" + text));
+                    break;
+                default:
+                    throw new DialectRequestException($"invalid role '{message.Role}': use system, user, assistant or tool");
+            }
+        }
+
+        var turn = new ClaudeTurnRequest(
+            model,
+            messages,
+            ResponseFormat.SystemPrompt(system, ResponseFormat.FromOllama(request.Format)),
+            DialectJson.ConversationId(request.Id, request.User));
+        return new DialectRequest(turn, model, request.Stream ?? true);
+    }
+
+    internal override AnswerWriter CreateWriter(DialectRequest request, TimeProvider timeProvider, long startTimestamp) =>
+        new Writer(request, timeProvider, startTimestamp);
+
+    private sealed class Writer(DialectRequest request, TimeProvider timeProvider, long startTimestamp)
+        : AnswerWriter(request, timeProvider, startTimestamp)
+    {
+        protected override void WriteText(string text, IBufferWriter<byte> output) =>
+            Chunk(new OllamaResponseMessage(text), output);
+
+        protected override void WriteThinking(string thinking, IBufferWriter<byte> output) =>
+            Chunk(new OllamaResponseMessage("", thinking), output);
+
+        protected override void WriteCompleted(ClaudeTurnResult result, IBufferWriter<byte> output) =>
+            JsonOutput.WriteLine(output, Final(result, new OllamaResponseMessage("")), DialectJsonContext.Default.OllamaChatChunk);
+
+        protected override void WriteStreamError(ClaudeBackendError error, IBufferWriter<byte> output) =>
+            JsonOutput.WriteLine(output, new OllamaError(error.Message), DialectJsonContext.Default.OllamaError);
+
+        public override void WriteAnswer(ClaudeTurnResult result, string thinking, IBufferWriter<byte> output) =>
+            JsonOutput.WriteJson(output, Final(result, new OllamaResponseMessage(result.Text, thinking.Length > 0 ? thinking : null)), DialectJsonContext.Default.OllamaChatChunk);
+
+        private void Chunk(OllamaResponseMessage message, IBufferWriter<byte> output) =>
+            JsonOutput.WriteLine(output, new OllamaChatChunk(Request.RequestedModel, TimeProvider.GetUtcNow(), message, false), DialectJsonContext.Default.OllamaChatChunk);
+
+        private OllamaChatChunk Final(ClaudeTurnResult result, OllamaResponseMessage message) =>
+            Ollama.WithMetrics(
+                new OllamaChatChunk(Request.RequestedModel, TimeProvider.GetUtcNow(), message, true, TurnMetrics.FinishReason(result)),
+                TurnMetrics.From(result, Elapsed));
+    }
+}
+
+/// <summary>Ollama's <c>POST /api/generate</c>.</summary>
+internal sealed class OllamaGenerateDialect : ClaudeDialect
+{
+    public override string Name => "ollama-generate";
+
+    public override ErrorStyle ErrorStyle => ErrorStyle.Ollama;
+
+    internal override string StreamContentType => Ollama.StreamContentType;
+
+    internal override DialectRequest? Parse(byte[] body, TimeProvider timeProvider, out byte[]? immediateAnswer)
+    {
+        var request = DialectJson.Deserialize(body, DialectJsonContext.Default.OllamaGenerateRequest);
+        var model = Ollama.RequireModel(request.Model);
+        immediateAnswer = null;
+        if (string.IsNullOrEmpty(request.Prompt) && request.Images is null or { Count: 0 })
+        {
+            immediateAnswer = Ollama.LoadAnswer(model, request.KeepAlive, timeProvider,
+                (m, at, reason) => JsonOutput.ToBytes(new OllamaGenerateChunk(m, at, "", null, true, reason), DialectJsonContext.Default.OllamaGenerateChunk));
+            return null;
+        }
+
+        var prompt = new ClaudeMessage(ClaudeMessage.UserRole, request.Prompt ?? "", request.Images?.Select(ImageData.FromBase64).ToList());
+        var turn = new ClaudeTurnRequest(
+            model,
+            [prompt],
+            ResponseFormat.SystemPrompt(request.System is null ? [] : [request.System], ResponseFormat.FromOllama(request.Format)),
+            DialectJson.ConversationId(request.Id, request.User));
+        return new DialectRequest(turn, model, request.Stream ?? true);
+    }
+
+    internal override AnswerWriter CreateWriter(DialectRequest request, TimeProvider timeProvider, long startTimestamp) =>
+        new Writer(request, timeProvider, startTimestamp);
+
+    private sealed class Writer(DialectRequest request, TimeProvider timeProvider, long startTimestamp)
+        : AnswerWriter(request, timeProvider, startTimestamp)
+    {
+        protected override void WriteText(string text, IBufferWriter<byte> output) => Chunk(text, null, output);
+
+        protected override void WriteThinking(string thinking, IBufferWriter<byte> output) => Chunk("", thinking, output);
+
+        protected override void WriteCompleted(ClaudeTurnResult result, IBufferWriter<byte> output) =>
+            JsonOutput.WriteLine(output, Final(result, "", null), DialectJsonContext.Default.OllamaGenerateChunk);
+
+        protected override void WriteStreamError(ClaudeBackendError error, IBufferWriter<byte> output) =>
+            JsonOutput.WriteLine(output, new OllamaError(error.Message), DialectJsonContext.Default.OllamaError);
+
+        public override void WriteAnswer(ClaudeTurnResult result, string thinking, IBufferWriter<byte> output) =>
+            JsonOutput.WriteJson(output, Final(result, result.Text, thinking.Length > 0 ? thinking : null), DialectJsonContext.Default.OllamaGenerateChunk);
+
+        private void Chunk(string response, string? thinking, IBufferWriter<byte> output) =>
+            JsonOutput.WriteLine(output, new OllamaGenerateChunk(Request.RequestedModel, TimeProvider.GetUtcNow(), response, thinking, false), DialectJsonContext.Default.OllamaGenerateChunk);
+
+        private OllamaGenerateChunk Final(ClaudeTurnResult result, string response, string? thinking) =>
+            Ollama.WithMetrics(
+                new OllamaGenerateChunk(Request.RequestedModel, TimeProvider.GetUtcNow(), response, thinking, true, TurnMetrics.FinishReason(result)),
+                TurnMetrics.From(result, Elapsed));
+    }
+}
+
+/// <summary>What Ollama's chat and generate have in common.</summary>
+internal static class Ollama
+{
+    public const string StreamContentType = "application/x-ndjson";
+
+    public static string RequireModel(string? model) =>
+        string.IsNullOrWhiteSpace(model) ? throw new DialectRequestException("model is required") : model;
+
+    public static byte[] LoadAnswer(string model, JsonElement keepAlive, TimeProvider timeProvider, Func<string, DateTimeOffset, string, byte[]> create) =>
+        create(model, timeProvider.GetUtcNow(), IsZero(keepAlive) ? "unload" : "load");
+
+    public static T WithMetrics<T>(T chunk, TurnMetrics metrics)
+        where T : OllamaMetrics => chunk with
+        {
+            TotalDuration = metrics.TotalDurationNs,
+            LoadDuration = metrics.LoadDurationNs,
+            PromptEvalCount = metrics.PromptTokens > 0 ? metrics.PromptTokens : null,
+            PromptEvalDuration = metrics.PromptEvalDurationNs,
+            EvalCount = metrics.OutputTokens > 0 ? metrics.OutputTokens : null,
+            EvalDuration = metrics.EvalDurationNs,
+        };
+
+    private static bool IsZero(JsonElement keepAlive) => keepAlive.ValueKind switch
+    {
+        JsonValueKind.Number => keepAlive.TryGetDouble(out var seconds) && seconds == 0,
+        JsonValueKind.String => keepAlive.GetString() is "0" or "0s" or "0m" or "0h",
+        _ => false,
+    };
+}

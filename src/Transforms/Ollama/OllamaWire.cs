@@ -1,0 +1,103 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace ClaudeProxy.Transforms.Ollama;
+
+// Ollama's native API as clients send and read it (shared/docs/ollama-api.md §1). Unknown request fields are ignored.
+
+internal sealed record OllamaChatRequest(
+    string? Model,
+    List<OllamaMessage>? Messages,
+    bool? Stream,
+    JsonElement Format,
+    JsonElement KeepAlive,
+    JsonElement Tools,
+    string? Id,
+    string? User);
+
+internal sealed record OllamaGenerateRequest(
+    string? Model,
+    string? Prompt,
+    string? System,
+    List<string>? Images,
+    bool? Stream,
+    JsonElement Format,
+    JsonElement KeepAlive,
+    string? Id,
+    string? User);
+
+internal sealed record OllamaMessage(string? Role, string? Content, List<string>? Images);
+
+internal sealed record OllamaChatChunk(
+    string Model,
+    DateTimeOffset CreatedAt,
+    OllamaResponseMessage Message,
+    bool Done,
+    string? DoneReason = null) : OllamaMetrics;
+
+internal sealed record OllamaGenerateChunk(
+    string Model,
+    DateTimeOffset CreatedAt,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string Response,
+    string? Thinking,
+    bool Done,
+    string? DoneReason = null) : OllamaMetrics;
+
+internal sealed record OllamaResponseMessage(
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string Content,
+    string? Thinking = null)
+{
+    public string Role => "assistant";
+}
+
+/// <summary>The final chunk's metrics: integers in nanoseconds and tokens, left out when unknown (as Ollama does).</summary>
+internal abstract record OllamaMetrics
+{
+    public long? TotalDuration { get; init; }
+
+    public long? LoadDuration { get; init; }
+
+    public long? PromptEvalCount { get; init; }
+
+    public long? PromptEvalDuration { get; init; }
+
+    public long? EvalCount { get; init; }
+
+    public long? EvalDuration { get; init; }
+}
+
+internal sealed record OllamaError([property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string Error);
+
+internal sealed record OllamaShowRequest(string? Model, string? Name);
+
+internal sealed record OllamaTags(IReadOnlyList<OllamaModelEntry> Models);
+
+internal sealed record OllamaModelEntry(
+    string Name,
+    string Model,
+    DateTimeOffset ModifiedAt,
+    long Size,
+    string Digest,
+    OllamaModelDetails Details,
+    DateTimeOffset? ExpiresAt = null,
+    long? SizeVram = null,
+    int? ContextLength = null);
+
+internal sealed record OllamaModelDetails(
+    string ParentModel,
+    string Format,
+    string Family,
+    IReadOnlyList<string> Families,
+    string ParameterSize,
+    string QuantizationLevel);
+
+internal sealed record OllamaShowResponse(
+    string Modelfile,
+    string Parameters,
+    string Template,
+    OllamaModelDetails Details,
+    [property: JsonPropertyName("model_info")] IReadOnlyDictionary<string, JsonElement> ModelInfo,
+    IReadOnlyList<string> Capabilities,
+    DateTimeOffset ModifiedAt);
+
+internal sealed record OllamaVersion(string Version);

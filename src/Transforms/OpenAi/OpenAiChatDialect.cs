@@ -1,0 +1,176 @@
+using System.Buffers;
+using System.Text;
+using System.Text.Json;
+using ClaudeProxy.ClaudeBackend.Contract;
+
+namespace ClaudeProxy.Transforms.OpenAi;
+
+/// <summary>OpenAI's <c>POST /v1/chat/completions</c> (and the original server's <c>/chat/completions</c>).</summary>
+internal sealed class OpenAiChatDialect : ClaudeDialect
+{
+    public const string ContentType = "text/event-stream";
+
+    public override string Name => "openai-chat";
+
+    public override ErrorStyle ErrorStyle => ErrorStyle.OpenAi;
+
+    internal override string StreamContentType => ContentType;
+
+    internal override DialectRequest? Parse(byte[] body, TimeProvider timeProvider, out byte[]? immediateAnswer)
+    {
+        immediateAnswer = null;
+        var request = DialectJson.Deserialize(body, DialectJsonContext.Default.OpenAiChatRequest);
+        if (string.IsNullOrWhiteSpace(request.Model))
+        {
+            throw new DialectRequestException("you must provide a model parameter");
+        }
+
+        if (request.Messages is null or { Count: 0 })
+        {
+            throw new DialectRequestException("[] is too short - 'messages'");
+        }
+
+        if (DialectJson.IsNonEmptyArray(request.Tools))
+        {
+            throw new DialectRequestException($"{request.Model} does not support tools");
+        }
+
+        List<string> system = [];
+        List<ClaudeMessage> messages = [];
+        foreach (var message in request.Messages)
+        {
+            var (text, images) = ReadContent(message.Content);
+            switch (message.Role?.ToLowerInvariant())
+            {
+                case "system" or "developer":
+                    system.Add(text);
+                    break;
+                case "user":
+                    messages.Add(new ClaudeMessage(ClaudeMessage.UserRole, text, images));
+                    break;
+                case "assistant":
+                    messages.Add(new ClaudeMessage(ClaudeMessage.AssistantRole, text));
+                    break;
+                case "tool" or "function":
+                    messages.Add(new ClaudeMessage(ClaudeMessage.UserRole, "Tool result:\n" + text));
+                    break;
+                default:
+                    throw new DialectRequestException($"Invalid value: '{message.Role}'. Supported values are: 'system', 'developer', 'user', 'assistant' and 'tool'.");
+            }
+        }
+
+        var turn = new ClaudeTurnRequest(
+            request.Model,
+            messages,
+            ResponseFormat.SystemPrompt(system, ResponseFormat.FromOpenAi(request.ResponseFormat)),
+            DialectJson.ConversationId(request.Id, request.User));
+        return new DialectRequest(turn, request.Model, request.Stream ?? false, request.StreamOptions?.IncludeUsage ?? false);
+    }
+
+    internal override AnswerWriter CreateWriter(DialectRequest request, TimeProvider timeProvider, long startTimestamp) =>
+        new Writer(request, timeProvider, startTimestamp);
+
+    /// <summary>A message's content: a string, or parts of type <c>text</c> and <c>image_url</c>.</summary>
+    private static (string Text, List<ClaudeImage>? Images) ReadContent(JsonElement content)
+    {
+        switch (content.ValueKind)
+        {
+            case JsonValueKind.String:
+                return (content.GetString()!, null);
+            case JsonValueKind.Null or JsonValueKind.Undefined:
+                return ("", null);
+            case JsonValueKind.Array:
+                var text = new StringBuilder();
+                List<ClaudeImage>? images = null;
+                foreach (var part in content.EnumerateArray())
+                {
+                    var type = part.ValueKind == JsonValueKind.Object && part.TryGetProperty("type", out var t) ? t.GetString() : null;
+                    switch (type)
+                    {
+                        case "text" when part.TryGetProperty("text", out var partText) && partText.ValueKind == JsonValueKind.String:
+                            text.Append(text.Length > 0 ? "\n" : "").Append(partText.GetString());
+                            break;
+                        case "image_url" when part.TryGetProperty("image_url", out var image):
+                            var url = image.ValueKind == JsonValueKind.String ? image.GetString()
+                                : image.ValueKind == JsonValueKind.Object && image.TryGetProperty("url", out var u) ? u.GetString() : null;
+                            (images ??= []).Add(ImageData.FromDataUrl(url ?? ""));
+                            break;
+                        default:
+                            throw new DialectRequestException($"unsupported content part type '{type}'");
+                    }
+                }
+
+                return (text.ToString(), images);
+            default:
+                throw new DialectRequestException("message content must be a string or an array of content parts");
+        }
+    }
+
+    private sealed class Writer(DialectRequest request, TimeProvider timeProvider, long startTimestamp)
+        : AnswerWriter(request, timeProvider, startTimestamp)
+    {
+        private readonly string _id = "chatcmpl-" + Guid.NewGuid().ToString("N")[..24];
+        private readonly long _created = timeProvider.GetUtcNow().ToUnixTimeSeconds();
+        private bool _roleSent;
+
+        protected override void WriteText(string text, IBufferWriter<byte> output) =>
+            Chunk(new OpenAiDelta(Role(), Content: text), null, output);
+
+        protected override void WriteThinking(string thinking, IBufferWriter<byte> output) =>
+            Chunk(new OpenAiDelta(Role(), Reasoning: thinking), null, output);
+
+        protected override void WriteCompleted(ClaudeTurnResult result, IBufferWriter<byte> output)
+        {
+            if (!_roleSent)
+            {
+                Chunk(new OpenAiDelta(Role(), Content: ""), null, output);
+            }
+
+            Chunk(new OpenAiDelta(), TurnMetrics.FinishReason(result), output);
+            if (Request.IncludeUsage)
+            {
+                JsonOutput.WriteSseFrame(output, new OpenAiChatChunk(_id, _created, Request.RequestedModel, [], Usage(result)), DialectJsonContext.Default.OpenAiChatChunk);
+            }
+
+            output.Write("data: [DONE]\n\n"u8);
+        }
+
+        protected override void WriteStreamError(ClaudeBackendError error, IBufferWriter<byte> output)
+        {
+            // The OpenAI SDKs raise an APIError for a data frame that carries "error".
+            output.Write("data: "u8);
+            output.Write(ErrorEnvelopes.Create(ErrorStyle.OpenAi, error));
+            output.Write("\n\n"u8);
+        }
+
+        public override void WriteAnswer(ClaudeTurnResult result, string thinking, IBufferWriter<byte> output)
+        {
+            var message = new OpenAiResponseMessage(result.Text, thinking.Length > 0 ? thinking : null);
+            var completion = new OpenAiChatCompletion(_id, _created, Request.RequestedModel, [new OpenAiChoice(0, message, TurnMetrics.FinishReason(result))], Usage(result));
+            JsonOutput.WriteJson(output, completion, DialectJsonContext.Default.OpenAiChatCompletion);
+        }
+
+        private string? Role()
+        {
+            if (_roleSent)
+            {
+                return null;
+            }
+
+            _roleSent = true;
+            return "assistant";
+        }
+
+        private void Chunk(OpenAiDelta delta, string? finishReason, IBufferWriter<byte> output) =>
+            JsonOutput.WriteSseFrame(
+                output,
+                new OpenAiChatChunk(_id, _created, Request.RequestedModel, [new OpenAiChunkChoice(0, delta, finishReason)]),
+                DialectJsonContext.Default.OpenAiChatChunk);
+
+        private static OpenAiUsage Usage(ClaudeTurnResult result)
+        {
+            var usage = result.Usage;
+            return new OpenAiUsage(usage.PromptTokens, usage.OutputTokens, usage.PromptTokens + usage.OutputTokens, new OpenAiPromptTokensDetails(usage.CacheReadInputTokens));
+        }
+    }
+}

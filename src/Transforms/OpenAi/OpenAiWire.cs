@@ -1,0 +1,90 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace ClaudeProxy.Transforms.OpenAi;
+
+// The OpenAI Chat Completions API as the OpenAI SDKs send and read it (shared/docs/ollama-api.md §2.1, §4.5).
+
+internal sealed record OpenAiChatRequest(
+    string? Model,
+    List<OpenAiMessage>? Messages,
+    bool? Stream,
+    OpenAiStreamOptions? StreamOptions,
+    JsonElement Tools,
+    JsonElement ResponseFormat,
+    string? User,
+    string? Id);
+
+internal sealed record OpenAiStreamOptions(bool? IncludeUsage);
+
+/// <summary><see cref="Content"/> is a string or an array of parts (<c>text</c>, <c>image_url</c>).</summary>
+internal sealed record OpenAiMessage(string? Role, JsonElement Content);
+
+internal sealed record OpenAiChatCompletion(
+    string Id,
+    long Created,
+    string Model,
+    IReadOnlyList<OpenAiChoice> Choices,
+    OpenAiUsage Usage)
+{
+    public string Object => "chat.completion";
+
+    public string SystemFingerprint => "fp_claudeproxy";
+}
+
+internal sealed record OpenAiChoice(
+    int Index,
+    OpenAiResponseMessage Message,
+    string FinishReason);
+
+internal sealed record OpenAiResponseMessage(
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string Content,
+    string? Reasoning = null)
+{
+    public string Role => "assistant";
+}
+
+internal sealed record OpenAiChatChunk(
+    string Id,
+    long Created,
+    string Model,
+    IReadOnlyList<OpenAiChunkChoice> Choices,
+    OpenAiUsage? Usage = null)
+{
+    public string Object => "chat.completion.chunk";
+
+    public string SystemFingerprint => "fp_claudeproxy";
+}
+
+internal sealed record OpenAiChunkChoice(
+    int Index,
+    OpenAiDelta Delta,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? FinishReason);
+
+internal sealed record OpenAiDelta(string? Role = null, string? Content = null, string? Reasoning = null);
+
+internal sealed record OpenAiUsage(
+    long PromptTokens,
+    long CompletionTokens,
+    long TotalTokens,
+    OpenAiPromptTokensDetails? PromptTokensDetails = null);
+
+internal sealed record OpenAiPromptTokensDetails(long CachedTokens);
+
+internal sealed record OpenAiErrorBody(OpenAiError Error);
+
+internal sealed record OpenAiError(
+    string Message,
+    string Type,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? Param = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? Code = null);
+
+internal sealed record OpenAiModelList(IReadOnlyList<OpenAiModel> Data)
+{
+    public string Object => "list";
+}
+
+internal sealed record OpenAiModel(string Id, long Created, string OwnedBy)
+{
+    public string Object => "model";
+}

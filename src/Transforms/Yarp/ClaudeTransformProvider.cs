@@ -1,0 +1,197 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using ClaudeProxy.ClaudeBackend.Contract;
+using ClaudeProxy.ClaudeBackend.StreamJson;
+using Microsoft.AspNetCore.Http;
+using Yarp.ReverseProxy.Model;
+using Yarp.ReverseProxy.Transforms;
+using Yarp.ReverseProxy.Transforms.Builder;
+
+namespace ClaudeProxy.Transforms.Yarp;
+
+/// <summary>
+/// Adds the dialect transforms to every route whose metadata names a <c>ClaudeDialect</c>. They act only when the
+/// request was routed to a cluster whose metadata says <c>Backend: claude-cli</c>; traffic for any other cluster
+/// passes untouched.
+/// </summary>
+public sealed class ClaudeTransformProvider(TimeProvider timeProvider) : ITransformProvider
+{
+    public const string DialectMetadataKey = "ClaudeDialect";
+    public const string BackendMetadataKey = "Backend";
+    public const string ClaudeBackendName = "claude-cli";
+
+    public void ValidateRoute(TransformRouteValidationContext context)
+    {
+        if (context.Route.Metadata?.TryGetValue(DialectMetadataKey, out var name) == true && !ClaudeDialects.TryGet(name, out _))
+        {
+            context.Errors.Add(new ArgumentException($"Route '{context.Route.RouteId}' names an unknown {DialectMetadataKey} '{name}'."));
+        }
+    }
+
+    public void ValidateCluster(TransformClusterValidationContext context)
+    {
+    }
+
+    public void Apply(TransformBuilderContext context)
+    {
+        if (context.Route.Metadata?.TryGetValue(DialectMetadataKey, out var name) != true || !ClaudeDialects.TryGet(name, out var dialect))
+        {
+            return;
+        }
+
+        context.AddRequestTransform(transform => TransformRequestAsync(transform, dialect));
+        context.AddResponseTransform(TransformResponseAsync);
+    }
+
+    /// <summary>Whether the request goes to the claude backend (the model routing chose its cluster).</summary>
+    public static bool IsClaudeCluster(ClusterModel? cluster) =>
+        cluster?.Config.Metadata?.TryGetValue(BackendMetadataKey, out var backend) == true && backend == ClaudeBackendName;
+
+    private async ValueTask TransformRequestAsync(RequestTransformContext context, ClaudeDialect dialect)
+    {
+        var httpContext = context.HttpContext;
+        if (!IsClaudeCluster(httpContext.Features.Get<IReverseProxyFeature>()?.Cluster))
+        {
+            return;
+        }
+
+        var started = timeProvider.GetTimestamp();
+        var body = await ReadBodyAsync(httpContext.Request, context.CancellationToken);
+        DialectRequest? request;
+        byte[]? immediateAnswer;
+        try
+        {
+            request = dialect.Parse(body, timeProvider, out immediateAnswer);
+        }
+        catch (DialectRequestException exception)
+        {
+            // Writing the response here ends the proxying: nothing is forwarded.
+            await ErrorEnvelopes.WriteAsync(httpContext.Response, dialect.ErrorStyle, exception.Status, exception.Message, context.CancellationToken);
+            return;
+        }
+
+        if (request is null)
+        {
+            httpContext.Response.StatusCode = StatusCodes.Status200OK;
+            httpContext.Response.ContentType = ErrorEnvelopes.JsonContentType;
+            await httpContext.Response.Body.WriteAsync(immediateAnswer, context.CancellationToken);
+            return;
+        }
+
+        var turn = ClaudeBackendContract.Serialize(request.Turn);
+        httpContext.Request.Body = new MemoryStream(turn);
+        httpContext.Request.ContentLength = turn.Length;
+        if (context.ProxyRequest.Content is { } content)
+        {
+            content.Headers.ContentLength = turn.Length;
+            content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        }
+
+        context.Path = ClaudeBackendPaths.Turns;
+        context.Query.Collection.Clear();
+        httpContext.Features.Set(new ClaudeTurnFeature(dialect, request, dialect.CreateWriter(request, timeProvider, started)));
+    }
+
+    private static async ValueTask TransformResponseAsync(ResponseTransformContext context)
+    {
+        if (context.HttpContext.Features.Get<ClaudeTurnFeature>() is not { } turn)
+        {
+            return;
+        }
+
+        var response = context.HttpContext.Response;
+        var style = turn.Dialect.ErrorStyle;
+        if (context.ProxyResponse is not { } backendResponse)
+        {
+            // The backend could not be reached at all; YARP has set 502 and copies no body.
+            response.ContentType = ErrorEnvelopes.JsonContentType;
+            await response.Body.WriteAsync(ErrorEnvelopes.Create(style, (HttpStatusCode)response.StatusCode, "The claude backend did not answer."), context.CancellationToken);
+            return;
+        }
+
+        if (!backendResponse.IsSuccessStatusCode)
+        {
+            var body = await backendResponse.Content.ReadAsByteArrayAsync(context.CancellationToken);
+            var error = ClaudeBackendContract.ReadError(body)
+                ?? new ClaudeBackendError(ClaudeBackendError.KindOf(backendResponse.StatusCode), $"The claude backend answered {(int)backendResponse.StatusCode}.");
+            if (error.Kind == ClaudeErrorKind.CliUnavailable)
+            {
+                // The OpenAI SDKs retry 5xx twice unless told not to; a missing CLI will not appear between tries.
+                response.Headers["x-should-retry"] = "false";
+            }
+
+            ReplaceBody(context, ErrorEnvelopes.Create(style, error));
+            return;
+        }
+
+        var events = new ClaudeEventReader(await backendResponse.Content.ReadAsStreamAsync(context.CancellationToken));
+        if (turn.Request.Stream)
+        {
+            backendResponse.Content = new StreamContent(new ClaudeAnswerStream(events, turn.Writer));
+            response.ContentType = turn.Dialect.StreamContentType;
+            response.ContentLength = null;
+            response.Headers.CacheControl = "no-cache";
+            // Reverse proxies in front of the gateway (nginx) must not hold the stream back either.
+            response.Headers["X-Accel-Buffering"] = "no";
+            return;
+        }
+
+        await using (events)
+        {
+            var (status, answer) = await AggregateAsync(events, turn, context.CancellationToken);
+            response.StatusCode = (int)status;
+            ReplaceBody(context, answer);
+        }
+    }
+
+    /// <summary>For <c>stream:false</c>: reads the whole turn, then answers one body with the right status.</summary>
+    private static async Task<(HttpStatusCode Status, byte[] Body)> AggregateAsync(ClaudeEventReader events, ClaudeTurnFeature turn, CancellationToken cancellationToken)
+    {
+        var thinking = new System.Text.StringBuilder();
+        List<ClaudeStreamEvent> batch = [];
+        while (await events.ReadAsync(batch, cancellationToken))
+        {
+            foreach (var streamEvent in batch)
+            {
+                switch (streamEvent)
+                {
+                    case ThinkingDelta delta:
+                        thinking.Append(delta.Text);
+                        break;
+                    case TurnCompleted completed:
+                        var output = new ArrayBufferWriter<byte>();
+                        turn.Writer.WriteAnswer(completed.Result, thinking.ToString(), output);
+                        return (HttpStatusCode.OK, output.WrittenSpan.ToArray());
+                    case TurnFailed failed:
+                        return (failed.Error.StatusCode, ErrorEnvelopes.Create(turn.Dialect.ErrorStyle, failed.Error));
+                }
+            }
+        }
+
+        throw new UnreachableException("The event reader always ends with an outcome.");
+    }
+
+    private static void ReplaceBody(ResponseTransformContext context, byte[] body)
+    {
+        // YARP copied the backend's headers before this transform ran: fix the ones that describe the body.
+        context.ProxyResponse!.Content = new ByteArrayContent(body);
+        context.HttpContext.Response.ContentType = ErrorEnvelopes.JsonContentType;
+        context.HttpContext.Response.ContentLength = body.Length;
+    }
+
+    private static async Task<byte[]> ReadBodyAsync(HttpRequest request, CancellationToken cancellationToken)
+    {
+        if (request.Body.CanSeek)
+        {
+            request.Body.Position = 0;
+        }
+
+        using var buffer = new MemoryStream();
+        await request.Body.CopyToAsync(buffer, cancellationToken);
+        return buffer.ToArray();
+    }
+
+    private sealed record ClaudeTurnFeature(ClaudeDialect Dialect, DialectRequest Request, AnswerWriter Writer);
+}
