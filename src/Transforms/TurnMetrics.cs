@@ -25,8 +25,9 @@ internal readonly record struct TurnMetrics(
             result.Usage.OutputTokens,
             result.Usage.CacheReadInputTokens,
             (long)(elapsed.TotalMilliseconds * NanosecondsPerMillisecond),
-            // Ollama's "load" is the time before the model sees the prompt: the CLI's start-up until its API request.
-            PositiveNs(timings.TimeToRequestMs),
+            // Ollama's "load" is the time before the model sees the prompt: the process start-up (what the gateway
+            // waited beyond the CLI's own turn time) plus the CLI's time until its API request left.
+            PositiveNs((long)Math.Max(0, elapsed.TotalMilliseconds - timings.DurationMs) + (timings.TimeToRequestMs ?? 0)),
             PositiveNs(timings.TimeToFirstTokenMs - timings.TimeToRequestMs),
             PositiveNs(timings.DurationMs - timings.TimeToFirstTokenMs));
     }

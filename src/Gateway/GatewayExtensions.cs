@@ -1,0 +1,86 @@
+using System.Net;
+using ClaudeProxy.ClaudeBackend;
+using ClaudeProxy.Gateway.Endpoints;
+using ClaudeProxy.Gateway.ModelRouting;
+using ClaudeProxy.Transforms.Yarp;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace ClaudeProxy.Gateway;
+
+public static partial class GatewayExtensions
+{
+    /// <summary>The gateway's routes and clusters, shipped next to the binary; <c>CLAUDEPROXY_CONFIG</c> adds a file of the operator's.</summary>
+    private static readonly string ConfigFile = Path.Combine(AppContext.BaseDirectory, "config", "gateway.json");
+
+    /// <summary>Composes the gateway: configuration, listen address, YARP with the claude backend as a destination.</summary>
+    public static WebApplicationBuilder AddGateway(this WebApplicationBuilder builder, int? portArgument = null)
+    {
+        AddConfiguration(builder.Configuration, portArgument);
+
+        builder.Services.AddOptions<GatewayOptions>()
+            .Bind(builder.Configuration.GetSection(GatewayOptions.SectionName))
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+
+        var gateway = builder.Configuration.GetSection(GatewayOptions.SectionName).Get<GatewayOptions>() ?? new GatewayOptions();
+        if (string.IsNullOrEmpty(builder.Configuration[WebHostDefaults.ServerUrlsKey]))
+        {
+            var host = IPAddress.TryParse(gateway.Host, out var address) && address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
+                ? $"[{gateway.Host}]"
+                : gateway.Host;
+            builder.WebHost.UseUrls($"http://{host}:{gateway.Port}");
+        }
+
+        builder.Services.AddClaudeBackend(builder.Configuration.GetSection(ClaudeBackendOptions.SectionName));
+        builder.Services.AddReverseProxy()
+            .LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"))
+            .AddTransforms<ClaudeTransformProvider>();
+        builder.Services.AddSingleton<IForwarderHttpClientFactory, ClaudeForwarderHttpClientFactory>();
+        return builder;
+    }
+
+    /// <summary>Maps the discovery endpoints and the proxy, with model routing ahead of YARP's forwarder.</summary>
+    public static WebApplication MapGateway(this WebApplication app)
+    {
+        app.MapModelEndpoints();
+        app.MapReverseProxy(proxy =>
+        {
+            proxy.UseMiddleware<ModelRoutingMiddleware>();
+            proxy.UseSessionAffinity();
+            proxy.UseLoadBalancing();
+            proxy.UsePassiveHealthChecks();
+        });
+        return app;
+    }
+
+    private static void AddConfiguration(ConfigurationManager configuration, int? portArgument)
+    {
+        // The shipped routes go first so that appsettings, the environment and the command line can override them.
+        var shipped = new Microsoft.Extensions.Configuration.Json.JsonConfigurationSource { Path = ConfigFile, Optional = false };
+        shipped.ResolveFileProvider();
+        configuration.Sources.Insert(0, shipped);
+        if (Environment.GetEnvironmentVariable("CLAUDEPROXY_CONFIG") is { Length: > 0 } operatorFile)
+        {
+            configuration.AddJsonFile(Path.GetFullPath(operatorFile), optional: false);
+        }
+
+        // The short variables of the original server: HOST, PORT (or a port as first argument) and CLAUDE_CLI.
+        var overrides = new Dictionary<string, string?>();
+        if (Environment.GetEnvironmentVariable("HOST") is { Length: > 0 } host)
+        {
+            overrides[$"{GatewayOptions.SectionName}:{nameof(GatewayOptions.Host)}"] = host;
+        }
+
+        if ((portArgument?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? Environment.GetEnvironmentVariable("PORT")) is { Length: > 0 } port)
+        {
+            overrides[$"{GatewayOptions.SectionName}:{nameof(GatewayOptions.Port)}"] = port;
+        }
+
+        if (Environment.GetEnvironmentVariable("CLAUDE_CLI") is { Length: > 0 } cli)
+        {
+            overrides[$"{ClaudeBackendOptions.SectionName}:{nameof(ClaudeBackendOptions.CliPath)}"] = cli;
+        }
+
+        configuration.AddInMemoryCollection(overrides);
+    }
+}
