@@ -1,0 +1,124 @@
+using ClaudeProxy.ClaudeBackend.Contract;
+using ClaudeProxy.ClaudeBackend.StreamJson;
+using ClaudeProxy.TestSupport;
+
+namespace ClaudeProxy.ClaudeBackend.Tests.StreamJson;
+
+public sealed class ClaudeStreamDecoderTests
+{
+    private static List<ClaudeStreamEvent> Decode(string fixture)
+    {
+        var decoder = new ClaudeStreamDecoder();
+        List<ClaudeStreamEvent> events = [];
+        foreach (var line in Fixtures.StdoutLines(fixture))
+        {
+            decoder.Decode(line, events);
+        }
+
+        return events;
+    }
+
+    private static string Text(IEnumerable<ClaudeStreamEvent> events) => string.Concat(events.OfType<TextDelta>().Select(d => d.Text));
+
+    [Fact]
+    public void Text_deltas_of_a_streamed_answer_add_up_to_the_result_and_end_with_its_real_usage()
+    {
+        var events = Decode("print_stream_json_partial");
+
+        Assert.Equal(["Hello, s", "treaming", " world!"], events.OfType<TextDelta>().Select(d => d.Text));
+        var completed = Assert.IsType<TurnCompleted>(events[^1]);
+        Assert.Equal("Hello, streaming world!", completed.Result.Text);
+        Assert.Equal(new ClaudeUsage(3173, 13, 0, 0), completed.Result.Usage);
+        Assert.Equal(0.01619, completed.Result.CostUsd);
+        Assert.Equal("end_turn", completed.Result.StopReason);
+        Assert.Equal("claude-opus-4-8", completed.Result.ResponseModel);
+        Assert.Equal(new ClaudeTimings(124, 39, 93, 117), completed.Result.Timings);
+    }
+
+    [Fact]
+    public void An_answer_without_partial_messages_comes_whole_from_the_assistant_line()
+    {
+        var events = Decode("print_stream_json_verbose");
+
+        var completed = Assert.IsType<TurnCompleted>(events[^1]);
+        Assert.Equal(completed.Result.Text, Text(events));
+        Assert.NotEmpty(completed.Result.Text);
+    }
+
+    [Fact]
+    public void A_broken_stream_retried_without_streaming_yields_the_full_answer_once()
+    {
+        var events = Decode("stream_break_midway_stream_json");
+
+        Assert.Equal("Hello there this is a longer reply to be cut", Text(events));
+        var completed = Assert.IsType<TurnCompleted>(events[^1]);
+        // usage is all zero after the non-streaming retry; the per-model counts are the real ones.
+        Assert.True(completed.Result.Usage.PromptTokens > 0);
+        Assert.True(completed.Result.Usage.OutputTokens > 0);
+    }
+
+    [Fact]
+    public void Thinking_streams_apart_from_the_answer()
+    {
+        var events = Decode("thinking_block_stream_json_partial");
+
+        Assert.Equal("Let me think about this.", string.Concat(events.OfType<ThinkingDelta>().Select(d => d.Text)));
+        Assert.Equal("hi", Text(events));
+    }
+
+    [Theory]
+    [InlineData("error_401_stream_json", ClaudeErrorKind.Authentication)]
+    [InlineData("error_500_max_retries_2_stream_json", ClaudeErrorKind.UpstreamError)]
+    [InlineData("error_529_always_stream_json_default_retries", ClaudeErrorKind.Overloaded)]
+    [InlineData("max_turns_1_with_tool_loop", ClaudeErrorKind.CliFailed)]
+    [InlineData("auth_oauth_token_env_stream_json", null)]
+    public void A_failed_turn_becomes_one_error_of_the_right_kind_and_no_answer_text(string fixture, ClaudeErrorKind? expected)
+    {
+        var events = Decode(fixture);
+
+        if (expected is null)
+        {
+            Assert.IsType<TurnCompleted>(events[^1]);
+            return;
+        }
+
+        var failed = Assert.IsType<TurnFailed>(Assert.Single(events, e => e is TurnFailed or TurnCompleted));
+        Assert.Equal(expected, failed.Error.Kind);
+        Assert.NotEmpty(failed.Error.Message);
+        Assert.Empty(events.OfType<TextDelta>());
+    }
+
+    [Fact]
+    public void Overload_errors_suggest_when_to_retry()
+    {
+        var failed = Assert.IsType<TurnFailed>(Decode("error_529_always_stream_json_default_retries")[^1]);
+
+        Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, failed.Error.StatusCode);
+        Assert.True(failed.Error.RetryAfterSeconds > 0);
+    }
+
+    [Fact]
+    public void Lines_that_are_not_json_are_skipped()
+    {
+        var decoder = new ClaudeStreamDecoder();
+        List<ClaudeStreamEvent> events = [];
+
+        decoder.Decode("Warning: something on stdout", events);
+        decoder.Decode("""{"type":"stream_event","event":{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"ok"}}}""", events);
+
+        Assert.Equal([new TextDelta("ok")], events);
+    }
+
+    [Fact]
+    public void The_gateways_own_error_line_ends_the_turn()
+    {
+        var decoder = new ClaudeStreamDecoder();
+        List<ClaudeStreamEvent> events = [];
+
+        decoder.Decode("""{"type":"gateway_error","error":{"kind":"CliFailed","message":"crashed"}}""", events);
+
+        var failed = Assert.IsType<TurnFailed>(Assert.Single(events));
+        Assert.Equal(new ClaudeBackendError(ClaudeErrorKind.CliFailed, "crashed"), failed.Error);
+        Assert.True(decoder.IsFinished);
+    }
+}

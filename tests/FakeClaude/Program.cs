@@ -1,0 +1,80 @@
+// A stand-in for the `claude` CLI, for the cases the real CLI cannot be made to produce on demand (crashes,
+// garbage, hangs). It records how it was started and replays stream-json lines from a file.
+//
+// FAKE_CLAUDE_SCRIPT holds `key=value` pairs separated by `;`:
+//   replay=<file>      the lines to print (default: a plain successful answer)
+//   delay-ms=<n>       pause before each line
+//   garbage            print a line that is not JSON first
+//   crash-after=<n>    exit abruptly with code 3 after n lines
+//   hang-after=<n>     stop printing after n lines and wait forever
+//   stderr=<text>      print this on stderr before exiting
+//   exit-code=<n>      the exit code at the end (default 0)
+// FAKE_CLAUDE_LOG names a file that gets one JSON line per start: pid, args, stdin, cwd.
+using System.Text.Json;
+
+var stdin = await Console.In.ReadToEndAsync();
+if (Environment.GetEnvironmentVariable("FAKE_CLAUDE_LOG") is { Length: > 0 } log)
+{
+    var entry = new Dictionary<string, object>
+    {
+        ["pid"] = Environment.ProcessId,
+        ["args"] = args,
+        ["stdin"] = stdin,
+        ["cwd"] = Environment.CurrentDirectory,
+    };
+    await File.AppendAllTextAsync(log, JsonSerializer.Serialize(entry) + "\n");
+}
+
+var script = (Environment.GetEnvironmentVariable("FAKE_CLAUDE_SCRIPT") ?? "")
+    .Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+    .Select(part => part.Split('=', 2))
+    .ToDictionary(pair => pair[0], pair => pair.Length > 1 ? pair[1] : "");
+
+int Number(string key, int fallback) => script.TryGetValue(key, out var value) ? int.Parse(value) : fallback;
+
+var lines = script.TryGetValue("replay", out var file)
+    ? await File.ReadAllLinesAsync(file)
+    :
+    [
+        """{"type":"system","subtype":"init","session_id":"00000000-0000-0000-0000-000000000001","tools":[],"model":"fake"}""",
+        """{"type":"stream_event","event":{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"fake answer"}}}""",
+        """{"type":"result","subtype":"success","is_error":false,"duration_ms":10,"num_turns":1,"result":"fake answer","stop_reason":"end_turn","session_id":"00000000-0000-0000-0000-000000000001","total_cost_usd":0.001,"usage":{"input_tokens":5,"output_tokens":2,"cache_read_input_tokens":0,"cache_creation_input_tokens":0}}""",
+    ];
+
+var delay = Number("delay-ms", 0);
+var crashAfter = Number("crash-after", int.MaxValue);
+var hangAfter = Number("hang-after", int.MaxValue);
+var stdout = Console.Out;
+if (script.ContainsKey("garbage"))
+{
+    stdout.WriteLine("this is not json at all");
+    stdout.Flush();
+}
+
+for (var i = 0; i < lines.Length; i++)
+{
+    if (i == crashAfter)
+    {
+        Environment.Exit(3);
+    }
+
+    if (i == hangAfter)
+    {
+        await Task.Delay(Timeout.Infinite);
+    }
+
+    if (delay > 0)
+    {
+        await Task.Delay(delay);
+    }
+
+    stdout.WriteLine(lines[i]);
+    stdout.Flush();
+}
+
+if (script.TryGetValue("stderr", out var error))
+{
+    Console.Error.WriteLine(error);
+}
+
+return Number("exit-code", 0);

@@ -1,0 +1,87 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace ClaudeProxy.TestSupport;
+
+/// <summary>
+/// shared/claude-cli/fake_anthropic.py on 127.0.0.1 and a free port: the Anthropic API the real CLI talks to in tests.
+/// Each test gets its own server, so reply modes and failures never leak between tests.
+/// </summary>
+public sealed class FakeAnthropicServer : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly string _directory;
+
+    private FakeAnthropicServer(Process process, string directory, int port)
+    {
+        _process = process;
+        _directory = directory;
+        BaseUrl = $"http://127.0.0.1:{port}";
+    }
+
+    public string BaseUrl { get; }
+
+    public string LogPath => Path.Combine(_directory, "requests.jsonl");
+
+    /// <param name="arguments">fake_anthropic.py options, e.g. <c>--reply history</c> or <c>--fail 429</c>.</param>
+    public static async Task<FakeAnthropicServer> StartAsync(params string[] arguments)
+    {
+        var directory = Directory.CreateTempSubdirectory("fake-anthropic-").FullName;
+        var portFile = Path.Combine(directory, "port.txt");
+        var start = new ProcessStartInfo("python3")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        foreach (var argument in (string[])[RepoPaths.FakeAnthropicScript, "--host", "127.0.0.1", "--port", "0", "--port-file", portFile, "--log", Path.Combine(directory, "requests.jsonl"), .. arguments])
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        var process = Process.Start(start) ?? throw new InvalidOperationException("python3 did not start");
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (!(File.Exists(portFile) && File.ReadAllText(portFile).Trim() is { Length: > 0 } text && int.TryParse(text, out _)))
+        {
+            if (process.HasExited || DateTime.UtcNow > deadline)
+            {
+                throw new InvalidOperationException("fake_anthropic.py did not start (python3 " + RepoPaths.FakeAnthropicScript + ")");
+            }
+
+            await Task.Delay(20);
+        }
+
+        return new FakeAnthropicServer(process, directory, int.Parse(File.ReadAllText(portFile).Trim()));
+    }
+
+    /// <summary>The bodies of the <c>/v1/messages</c> requests the CLI sent, oldest first.</summary>
+    public IReadOnlyList<JsonElement> MessageRequests()
+    {
+        if (!File.Exists(LogPath))
+        {
+            return [];
+        }
+
+        return File.ReadAllLines(LogPath)
+            .Where(line => line.Length > 0)
+            .Select(line => JsonDocument.Parse(line).RootElement)
+            .Where(entry => entry.TryGetProperty("path", out var path) && path.GetString() == "/v1/messages"
+                && entry.TryGetProperty("body", out var body) && body.ValueKind == JsonValueKind.Object)
+            .Select(entry => entry.GetProperty("body").Clone())
+            .ToList();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+
+        _process.Dispose();
+    }
+}
