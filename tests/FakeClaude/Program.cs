@@ -9,7 +9,7 @@
 //   hang-after=<n>     stop printing after n lines and wait forever
 //   stderr=<text>      print this on stderr before exiting
 //   exit-code=<n>      the exit code at the end (default 0)
-// FAKE_CLAUDE_LOG names a file that gets one JSON line per start: pid, args, stdin, cwd.
+// FAKE_CLAUDE_LOG names a file that gets one JSON line per start: pid, args, stdin, cwd, what cwd held, the system prompt.
 using System.Text.Json;
 
 var stdin = await Console.In.ReadToEndAsync();
@@ -21,6 +21,8 @@ if (Environment.GetEnvironmentVariable("FAKE_CLAUDE_LOG") is { Length: > 0 } log
         ["args"] = args,
         ["stdin"] = stdin,
         ["cwd"] = Environment.CurrentDirectory,
+        ["cwdEntries"] = Directory.GetFileSystemEntries(Environment.CurrentDirectory),
+        ["systemPrompt"] = Array.IndexOf(args, "--system-prompt-file") is var at and >= 0 ? File.ReadAllText(args[at + 1]) : "",
     };
     await File.AppendAllTextAsync(log, JsonSerializer.Serialize(entry) + "\n");
 }

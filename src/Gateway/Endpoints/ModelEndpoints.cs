@@ -8,7 +8,6 @@ namespace ClaudeProxy.Gateway.Endpoints;
 /// <summary>Discovery endpoints: the Ollama liveness and version probes and the model lists of both APIs.</summary>
 internal static class ModelEndpoints
 {
-    private const string JsonContentType = ErrorEnvelopes.JsonContentType;
     private static readonly string[] GetAndHead = [HttpMethods.Get, HttpMethods.Head];
 
     public static IEndpointRouteBuilder MapModelEndpoints(this IEndpointRouteBuilder app)
@@ -16,13 +15,13 @@ internal static class ModelEndpoints
         // Listed models carry the gateway's start time: stable while it runs, as Ollama's files are.
         var listedAt = app.ServiceProvider.GetRequiredService<TimeProvider>().GetUtcNow();
 
-        app.MapMethods("/", GetAndHead, () => Results.Text("Ollama is running", "text/plain; charset=utf-8"));
+        app.MapMethods("/", GetAndHead, () => new BodyResult("Ollama is running"u8.ToArray(), ContentType: "text/plain; charset=utf-8"));
         app.MapMethods("/api/version", GetAndHead, Version);
         app.MapGet("/version", Version);
 
         app.MapMethods("/api/tags", GetAndHead, (ClaudeModelCatalog catalog) =>
-            new JsonBytesResult(ModelLists.OllamaTags(catalog.Models, listedAt)));
-        app.MapGet("/api/ps", () => new JsonBytesResult(ModelLists.OllamaRunning()));
+            new BodyResult(ModelLists.OllamaTags(catalog.Models, listedAt)));
+        app.MapGet("/api/ps", () => new BodyResult(ModelLists.OllamaRunning()));
         app.MapPost("/api/show", async (HttpRequest request, ClaudeModelCatalog catalog, CancellationToken cancellationToken) =>
         {
             using var body = new MemoryStream();
@@ -34,38 +33,43 @@ internal static class ModelEndpoints
             }
 
             return catalog.TryFind(name, out var model)
-                ? new JsonBytesResult(ModelLists.OllamaShow(model, listedAt))
+                ? new BodyResult(ModelLists.OllamaShow(model, listedAt))
                 : OllamaError(HttpStatusCode.NotFound, $"model '{name}' not found");
         });
 
         foreach (var prefix in (string[])["/v1/models", "/models"])
         {
             app.MapGet(prefix, (ClaudeModelCatalog catalog) =>
-                new JsonBytesResult(ModelLists.OpenAiModels(catalog.Models, listedAt)));
+                new BodyResult(ModelLists.OpenAiModels(catalog.Models, listedAt)));
             app.MapGet(prefix + "/{*id}", (string id, ClaudeModelCatalog catalog) =>
                 catalog.TryFind(id, out _)
-                    ? new JsonBytesResult(ModelLists.OpenAiModel(id, listedAt))
-                    : new JsonBytesResult(ErrorEnvelopes.Create(ErrorStyle.OpenAi, HttpStatusCode.NotFound, $"The model '{id}' does not exist", "model_not_found"), HttpStatusCode.NotFound));
+                    ? new BodyResult(ModelLists.OpenAiModel(id, listedAt))
+                    : new BodyResult(ErrorEnvelopes.Create(ErrorStyle.OpenAi, HttpStatusCode.NotFound, $"The model '{id}' does not exist", "model_not_found"), HttpStatusCode.NotFound));
         }
 
         return app;
     }
 
     private static IResult Version(IOptions<GatewayOptions> options) =>
-        new JsonBytesResult(ModelLists.OllamaVersion(options.Value.OllamaVersion));
+        new BodyResult(ModelLists.OllamaVersion(options.Value.OllamaVersion));
 
     private static IResult OllamaError(HttpStatusCode status, string message) =>
-        new JsonBytesResult(ErrorEnvelopes.Create(ErrorStyle.Ollama, status, message), status);
+        new BodyResult(ErrorEnvelopes.Create(ErrorStyle.Ollama, status, message), status);
 }
 
-/// <summary>A ready JSON body with a status: the wire types are serialized by the dialect codecs, not here.</summary>
-internal sealed record JsonBytesResult(byte[] Body, HttpStatusCode Status = HttpStatusCode.OK) : IResult
+/// <summary>
+/// A ready body with a status (the wire types are serialized by the dialect codecs, not here). HEAD gets the headers
+/// only, as from Ollama.
+/// </summary>
+internal sealed record BodyResult(byte[] Body, HttpStatusCode Status = HttpStatusCode.OK, string ContentType = ErrorEnvelopes.JsonContentType) : IResult
 {
     public Task ExecuteAsync(HttpContext httpContext)
     {
         httpContext.Response.StatusCode = (int)Status;
-        httpContext.Response.ContentType = ErrorEnvelopes.JsonContentType;
+        httpContext.Response.ContentType = ContentType;
         httpContext.Response.ContentLength = Body.Length;
-        return httpContext.Response.Body.WriteAsync(Body, httpContext.RequestAborted).AsTask();
+        return HttpMethods.IsHead(httpContext.Request.Method)
+            ? Task.CompletedTask
+            : httpContext.Response.Body.WriteAsync(Body, httpContext.RequestAborted).AsTask();
     }
 }

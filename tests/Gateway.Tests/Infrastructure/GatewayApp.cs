@@ -1,0 +1,71 @@
+using ClaudeProxy.TestSupport;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+
+namespace ClaudeProxy.Gateway.Tests.Infrastructure;
+
+/// <summary>
+/// The whole gateway in the test process, with its own data folder, HOME and process marker. Settings go in as
+/// configuration, exactly as an operator's would.
+/// </summary>
+public sealed class GatewayApp : WebApplicationFactory<Program>
+{
+    private readonly Dictionary<string, string?> _settings;
+
+    private GatewayApp(Dictionary<string, string?> settings, bool kestrel)
+    {
+        _settings = settings;
+        if (kestrel)
+        {
+            // A real socket on 127.0.0.1 for real clients (curl, the SDKs) and real streaming.
+            UseKestrel(0);
+        }
+    }
+
+    /// <summary>Marks every CLI process (and its children) this app starts: see <see cref="ProcessProbe"/>.</summary>
+    public string Marker { get; } = Guid.NewGuid().ToString("N");
+
+    public string DataDirectory => _settings["ClaudeBackend:DataDirectory"]!;
+
+    public string Home => _settings["ClaudeBackend:Environment:HOME"]!;
+
+    /// <summary>The gateway in front of the real CLI, which talks to <paramref name="api"/>.</summary>
+    public static GatewayApp WithRealCli(FakeAnthropicServer api, bool kestrel = false, Action<Dictionary<string, string?>>? configure = null, GatewayApp? sameStoreAs = null)
+    {
+        RealCli.EnsureInstalled();
+        var settings = BaseSettings(RepoPaths.RealClaudeCli, sameStoreAs);
+        settings["ClaudeBackend:Environment:ANTHROPIC_BASE_URL"] = api.BaseUrl;
+        settings["ClaudeBackend:Environment:ANTHROPIC_API_KEY"] = "sk-ant-fake";
+        configure?.Invoke(settings);
+        return new GatewayApp(settings, kestrel);
+    }
+
+    /// <summary>The gateway in front of tests/FakeClaude, which follows <paramref name="script"/>.</summary>
+    public static GatewayApp WithFakeCli(string script = "", bool kestrel = false, Action<Dictionary<string, string?>>? configure = null)
+    {
+        var settings = BaseSettings(RepoPaths.FakeClaudeCli, null);
+        settings["ClaudeBackend:Environment:FAKE_CLAUDE_SCRIPT"] = script;
+        settings["ClaudeBackend:Environment:FAKE_CLAUDE_LOG"] = Path.Combine(settings["ClaudeBackend:DataDirectory"]!, "fake-claude.jsonl");
+        configure?.Invoke(settings);
+        return new GatewayApp(settings, kestrel);
+    }
+
+    public string FakeCliLog => Path.Combine(DataDirectory, "fake-claude.jsonl");
+
+    private static Dictionary<string, string?> BaseSettings(string cliPath, GatewayApp? sameStoreAs) => new()
+    {
+        ["ClaudeBackend:CliPath"] = cliPath,
+        ["ClaudeBackend:DataDirectory"] = sameStoreAs?.DataDirectory ?? Directory.CreateTempSubdirectory("gateway-data-").FullName,
+        ["ClaudeBackend:Environment:HOME"] = sameStoreAs?.Home ?? Directory.CreateTempSubdirectory("gateway-home-").FullName,
+    };
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseEnvironment("Testing");
+        _settings[$"ClaudeBackend:Environment:{ProcessProbe.MarkerVariable}"] = Marker;
+        foreach (var (key, value) in _settings)
+        {
+            builder.UseSetting(key, value);
+        }
+    }
+}

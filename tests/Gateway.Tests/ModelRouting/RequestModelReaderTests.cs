@@ -1,0 +1,57 @@
+using System.Text;
+using ClaudeProxy.Gateway.ModelRouting;
+
+namespace ClaudeProxy.Gateway.Tests.ModelRouting;
+
+public sealed class RequestModelReaderTests
+{
+    private static ValueTask<string?> Read(string json, int chunkSize = 7, int maxBytes = 1 << 24) =>
+        RequestModelReader.ReadAsync(new TrickleStream(Encoding.UTF8.GetBytes(json), chunkSize), maxBytes, TestContext.Current.CancellationToken);
+
+    [Theory]
+    [InlineData("""{"model":"claude-sonnet:latest","messages":[]}""", "claude-sonnet:latest")]
+    [InlineData("""{"messages":[{"role":"user","content":"a \"model\": inside","model":"nested"}],"model":"last"}""", "last")]
+    [InlineData("""  {"stream":true, "options":{"model":"no"}, "model" : "llama3.2" }""", "llama3.2")]
+    [InlineData("""{"model":"caf\u00e9:latest"}""", "café:latest")]
+    public async Task The_top_level_model_is_found_wherever_it_stands(string json, string expected)
+    {
+        Assert.Equal(expected, await Read(json));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("not json")]
+    [InlineData("[1,2,3]")]
+    [InlineData("""{"messages":[]}""")]
+    [InlineData("""{"model":42}""")]
+    [InlineData("""{"model":"unterminated""")]
+    [InlineData("""{"messages":[{"content":"x"}""")]
+    public async Task A_body_without_a_readable_model_gives_null(string json)
+    {
+        Assert.Null(await Read(json));
+    }
+
+    [Fact]
+    public async Task A_model_after_megabytes_of_images_is_found()
+    {
+        var image = new string('A', 3_000_000);
+        var json = $$"""{"messages":[{"role":"user","content":"x","images":["{{image}}"]}],"model":"claude-opus:latest"}""";
+
+        Assert.Equal("claude-opus:latest", await Read(json, chunkSize: 65_536));
+    }
+
+    [Fact]
+    public async Task Scanning_stops_at_the_byte_limit()
+    {
+        var json = $$"""{"messages":["{{new string('A', 10_000)}}"],"model":"m"}""";
+
+        Assert.Null(await Read(json, maxBytes: 4096));
+    }
+
+    /// <summary>A stream that returns at most a few bytes per read, as a slow client's body does.</summary>
+    private sealed class TrickleStream(byte[] data, int chunkSize) : MemoryStream(data)
+    {
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+            base.ReadAsync(buffer[..Math.Min(buffer.Length, chunkSize)], cancellationToken);
+    }
+}
