@@ -43,6 +43,7 @@ public static partial class GatewayExtensions
     public static WebApplication MapGateway(this WebApplication app)
     {
         app.MapModelEndpoints();
+        app.MapDocs();
         app.MapReverseProxy(proxy =>
         {
             proxy.UseMiddleware<ModelRoutingMiddleware>();
