@@ -5,23 +5,18 @@ using ClaudeProxy.ClaudeBackend.Contract;
 namespace ClaudeProxy.Transforms.Ollama;
 
 /// <summary>Ollama's <c>POST /api/chat</c>.</summary>
-internal sealed class OllamaChatDialect : ClaudeDialect
+internal sealed class OllamaChatDialect : OllamaDialect
 {
     public override string Name => "ollama-chat";
-
-    public override ErrorStyle ErrorStyle => ErrorStyle.Ollama;
-
-    internal override string StreamContentType => Ollama.StreamContentType;
 
     internal override DialectRequest? Parse(byte[] body, TimeProvider timeProvider, out byte[]? immediateAnswer)
     {
         var request = DialectJson.Deserialize(body, DialectJsonContext.Default.OllamaChatRequest);
-        var model = Ollama.RequireModel(request.Model);
+        var model = RequireModel(request.Model);
         immediateAnswer = null;
         if (request.Messages is null or { Count: 0 })
         {
-            // Clients "load" (and Open WebUI "unloads") a model with an empty chat; nothing to run.
-            immediateAnswer = Ollama.LoadAnswer(model, request.KeepAlive, timeProvider,
+            immediateAnswer = LoadAnswer(model, request.KeepAlive, timeProvider,
                 (m, at, reason) => JsonOutput.ToBytes(new OllamaChatChunk(m, at, new OllamaResponseMessage(""), true, reason), DialectJsonContext.Default.OllamaChatChunk));
             return null;
         }
@@ -68,7 +63,7 @@ internal sealed class OllamaChatDialect : ClaudeDialect
         new Writer(request, timeProvider, startTimestamp);
 
     private sealed class Writer(DialectRequest request, TimeProvider timeProvider, long startTimestamp)
-        : AnswerWriter(request, timeProvider, startTimestamp)
+        : OllamaWriter(request, timeProvider, startTimestamp)
     {
         protected override void WriteText(string text, IBufferWriter<byte> output) =>
             Chunk(new OllamaResponseMessage(text), output);
@@ -79,9 +74,6 @@ internal sealed class OllamaChatDialect : ClaudeDialect
         protected override void WriteCompleted(ClaudeTurnResult result, IBufferWriter<byte> output) =>
             JsonOutput.WriteLine(output, Final(result, new OllamaResponseMessage("")), DialectJsonContext.Default.OllamaChatChunk);
 
-        protected override void WriteStreamError(ClaudeBackendError error, IBufferWriter<byte> output) =>
-            JsonOutput.WriteLine(output, new OllamaError(error.Message), DialectJsonContext.Default.OllamaError);
-
         public override void WriteAnswer(ClaudeTurnResult result, string thinking, IBufferWriter<byte> output) =>
             JsonOutput.WriteJson(output, Final(result, new OllamaResponseMessage(result.Text, thinking.Length > 0 ? thinking : null)), DialectJsonContext.Default.OllamaChatChunk);
 
@@ -89,29 +81,25 @@ internal sealed class OllamaChatDialect : ClaudeDialect
             JsonOutput.WriteLine(output, new OllamaChatChunk(Request.RequestedModel, TimeProvider.GetUtcNow(), message, false), DialectJsonContext.Default.OllamaChatChunk);
 
         private OllamaChatChunk Final(ClaudeTurnResult result, OllamaResponseMessage message) =>
-            Ollama.WithMetrics(
+            WithMetrics(
                 new OllamaChatChunk(Request.RequestedModel, TimeProvider.GetUtcNow(), message, true, TurnMetrics.FinishReason(result)),
                 TurnMetrics.From(result, Elapsed));
     }
 }
 
 /// <summary>Ollama's <c>POST /api/generate</c>.</summary>
-internal sealed class OllamaGenerateDialect : ClaudeDialect
+internal sealed class OllamaGenerateDialect : OllamaDialect
 {
     public override string Name => "ollama-generate";
-
-    public override ErrorStyle ErrorStyle => ErrorStyle.Ollama;
-
-    internal override string StreamContentType => Ollama.StreamContentType;
 
     internal override DialectRequest? Parse(byte[] body, TimeProvider timeProvider, out byte[]? immediateAnswer)
     {
         var request = DialectJson.Deserialize(body, DialectJsonContext.Default.OllamaGenerateRequest);
-        var model = Ollama.RequireModel(request.Model);
+        var model = RequireModel(request.Model);
         immediateAnswer = null;
         if (string.IsNullOrEmpty(request.Prompt) && request.Images is null or { Count: 0 })
         {
-            immediateAnswer = Ollama.LoadAnswer(model, request.KeepAlive, timeProvider,
+            immediateAnswer = LoadAnswer(model, request.KeepAlive, timeProvider,
                 (m, at, reason) => JsonOutput.ToBytes(new OllamaGenerateChunk(m, at, "", null, true, reason), DialectJsonContext.Default.OllamaGenerateChunk));
             return null;
         }
@@ -129,7 +117,7 @@ internal sealed class OllamaGenerateDialect : ClaudeDialect
         new Writer(request, timeProvider, startTimestamp);
 
     private sealed class Writer(DialectRequest request, TimeProvider timeProvider, long startTimestamp)
-        : AnswerWriter(request, timeProvider, startTimestamp)
+        : OllamaWriter(request, timeProvider, startTimestamp)
     {
         protected override void WriteText(string text, IBufferWriter<byte> output) => Chunk(text, null, output);
 
@@ -138,9 +126,6 @@ internal sealed class OllamaGenerateDialect : ClaudeDialect
         protected override void WriteCompleted(ClaudeTurnResult result, IBufferWriter<byte> output) =>
             JsonOutput.WriteLine(output, Final(result, "", null), DialectJsonContext.Default.OllamaGenerateChunk);
 
-        protected override void WriteStreamError(ClaudeBackendError error, IBufferWriter<byte> output) =>
-            JsonOutput.WriteLine(output, new OllamaError(error.Message), DialectJsonContext.Default.OllamaError);
-
         public override void WriteAnswer(ClaudeTurnResult result, string thinking, IBufferWriter<byte> output) =>
             JsonOutput.WriteJson(output, Final(result, result.Text, thinking.Length > 0 ? thinking : null), DialectJsonContext.Default.OllamaGenerateChunk);
 
@@ -148,24 +133,29 @@ internal sealed class OllamaGenerateDialect : ClaudeDialect
             JsonOutput.WriteLine(output, new OllamaGenerateChunk(Request.RequestedModel, TimeProvider.GetUtcNow(), response, thinking, false), DialectJsonContext.Default.OllamaGenerateChunk);
 
         private OllamaGenerateChunk Final(ClaudeTurnResult result, string response, string? thinking) =>
-            Ollama.WithMetrics(
+            WithMetrics(
                 new OllamaGenerateChunk(Request.RequestedModel, TimeProvider.GetUtcNow(), response, thinking, true, TurnMetrics.FinishReason(result)),
                 TurnMetrics.From(result, Elapsed));
     }
 }
 
-/// <summary>What Ollama's chat and generate have in common.</summary>
-internal static class Ollama
+/// <summary>What Ollama's chat and generate have in common: NDJSON, the error line, the load probe, the final metrics.</summary>
+internal abstract class OllamaDialect : ClaudeDialect
 {
-    public const string StreamContentType = "application/x-ndjson";
+    public const string ContentType = "application/x-ndjson";
 
-    public static string RequireModel(string? model) =>
+    public override ErrorStyle ErrorStyle => ErrorStyle.Ollama;
+
+    internal override string StreamContentType => ContentType;
+
+    protected static string RequireModel(string? model) =>
         string.IsNullOrWhiteSpace(model) ? throw new DialectRequestException("model is required") : model;
 
-    public static byte[] LoadAnswer(string model, JsonElement keepAlive, TimeProvider timeProvider, Func<string, DateTimeOffset, string, byte[]> create) =>
+    /// <summary>Clients "load" a model with an empty request (and Open WebUI "unloads" with <c>keep_alive: 0</c>); nothing runs.</summary>
+    protected static byte[] LoadAnswer(string model, JsonElement keepAlive, TimeProvider timeProvider, Func<string, DateTimeOffset, string, byte[]> create) =>
         create(model, timeProvider.GetUtcNow(), IsZero(keepAlive) ? "unload" : "load");
 
-    public static T WithMetrics<T>(T chunk, TurnMetrics metrics)
+    protected static T WithMetrics<T>(T chunk, TurnMetrics metrics)
         where T : OllamaMetrics => chunk with
         {
             TotalDuration = metrics.TotalDurationNs,
@@ -182,4 +172,12 @@ internal static class Ollama
         JsonValueKind.String => keepAlive.GetString() is "0" or "0s" or "0m" or "0h",
         _ => false,
     };
+
+    protected abstract class OllamaWriter(DialectRequest request, TimeProvider timeProvider, long startTimestamp)
+        : AnswerWriter(request, timeProvider, startTimestamp)
+    {
+        /// <summary>Ollama's own way: one last <c>{"error":"…"}</c> line, and no <c>done</c> chunk after it.</summary>
+        protected override void WriteStreamError(ClaudeBackendError error, IBufferWriter<byte> output) =>
+            JsonOutput.WriteLine(output, new OllamaError(error.Message), DialectJsonContext.Default.OllamaError);
+    }
 }
