@@ -115,6 +115,19 @@ public sealed class RealCliTests
     }
 
     [Fact]
+    public async Task A_cli_that_is_not_logged_in_is_a_401_that_says_so()
+    {
+        await using var api = await FakeAnthropicServer.StartAsync();
+        await using var app = GatewayApp.WithRealCli(api, configure: s => s["ClaudeBackend:Environment:ANTHROPIC_API_KEY"] = "");
+
+        using var response = await app.CreateClient().PostAsync("/api/generate", Json("""{"model":"claude-sonnet:latest","prompt":"x"}"""), Cancel);
+
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        Assert.Contains("Not logged in", (await response.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("error").GetString(), StringComparison.Ordinal);
+        Assert.Empty(api.MessageRequests());
+    }
+
+    [Fact]
     public async Task A_client_that_disconnects_stops_the_cli_and_its_children()
     {
         await using var api = await FakeAnthropicServer.StartAsync("--reply", "fixed:" + new string('x', 400), "--chunk-chars", "4", "--chunk-delay-ms", "200");
