@@ -1,6 +1,7 @@
 using System.Net;
 using ClaudeProxy.ClaudeBackend;
 using ClaudeProxy.Gateway.Endpoints;
+using ClaudeProxy.Gateway.Ollama;
 using ClaudeProxy.Gateway.ModelRouting;
 using ClaudeProxy.Transforms.Yarp;
 using Yarp.ReverseProxy.Forwarder;
@@ -34,7 +35,9 @@ public static partial class GatewayExtensions
         builder.Services.AddClaudeBackend(builder.Configuration.GetSection(ClaudeBackendOptions.SectionName));
         builder.Services.AddReverseProxy()
             .LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"))
+            .AddConfigFilter<OllamaClusterConfigFilter>()
             .AddTransforms<ClaudeTransformProvider>();
+        builder.Services.AddSingleton<OllamaUpstream>();
         builder.Services.AddSingleton<IForwarderHttpClientFactory, ClaudeForwarderHttpClientFactory>();
         return builder;
     }
@@ -46,6 +49,7 @@ public static partial class GatewayExtensions
         app.MapDocs();
         app.MapReverseProxy(proxy =>
         {
+            proxy.UseMiddleware<ForwarderErrorMiddleware>();
             proxy.UseMiddleware<ModelRoutingMiddleware>();
             proxy.UseSessionAffinity();
             proxy.UseLoadBalancing();
@@ -65,7 +69,7 @@ public static partial class GatewayExtensions
             configuration.AddJsonFile(Path.GetFullPath(operatorFile), optional: false);
         }
 
-        // The short variables of the original server: HOST, PORT (or a port as first argument) and CLAUDE_CLI.
+        // The short variables: HOST, PORT (or a port as first argument), OLLAMA_URL and CLAUDE_CLI.
         var overrides = new Dictionary<string, string?>();
         if (Environment.GetEnvironmentVariable("HOST") is { Length: > 0 } host)
         {
@@ -75,6 +79,12 @@ public static partial class GatewayExtensions
         if ((portArgument?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? Environment.GetEnvironmentVariable("PORT")) is { Length: > 0 } port)
         {
             overrides[$"{GatewayOptions.SectionName}:{nameof(GatewayOptions.Port)}"] = port;
+        }
+
+        // OLLAMA_URL= (empty) turns Ollama off, as "none" does.
+        if (Environment.GetEnvironmentVariable("OLLAMA_URL") is { } ollamaUrl)
+        {
+            overrides[$"{GatewayOptions.SectionName}:{nameof(GatewayOptions.OllamaUrl)}"] = ollamaUrl.Length == 0 ? "none" : ollamaUrl;
         }
 
         if (Environment.GetEnvironmentVariable("CLAUDE_CLI") is { Length: > 0 } cli)

@@ -17,7 +17,7 @@ namespace ClaudeProxy.Transforms;
 [JsonSerializable(typeof(OllamaGenerateChunk))]
 [JsonSerializable(typeof(OllamaError))]
 [JsonSerializable(typeof(OllamaShowRequest))]
-[JsonSerializable(typeof(OllamaTags))]
+[JsonSerializable(typeof(OllamaModelEntry))]
 [JsonSerializable(typeof(OllamaShowResponse))]
 [JsonSerializable(typeof(OllamaVersion))]
 [JsonSerializable(typeof(OpenAiChatRequest))]

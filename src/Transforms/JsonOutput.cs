@@ -9,7 +9,7 @@ namespace ClaudeProxy.Transforms;
 internal static class JsonOutput
 {
     // Clients read UTF-8; escaping every non-ASCII character would only bloat the stream.
-    private static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    public static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public static void WriteJson<T>(IBufferWriter<byte> output, T value, JsonTypeInfo<T> typeInfo)
     {

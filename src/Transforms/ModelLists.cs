@@ -1,6 +1,8 @@
+using System.Buffers;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 using ClaudeProxy.ClaudeBackend;
 using ClaudeProxy.Transforms.Ollama;
 using ClaudeProxy.Transforms.OpenAi;
@@ -16,15 +18,51 @@ public static class ModelLists
     /// <summary>What the gateway can really do with a Claude model: chat, images in, thinking out. Tools are off.</summary>
     private static readonly string[] Capabilities = ["completion", "vision", "thinking"];
 
-    public static byte[] OllamaVersion(string version) =>
-        JsonOutput.ToBytes(new OllamaVersion(version), DialectJsonContext.Default.OllamaVersion);
+    /// <summary>Stands for "never unloads" in <c>/api/ps</c>, as Ollama's own far-future <c>expires_at</c> does.</summary>
+    private static readonly DateTimeOffset NeverExpires = new(2318, 1, 1, 0, 0, 0, TimeSpan.Zero);
 
-    public static byte[] OllamaTags(IEnumerable<ClaudeModelOptions> models, DateTimeOffset modifiedAt) =>
-        JsonOutput.ToBytes(new OllamaTags(models.Select(m => TagEntry(m, modifiedAt)).ToList()), DialectJsonContext.Default.OllamaTags);
+    /// <summary>Ollama's version when it answered one (both clients accept what it says), else the configured one.</summary>
+    public static byte[] OllamaVersion(byte[]? upstream, string fallback)
+    {
+        if (upstream is not null && TryParse(upstream) is { } document)
+        {
+            using (document)
+            {
+                if (document.RootElement.ValueKind == JsonValueKind.Object
+                    && document.RootElement.TryGetProperty("version", out var version)
+                    && version.ValueKind == JsonValueKind.String)
+                {
+                    return upstream;
+                }
+            }
+        }
 
-    /// <summary>Claude models hold no memory on this machine, so none is ever "running".</summary>
-    public static byte[] OllamaRunning() =>
-        JsonOutput.ToBytes(new OllamaTags([]), DialectJsonContext.Default.OllamaTags);
+        return JsonOutput.ToBytes(new OllamaVersion(fallback), DialectJsonContext.Default.OllamaVersion);
+    }
+
+    /// <summary><c>/api/tags</c>: the Claude models, then Ollama's own entries untouched (less any a Claude name shadows).</summary>
+    public static byte[] OllamaTags(byte[]? upstream, IReadOnlyList<ClaudeModelOptions> models, DateTimeOffset modifiedAt) =>
+        Merge(upstream, "models", "name", openAiList: false, models, m => TagEntry(m, modifiedAt), DialectJsonContext.Default.OllamaModelEntry);
+
+    /// <summary><c>/api/ps</c>: Claude models are always "loaded" (they run remotely), next to what Ollama has in memory.</summary>
+    public static byte[] OllamaRunning(byte[]? upstream, IReadOnlyList<ClaudeModelOptions> models, DateTimeOffset modifiedAt) =>
+        Merge(upstream, "models", "name", openAiList: false, models,
+            m => TagEntry(m, modifiedAt) with { ExpiresAt = NeverExpires, SizeVram = 0, ContextLength = m.ContextLength },
+            DialectJsonContext.Default.OllamaModelEntry);
+
+    /// <summary>The answer to pulling a Claude model: there is nothing to download, so it succeeded.</summary>
+    public static byte[] OllamaPullSuccess(bool stream) =>
+        stream ? "{\"status\":\"success\"}\n"u8.ToArray() : "{\"status\":\"success\"}"u8.ToArray();
+
+    /// <summary>Whether an Ollama management request asked for a stream (its default).</summary>
+    public static bool WantsStream(byte[] body)
+    {
+        using var document = TryParse(body);
+        return document is null
+            || document.RootElement.ValueKind != JsonValueKind.Object
+            || !document.RootElement.TryGetProperty("stream", out var stream)
+            || stream.ValueKind != JsonValueKind.False;
+    }
 
     public static byte[] OllamaShow(ClaudeModelOptions model, DateTimeOffset modifiedAt)
     {
@@ -59,13 +97,80 @@ public static class ModelLists
         }
     }
 
-    public static byte[] OpenAiModels(IEnumerable<ClaudeModelOptions> models, DateTimeOffset created) =>
-        JsonOutput.ToBytes(new OpenAiModelList(models.Select(m => OpenAiModelOf(m.Name, created)).ToList()), DialectJsonContext.Default.OpenAiModelList);
+    /// <summary><c>/v1/models</c>: the Claude models, then Ollama's entries untouched.</summary>
+    public static byte[] OpenAiModels(byte[]? upstream, IReadOnlyList<ClaudeModelOptions> models, DateTimeOffset created) =>
+        Merge(upstream, "data", "id", openAiList: true, models, m => OpenAiModelOf(m.Name, created), DialectJsonContext.Default.OpenAiModel);
 
     public static byte[] OpenAiModel(string id, DateTimeOffset created) =>
         JsonOutput.ToBytes(OpenAiModelOf(id, created), DialectJsonContext.Default.OpenAiModel);
 
     private static OpenAiModel OpenAiModelOf(string id, DateTimeOffset created) => new(id, created.ToUnixTimeSeconds(), "anthropic");
+
+    /// <summary>
+    /// Writes <c>{"models":[…]}</c> or <c>{"object":"list","data":[…]}</c>: the Claude entries, then each upstream entry as
+    /// Ollama sent it, except one whose name a Claude model takes (requests for that name go to Claude).
+    /// </summary>
+    private static byte[] Merge<T>(
+        byte[]? upstream,
+        string listProperty,
+        string keyProperty,
+        bool openAiList,
+        IReadOnlyList<ClaudeModelOptions> models,
+        Func<ClaudeModelOptions, T> entryOf,
+        JsonTypeInfo<T> typeInfo)
+    {
+        var output = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(output, JsonOutput.WriterOptions))
+        {
+            writer.WriteStartObject();
+            if (openAiList)
+            {
+                writer.WriteString("object", "list");
+            }
+
+            writer.WriteStartArray(listProperty);
+            foreach (var model in models)
+            {
+                JsonSerializer.Serialize(writer, entryOf(model), typeInfo);
+            }
+
+            using var document = upstream is null ? null : TryParse(upstream);
+            if (document?.RootElement is { ValueKind: JsonValueKind.Object } root
+                && root.TryGetProperty(listProperty, out var entries)
+                && entries.ValueKind == JsonValueKind.Array)
+            {
+                var claudeNames = models.Select(m => m.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
+                foreach (var entry in entries.EnumerateArray())
+                {
+                    var shadowed = entry.ValueKind == JsonValueKind.Object
+                        && entry.TryGetProperty(keyProperty, out var key)
+                        && key.ValueKind == JsonValueKind.String
+                        && claudeNames.Contains(key.GetString()!);
+                    if (!shadowed)
+                    {
+                        entry.WriteTo(writer);
+                    }
+                }
+            }
+
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+        }
+
+        return output.WrittenSpan.ToArray();
+    }
+
+    private static JsonDocument? TryParse(byte[] json)
+    {
+        try
+        {
+            return JsonDocument.Parse(json);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
 
     private static OllamaModelEntry TagEntry(ClaudeModelOptions model, DateTimeOffset modifiedAt) =>
         new(model.Name, model.Name, modifiedAt, 0, Digest(model), Details);

@@ -1,11 +1,15 @@
 using System.Net;
 using ClaudeProxy.ClaudeBackend;
+using ClaudeProxy.Gateway.Ollama;
 using ClaudeProxy.Transforms;
 using Microsoft.Extensions.Options;
 
 namespace ClaudeProxy.Gateway.Endpoints;
 
-/// <summary>Discovery endpoints: the Ollama liveness and version probes and the model lists of both APIs.</summary>
+/// <summary>
+/// Discovery endpoints: the Ollama liveness and version probes and the model lists of both APIs. Single models
+/// (<c>/api/show</c>, <c>/v1/models/{id}</c>) are proxy routes: see <see cref="ModelRouting.ModelRoutingMiddleware"/>.
+/// </summary>
 internal static class ModelEndpoints
 {
     private static readonly string[] GetAndHead = [HttpMethods.Get, HttpMethods.Head];
@@ -16,45 +20,25 @@ internal static class ModelEndpoints
         var listedAt = app.ServiceProvider.GetRequiredService<TimeProvider>().GetUtcNow();
 
         app.MapMethods("/", GetAndHead, () => new BodyResult("Ollama is running"u8.ToArray(), ContentType: "text/plain; charset=utf-8"));
-        app.MapMethods("/api/version", GetAndHead, Version);
-        app.MapGet("/version", Version);
+        app.MapMethods("/api/version", GetAndHead, VersionAsync);
+        app.MapGet("/version", VersionAsync);
 
-        app.MapMethods("/api/tags", GetAndHead, (ClaudeModelCatalog catalog) =>
-            new BodyResult(ModelLists.OllamaTags(catalog.Models, listedAt)));
-        app.MapGet("/api/ps", () => new BodyResult(ModelLists.OllamaRunning()));
-        app.MapPost("/api/show", async (HttpRequest request, ClaudeModelCatalog catalog, CancellationToken cancellationToken) =>
+        // The lists merge Ollama's answer (if it comes in time) with the Claude models.
+        app.MapMethods("/api/tags", GetAndHead, async (ClaudeModelCatalog catalog, OllamaUpstream ollama, CancellationToken cancellationToken) =>
+            new BodyResult(ModelLists.OllamaTags(await ollama.GetAsync("/api/tags", cancellationToken), catalog.Models, listedAt)));
+        app.MapGet("/api/ps", async (ClaudeModelCatalog catalog, OllamaUpstream ollama, CancellationToken cancellationToken) =>
+            new BodyResult(ModelLists.OllamaRunning(await ollama.GetAsync("/api/ps", cancellationToken), catalog.Models, listedAt)));
+        foreach (var path in (string[])["/v1/models", "/models"])
         {
-            using var body = new MemoryStream();
-            await request.Body.CopyToAsync(body, cancellationToken);
-            var name = ModelLists.ReadShowModel(body.ToArray());
-            if (string.IsNullOrEmpty(name))
-            {
-                return OllamaError(HttpStatusCode.BadRequest, "model is required");
-            }
-
-            return catalog.TryFind(name, out var model)
-                ? new BodyResult(ModelLists.OllamaShow(model, listedAt))
-                : OllamaError(HttpStatusCode.NotFound, $"model '{name}' not found");
-        });
-
-        foreach (var prefix in (string[])["/v1/models", "/models"])
-        {
-            app.MapGet(prefix, (ClaudeModelCatalog catalog) =>
-                new BodyResult(ModelLists.OpenAiModels(catalog.Models, listedAt)));
-            app.MapGet(prefix + "/{*id}", (string id, ClaudeModelCatalog catalog) =>
-                catalog.TryFind(id, out _)
-                    ? new BodyResult(ModelLists.OpenAiModel(id, listedAt))
-                    : new BodyResult(ErrorEnvelopes.Create(ErrorStyle.OpenAi, HttpStatusCode.NotFound, $"The model '{id}' does not exist", "model_not_found"), HttpStatusCode.NotFound));
+            app.MapGet(path, async (ClaudeModelCatalog catalog, OllamaUpstream ollama, CancellationToken cancellationToken) =>
+                new BodyResult(ModelLists.OpenAiModels(await ollama.GetAsync("/v1/models", cancellationToken), catalog.Models, listedAt)));
         }
 
         return app;
     }
 
-    private static IResult Version(IOptions<GatewayOptions> options) =>
-        new BodyResult(ModelLists.OllamaVersion(options.Value.OllamaVersion));
-
-    private static IResult OllamaError(HttpStatusCode status, string message) =>
-        new BodyResult(ErrorEnvelopes.Create(ErrorStyle.Ollama, status, message), status);
+    private static async Task<IResult> VersionAsync(OllamaUpstream ollama, IOptions<GatewayOptions> options, CancellationToken cancellationToken) =>
+        new BodyResult(ModelLists.OllamaVersion(await ollama.GetAsync("/api/version", cancellationToken), options.Value.OllamaVersion));
 }
 
 /// <summary>

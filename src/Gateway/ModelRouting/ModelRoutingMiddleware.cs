@@ -1,59 +1,129 @@
 using System.Net;
 using ClaudeProxy.ClaudeBackend;
+using ClaudeProxy.Gateway.Ollama;
 using ClaudeProxy.Transforms;
-using ClaudeProxy.Transforms.Yarp;
 using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy;
 
 namespace ClaudeProxy.Gateway.ModelRouting;
 
 /// <summary>
-/// Chooses the backend of a model-bearing request from the body's <c>model</c>. Routes opt in with a
-/// <c>ClaudeDialect</c> in their metadata and name the claude cluster; a request for any other model is handed to the
-/// <c>ollama</c> cluster when there is one, and is answered "model not found" when there is not.
+/// Chooses the backend of a model-bearing request (routes with <c>ModelRouting</c> metadata). On a Claude route (one
+/// with a <c>ClaudeDialect</c>) a Claude model stays and any other model moves to the <c>ollama</c> cluster; on an
+/// Ollama route a Claude model gets the route's <c>ClaudeModelAnswer</c> and any other model goes on to Ollama.
+/// With no Ollama configured, a model nobody serves is answered "not found".
 /// </summary>
 internal sealed partial class ModelRoutingMiddleware(
     RequestDelegate next,
     IProxyStateLookup proxyState,
     ClaudeModelCatalog catalog,
+    OllamaUpstream ollama,
+    TimeProvider timeProvider,
     IOptions<GatewayOptions> options,
     ILogger<ModelRoutingMiddleware> logger)
 {
-    public const string OllamaClusterId = "ollama";
-
     public async Task InvokeAsync(HttpContext context)
     {
-        var proxy = context.GetReverseProxyFeature();
-        if (proxy.Route.Config.Metadata?.TryGetValue(ClaudeTransformProvider.DialectMetadataKey, out var dialectName) != true
-            || !ClaudeDialects.TryGet(dialectName, out var dialect)
-            || !HttpMethods.IsPost(context.Request.Method))
+        var metadata = context.GetReverseProxyFeature().Route.Config.Metadata;
+        if (metadata is null || !metadata.TryGetValue(RouteMetadata.ModelRouting, out var routing))
         {
             await next(context);
             return;
         }
 
-        // Buffer so the body can be read for the model and then again for the backend.
+        var model = routing == "path"
+            ? context.GetRouteValue("model") as string
+            : await ReadBodyModelAsync(context, RouteMetadata.ModelPropertiesOf(metadata));
+        var isClaude = catalog.TryFind(model, out var claudeModel);
+        var style = RouteMetadata.ErrorStyleOf(metadata);
+
+        if (metadata.ContainsKey(RouteMetadata.DialectKey))
+        {
+            // A Claude model, or a body without a readable model, stays on the claude cluster: the dialect transform
+            // answers a malformed request in the client's own terms.
+            if (model is null || isClaude)
+            {
+                await next(context);
+            }
+            else if (ollama.IsConfigured && proxyState.TryGetCluster(OllamaClusterConfigFilter.ClusterId, out var ollamaCluster))
+            {
+                context.ReassignProxyRequest(ollamaCluster);
+                await next(context);
+            }
+            else
+            {
+                await NotFoundAsync(context, style, model);
+            }
+
+            return;
+        }
+
+        if (isClaude)
+        {
+            await AnswerForClaudeModelAsync(context, metadata.GetValueOrDefault(RouteMetadata.ClaudeModelAnswer), claudeModel!, model!, style);
+        }
+        else if (ollama.IsConfigured)
+        {
+            await next(context);
+        }
+        else if (model is null)
+        {
+            await ErrorEnvelopes.WriteAsync(context.Response, style, HttpStatusCode.BadRequest, "model is required", context.RequestAborted);
+        }
+        else
+        {
+            await NotFoundAsync(context, style, model);
+        }
+    }
+
+    private async Task<string?> ReadBodyModelAsync(HttpContext context, IReadOnlyList<string> properties)
+    {
+        // Buffer so the body can be read for the model and then again by the forwarder.
         context.Request.EnableBuffering();
-        var model = await RequestModelReader.ReadAsync(context.Request.Body, options.Value.MaxModelScanBytes, context.RequestAborted);
+        var model = await RequestModelReader.ReadAsync(context.Request.Body, properties, options.Value.MaxModelScanBytes, context.RequestAborted);
         context.Request.Body.Position = 0;
+        return model;
+    }
 
-        // A Claude model, or a body without a readable model, stays on the route's (claude) cluster: the dialect
-        // transform answers a malformed request in the client's own terms.
-        if (model is null || catalog.TryFind(model, out _))
+    private async Task AnswerForClaudeModelAsync(HttpContext context, string? answer, ClaudeModelOptions model, string requestedName, ErrorStyle style)
+    {
+        var response = context.Response;
+        var now = timeProvider.GetUtcNow();
+        switch (answer)
         {
-            await next(context);
-            return;
-        }
+            case "show":
+                await WriteJsonAsync(response, ModelLists.OllamaShow(model, now), context.RequestAborted);
+                break;
+            case "openai-model":
+                await WriteJsonAsync(response, ModelLists.OpenAiModel(requestedName, now), context.RequestAborted);
+                break;
+            case "pull":
+                using (var body = new MemoryStream())
+                {
+                    await context.Request.Body.CopyToAsync(body, context.RequestAborted);
+                    var stream = ModelLists.WantsStream(body.ToArray());
+                    response.ContentType = stream ? "application/x-ndjson" : ErrorEnvelopes.JsonContentType;
+                    await response.Body.WriteAsync(ModelLists.OllamaPullSuccess(stream), context.RequestAborted);
+                }
 
-        if (proxyState.TryGetCluster(OllamaClusterId, out var ollama))
-        {
-            context.ReassignProxyRequest(ollama);
-            await next(context);
-            return;
+                break;
+            default:
+                var reason = answer is not null && answer.StartsWith("error:", StringComparison.Ordinal) ? answer["error:".Length..] : "is a Claude model served by ClaudeProxy";
+                await ErrorEnvelopes.WriteAsync(response, style, HttpStatusCode.BadRequest, $"\"{requestedName}\" {reason}", context.RequestAborted);
+                break;
         }
+    }
 
+    private async Task NotFoundAsync(HttpContext context, ErrorStyle style, string model)
+    {
         LogUnknownModel(logger, model);
-        await ErrorEnvelopes.WriteAsync(context.Response, dialect.ErrorStyle, HttpStatusCode.NotFound, $"model '{model}' not found", context.RequestAborted);
+        await ErrorEnvelopes.WriteAsync(context.Response, style, HttpStatusCode.NotFound, $"model '{model}' not found", context.RequestAborted);
+    }
+
+    private static async Task WriteJsonAsync(HttpResponse response, byte[] body, CancellationToken cancellationToken)
+    {
+        response.ContentType = ErrorEnvelopes.JsonContentType;
+        await response.Body.WriteAsync(body, cancellationToken);
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "No backend serves model '{Model}'")]

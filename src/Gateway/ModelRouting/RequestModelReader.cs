@@ -11,11 +11,21 @@ internal static class RequestModelReader
 {
     private const int InitialBufferSize = 4096;
 
-    /// <summary>The model name, or null when the body is not a JSON object with a string <c>model</c>.</summary>
-    public static async ValueTask<string?> ReadAsync(Stream body, int maxBytes, CancellationToken cancellationToken)
+    /// <summary>Ollama's own order: <c>model</c>, else the older <c>name</c> (ollama-js still sends it for pull and delete).</summary>
+    public static readonly string[] ModelProperties = ["model", "name"];
+
+    /// <summary>The model a body names, by <see cref="ModelProperties"/>.</summary>
+    public static ValueTask<string?> ReadAsync(Stream body, int maxBytes, CancellationToken cancellationToken) =>
+        ReadAsync(body, ModelProperties, maxBytes, cancellationToken);
+
+    /// <summary>
+    /// The value of the first of <paramref name="properties"/> the body has as a top-level string, or null when the
+    /// body is not a JSON object with one.
+    /// </summary>
+    public static async ValueTask<string?> ReadAsync(Stream body, IReadOnlyList<string> properties, int maxBytes, CancellationToken cancellationToken)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(InitialBufferSize);
-        var scan = new Scan();
+        var scan = new Scan(properties);
         var filled = 0;
         long total = 0;
         try
@@ -36,13 +46,13 @@ internal static class RequestModelReader
                 total += read;
                 if (total > maxBytes)
                 {
-                    return null;
+                    return scan.Found;
                 }
 
                 var consumed = scan.Advance(buffer.AsSpan(0, filled), isFinalBlock: read == 0);
                 if (scan.Done || read == 0)
                 {
-                    return scan.Model;
+                    return scan.Found;
                 }
 
                 buffer.AsSpan(consumed, filled - consumed).CopyTo(buffer);
@@ -55,14 +65,16 @@ internal static class RequestModelReader
         }
     }
 
-    private sealed class Scan
+    private sealed class Scan(IReadOnlyList<string> properties)
     {
+        private readonly string?[] _values = new string?[properties.Count];
         private JsonReaderState _state;
-        private bool _nextIsModel;
+        private int _nextIs = -1;
 
         public bool Done { get; private set; }
 
-        public string? Model { get; private set; }
+        /// <summary>The value of the most preferred property seen so far.</summary>
+        public string? Found => _values.FirstOrDefault(v => v is not null);
 
         /// <summary>Reads the tokens in <paramref name="data"/>; returns how many bytes were consumed.</summary>
         public int Advance(ReadOnlySpan<byte> data, bool isFinalBlock)
@@ -72,23 +84,29 @@ internal static class RequestModelReader
             {
                 while (reader.Read())
                 {
-                    if (_nextIsModel)
+                    if (_nextIs >= 0)
                     {
-                        Model = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
-                        Done = true;
-                        return (int)reader.BytesConsumed;
+                        _values[_nextIs] ??= reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+                        // The first choice ends the scan; a fallback keeps it going in case the first choice follows.
+                        Done = _nextIs == 0 && _values[0] is not null;
+                        _nextIs = -1;
+                        if (Done)
+                        {
+                            return (int)reader.BytesConsumed;
+                        }
                     }
 
                     if (reader.CurrentDepth == 0 && reader.TokenType != JsonTokenType.StartObject)
                     {
-                        // Not an object, or the object ended without a model.
+                        // Not an object, or the object ended.
                         Done = true;
                         return (int)reader.BytesConsumed;
                     }
 
-                    _nextIsModel = reader.TokenType == JsonTokenType.PropertyName
-                        && reader.CurrentDepth == 1
-                        && reader.ValueTextEquals("model"u8);
+                    if (reader.TokenType == JsonTokenType.PropertyName && reader.CurrentDepth == 1)
+                    {
+                        _nextIs = IndexOf(ref reader);
+                    }
                 }
             }
             catch (JsonException)
@@ -99,6 +117,19 @@ internal static class RequestModelReader
 
             _state = reader.CurrentState;
             return (int)reader.BytesConsumed;
+        }
+
+        private int IndexOf(ref Utf8JsonReader reader)
+        {
+            for (var i = 0; i < properties.Count; i++)
+            {
+                if (reader.ValueTextEquals(properties[i]))
+                {
+                    return i;
+                }
+            }
+
+            return -1;
         }
     }
 }

@@ -70,8 +70,6 @@ internal sealed record OllamaError([property: JsonIgnore(Condition = JsonIgnoreC
 
 internal sealed record OllamaShowRequest(string? Model, string? Name);
 
-internal sealed record OllamaTags(IReadOnlyList<OllamaModelEntry> Models);
-
 internal sealed record OllamaModelEntry(
     string Name,
     string Model,

@@ -105,9 +105,7 @@ public sealed class ClaudeTransformProvider(TimeProvider timeProvider) : ITransf
         var style = turn.Dialect.ErrorStyle;
         if (context.ProxyResponse is not { } backendResponse)
         {
-            // The backend could not be reached at all; YARP has set 502 and copies no body.
-            response.ContentType = ErrorEnvelopes.JsonContentType;
-            await response.Body.WriteAsync(ErrorEnvelopes.Create(style, (HttpStatusCode)response.StatusCode, "The claude backend did not answer."), context.CancellationToken);
+            // The backend could not be reached at all: the gateway's forwarder-error middleware answers.
             return;
         }
 

@@ -50,10 +50,15 @@ public sealed class GatewayApp : WebApplicationFactory<Program>
         return new GatewayApp(settings, kestrel);
     }
 
+    /// <summary>Puts <paramref name="ollamaUrl"/> behind the gateway as its Ollama.</summary>
+    public static Action<Dictionary<string, string?>> WithOllama(string ollamaUrl) => settings => settings["Gateway:OllamaUrl"] = ollamaUrl;
+
     public string FakeCliLog => Path.Combine(DataDirectory, "fake-claude.jsonl");
 
     private static Dictionary<string, string?> BaseSettings(string cliPath, GatewayApp? sameStoreAs) => new()
     {
+        // No Ollama unless a test puts one behind the gateway (a developer's real one must never answer a test).
+        ["Gateway:OllamaUrl"] = "none",
         ["ClaudeBackend:CliPath"] = cliPath,
         ["ClaudeBackend:DataDirectory"] = sameStoreAs?.DataDirectory ?? Directory.CreateTempSubdirectory("gateway-data-").FullName,
         ["ClaudeBackend:Environment:HOME"] = sameStoreAs?.Home ?? Directory.CreateTempSubdirectory("gateway-home-").FullName,
