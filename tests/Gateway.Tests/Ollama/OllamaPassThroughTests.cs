@@ -1,0 +1,231 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using ClaudeProxy.Gateway.Tests.Infrastructure;
+using WireMock.RequestBuilders;
+using WireMock.ResponseBuilders;
+using static ClaudeProxy.Gateway.Tests.Infrastructure.StreamingReads;
+
+namespace ClaudeProxy.Gateway.Tests.Ollama;
+
+/// <summary>Requests for non-Claude models reach the Ollama behind the gateway untouched, and its answers come back untouched.</summary>
+public sealed class OllamaPassThroughTests : IAsyncLifetime
+{
+    private readonly FakeOllama _ollama = FakeOllama.Start();
+    private GatewayApp _app = null!;
+    private HttpClient _client = null!;
+
+    private static CancellationToken Cancel => TestContext.Current.CancellationToken;
+
+    public ValueTask InitializeAsync()
+    {
+        _app = GatewayApp.WithFakeCli(configure: GatewayApp.WithOllama(_ollama.Url));
+        _client = _app.CreateClient();
+        return ValueTask.CompletedTask;
+    }
+
+    public static TheoryData<string, string, string, string> Endpoints => new()
+    {
+        { "POST", "/api/chat", """{"model":"llama3.2","stream":false,"messages":[{"role":"user","content":"why?"}],"options":{"temperature":0.1}}""", """{"model":"llama3.2","message":{"role":"assistant","content":"because"},"done":true}""" },
+        { "POST", "/api/generate", """{"prompt":"why?","model":"llama3.2","stream":false}""", """{"model":"llama3.2","response":"because","done":true}""" },
+        { "POST", "/api/embed", """{"model":"all-minilm","input":["a","b"]}""", """{"model":"all-minilm","embeddings":[[0.010071029,-0.0017594862],[0.5,0.25]]}""" },
+        { "POST", "/api/embeddings", """{"model":"all-minilm","prompt":"a"}""", """{"embedding":[0.5670403838157654,0.009260174818336964]}""" },
+        { "POST", "/api/show", """{"model":"llama3.2"}""", """{"modelfile":"FROM llama3.2","details":{"family":"llama"},"model_info":{"general.architecture":"llama"},"capabilities":["completion","tools"]}""" },
+        { "POST", "/api/show", """{"name":"llama3.2"}""", """{"modelfile":"FROM llama3.2","model_info":{}}""" },
+        { "POST", "/api/pull", """{"model":"llama3.2","stream":false}""", """{"status":"success"}""" },
+        { "POST", "/api/push", """{"model":"me/llama3.2","stream":false}""", """{"status":"success"}""" },
+        { "POST", "/api/create", """{"model":"mario","from":"llama3.2","system":"You are Mario.","stream":false}""", """{"status":"success"}""" },
+        { "POST", "/api/copy", """{"source":"llama3.2","destination":"llama3-backup"}""", "" },
+        { "DELETE", "/api/delete", """{"model":"llama3-backup"}""", "" },
+        { "POST", "/api/blobs/sha256:29fdb92e57cf0827ded04ae6461b5931d01fa595843f55d36f5b275a52087dd2", "raw gguf bytes", "" },
+        { "HEAD", "/api/blobs/sha256:29fdb92e57cf0827ded04ae6461b5931d01fa595843f55d36f5b275a52087dd2", "", "" },
+        { "POST", "/v1/chat/completions", """{"messages":[{"role":"user","content":"hi"}],"model":"llama3.2"}""", """{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}]}""" },
+        { "POST", "/v1/completions", """{"model":"llama3.2","prompt":"Say this is a test"}""", """{"id":"cmpl-1","object":"text_completion","choices":[{"text":"This is a test","index":0,"finish_reason":"stop"}]}""" },
+        { "POST", "/v1/embeddings", """{"model":"all-minilm","input":"why?"}""", """{"object":"list","data":[{"object":"embedding","embedding":[0.1,0.2],"index":0}],"model":"all-minilm"}""" },
+        { "GET", "/v1/models/llama3.2:latest", "", """{"id":"llama3.2:latest","object":"model","created":1746405464,"owned_by":"library"}""" },
+        { "GET", "/api/status", "", """{"cloud":{"disabled":true,"source":"env"}}""" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Endpoints))]
+    public async Task Each_ollama_endpoint_passes_through_byte_for_byte(string method, string path, string requestBody, string responseBody)
+    {
+        _ollama.Server.Given(Request.Create().WithPath(path).UsingMethod(method))
+            .RespondWith(Response.Create().WithStatusCode(method == "POST" && path.StartsWith("/api/blobs", StringComparison.Ordinal) ? 201 : 200)
+                .WithHeader("Content-Type", "application/json; charset=utf-8").WithBody(responseBody));
+        using var request = new HttpRequestMessage(new HttpMethod(method), path);
+        if (requestBody.Length > 0)
+        {
+            request.Content = new StringContent(requestBody, Encoding.UTF8, "application/json");
+        }
+
+        using var response = await _client.SendAsync(request, Cancel);
+
+        Assert.True(response.IsSuccessStatusCode, $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync(Cancel)}");
+        Assert.Equal(method == "HEAD" ? "" : responseBody, await response.Content.ReadAsStringAsync(Cancel));
+        var received = _ollama.Server.LogEntries.Last().RequestMessage!;
+        Assert.Equal(path, received.Path);
+        Assert.Equal(method, received.Method);
+        Assert.Equal(requestBody, received.Body ?? "");
+    }
+
+    [Fact]
+    public async Task An_ollama_stream_reaches_the_client_chunk_by_chunk()
+    {
+        _ollama.StreamLines("/api/chat", FakeOllama.ChatLines, TimeSpan.FromMilliseconds(400));
+        await using var app = GatewayApp.WithFakeCli(kestrel: true, configure: GatewayApp.WithOllama(_ollama.Url));
+
+        var (response, lines) = await PostAndReadLinesAsync(app.CreateClient(), "/api/chat", Json("""{"model":"llama3.2","messages":[{"role":"user","content":"why is the sky blue?"}]}"""), Cancel);
+
+        Assert.Equal("application/x-ndjson", response.Content.Headers.ContentType?.MediaType);
+        Assert.Null(response.Content.Headers.ContentEncoding.FirstOrDefault());
+        Assert.Equal(FakeOllama.ChatLines, lines.Select(l => l.Text));
+        // Four lines 0.4 s apart arrive spread out: the proxy neither buffers nor batches them.
+        Assert.True(lines[^1].At - lines[0].At >= TimeSpan.FromSeconds(1), $"first at {lines[0].At}, last at {lines[^1].At}");
+        Assert.True(lines[1].At - lines[0].At >= TimeSpan.FromMilliseconds(250), $"second came {lines[1].At - lines[0].At} after the first");
+    }
+
+    [Fact]
+    public async Task The_host_header_is_the_upstreams_not_the_clients()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/chat") { Content = Json("""{"model":"llama3.2","messages":[]}""") };
+        request.Headers.Host = "claudeproxy.example.com";
+
+        using var response = await _client.SendAsync(request, Cancel);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var host = _ollama.Server.LogEntries.Last().RequestMessage!.Headers!["Host"].Single();
+        Assert.Equal(new Uri(_ollama.Url).Authority, host);
+    }
+
+    [Theory]
+    [InlineData(404, """{"error":"model 'nope' not found"}""")]
+    [InlineData(400, """{"error":"invalid format"}""")]
+    [InlineData(503, """{"error":"server busy, please try again.  maximum pending requests exceeded"}""")]
+    public async Task Ollamas_own_errors_reach_the_client_unchanged(int status, string body)
+    {
+        _ollama.Server.Given(Request.Create().WithPath("/api/generate").UsingPost())
+            .RespondWith(Response.Create().WithStatusCode(status).WithHeader("Content-Type", "application/json; charset=utf-8").WithBody(body));
+
+        using var response = await _client.PostAsync("/api/generate", Json("""{"model":"nope","prompt":"x"}"""), Cancel);
+
+        Assert.Equal(status, (int)response.StatusCode);
+        Assert.Equal(body, await response.Content.ReadAsStringAsync(Cancel));
+    }
+
+    [Fact]
+    public async Task Tags_show_the_claude_models_and_ollamas_untouched_without_duplicates()
+    {
+        var models = (await _client.GetFromJsonAsync<JsonElement>("/api/tags", Cancel)).GetProperty("models").EnumerateArray().ToList();
+
+        var names = models.Select(m => m.GetProperty("name").GetString()).ToList();
+        Assert.Equal(["claude-sonnet:latest", "claude-opus:latest", "claude-haiku:latest", "llama3.2:latest"], names);
+        var llama = JsonDocument.Parse(FakeOllama.Tags).RootElement.GetProperty("models")[0];
+        Assert.Equal(llama.GetRawText(), models[3].GetRawText());
+        Assert.Equal("claude", models[0].GetProperty("details").GetProperty("family").GetString());
+    }
+
+    [Fact]
+    public async Task Ps_and_openai_lists_are_merged_too()
+    {
+        var ps = (await _client.GetFromJsonAsync<JsonElement>("/api/ps", Cancel)).GetProperty("models").EnumerateArray().ToList();
+        var v1 = (await _client.GetFromJsonAsync<JsonElement>("/v1/models", Cancel)).GetProperty("data").EnumerateArray().Select(m => m.GetProperty("id").GetString()).ToList();
+        var unprefixed = (await _client.GetFromJsonAsync<JsonElement>("/models", Cancel)).GetProperty("data").EnumerateArray().Select(m => m.GetProperty("id").GetString()).ToList();
+
+        Assert.Contains(ps, m => m.GetProperty("name").GetString() == "llama3.2:latest" && m.GetProperty("size_vram").GetInt64() == 3340000000);
+        Assert.Contains(ps, m => m.GetProperty("name").GetString() == "claude-sonnet:latest" && m.TryGetProperty("expires_at", out _));
+        Assert.Equal(["claude-sonnet:latest", "claude-opus:latest", "claude-haiku:latest", "llama3.2:latest"], v1);
+        Assert.Equal(v1, unprefixed);
+    }
+
+    [Fact]
+    public async Task The_version_is_ollamas_when_it_answers()
+    {
+        var version = await _client.GetFromJsonAsync<JsonElement>("/api/version", Cancel);
+
+        Assert.Equal("0.13.5", version.GetProperty("version").GetString());
+    }
+
+    [Fact]
+    public async Task A_slow_ollama_leaves_the_lists_answering_in_time_with_the_claude_models()
+    {
+        _ollama.Server.Given(Request.Create().WithPath("/api/tags").UsingGet())
+            .RespondWith(Response.Create().WithDelay(TimeSpan.FromSeconds(10)).WithBody(FakeOllama.Tags));
+        var clock = Stopwatch.StartNew();
+
+        var models = (await _client.GetFromJsonAsync<JsonElement>("/api/tags", Cancel)).GetProperty("models").EnumerateArray().Select(m => m.GetProperty("name").GetString()).ToList();
+
+        // Open WebUI drops every model when the list fails or times out; the Claude models must come in time.
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"answered after {clock.Elapsed}");
+        Assert.Equal(["claude-sonnet:latest", "claude-opus:latest", "claude-haiku:latest"], models);
+    }
+
+    [Fact]
+    public async Task An_erroring_ollama_leaves_the_lists_with_the_claude_models_and_the_configured_version()
+    {
+        _ollama.Get("/v1/models", """{"error":"boom"}""", status: 500);
+        _ollama.Get("/api/version", "not json at all");
+
+        var v1 = (await _client.GetFromJsonAsync<JsonElement>("/v1/models", Cancel)).GetProperty("data").EnumerateArray().Select(m => m.GetProperty("id").GetString()).ToList();
+        var version = await _client.GetFromJsonAsync<JsonElement>("/api/version", Cancel);
+
+        Assert.Equal(["claude-sonnet:latest", "claude-opus:latest", "claude-haiku:latest"], v1);
+        Assert.Equal("0.12.6", version.GetProperty("version").GetString());
+    }
+
+    [Fact]
+    public async Task Claude_names_on_ollama_endpoints_get_answers_of_their_own_and_never_reach_ollama()
+    {
+        using var pull = await _client.PostAsync("/api/pull", Json("""{"name":"claude-sonnet:latest"}"""), Cancel);
+        using var pullOnce = await _client.PostAsync("/api/pull", Json("""{"model":"claude-opus:latest","stream":false}"""), Cancel);
+        using var show = await _client.PostAsync("/api/show", Json("""{"model":"claude-haiku:latest"}"""), Cancel);
+        using var embed = await _client.PostAsync("/api/embed", Json("""{"model":"claude-sonnet:latest","input":"x"}"""), Cancel);
+        using var embeddings = await _client.PostAsync("/v1/embeddings", Json("""{"model":"claude-sonnet:latest","input":"x"}"""), Cancel);
+        using var delete = await _client.SendAsync(new HttpRequestMessage(HttpMethod.Delete, "/api/delete") { Content = Json("""{"model":"claude-sonnet:latest"}""") }, Cancel);
+        using var copy = await _client.PostAsync("/api/copy", Json("""{"source":"claude-sonnet:latest","destination":"mine"}"""), Cancel);
+        var model = await _client.GetFromJsonAsync<JsonElement>("/v1/models/claude-opus:latest", Cancel);
+
+        Assert.Equal("{\"status\":\"success\"}\n", await pull.Content.ReadAsStringAsync(Cancel));
+        Assert.Equal("application/x-ndjson", pull.Content.Headers.ContentType?.MediaType);
+        Assert.Equal("success", (await pullOnce.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("status").GetString());
+        Assert.Contains("completion", (await show.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("capabilities").EnumerateArray().Select(c => c.GetString()));
+        Assert.Equal(HttpStatusCode.BadRequest, embed.StatusCode);
+        Assert.Equal("\"claude-sonnet:latest\" does not support embeddings", (await embed.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("error").GetString());
+        Assert.Equal("invalid_request_error", (await embeddings.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("error").GetProperty("type").GetString());
+        Assert.Equal(HttpStatusCode.BadRequest, delete.StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, copy.StatusCode);
+        Assert.Equal("claude-opus:latest", model.GetProperty("id").GetString());
+        Assert.DoesNotContain(_ollama.Server.LogEntries, e => e.RequestMessage!.Method != "GET");
+    }
+
+    [Fact]
+    public async Task Claude_and_ollama_traffic_run_side_by_side()
+    {
+        _ollama.Server.Given(Request.Create().WithPath("/v1/chat/completions").UsingPost())
+            .RespondWith(Response.Create().WithHeader("Content-Type", "application/json").WithBody("""{"object":"chat.completion","choices":[{"message":{"content":"from ollama"}}]}"""));
+        var requests = Enumerable.Range(0, 24).Select(async i =>
+        {
+            var model = i % 2 == 0 ? "claude-sonnet:latest" : "llama3.2";
+            var path = i % 4 < 2 ? "/api/chat" : "/v1/chat/completions";
+            using var response = await _client.PostAsync(path, Json($$"""{"model":"{{model}}","stream":false,"messages":[{"role":"user","content":"request {{i}}"}]}"""), Cancel);
+            return (Model: model, Path: path, Status: response.StatusCode, Body: await response.Content.ReadAsStringAsync(Cancel));
+        });
+
+        var results = await Task.WhenAll(requests);
+
+        Assert.All(results, r => Assert.Equal(HttpStatusCode.OK, r.Status));
+        Assert.All(results.Where(r => r.Model == "claude-sonnet:latest"), r => Assert.Contains("fake answer", r.Body, StringComparison.Ordinal));
+        Assert.All(results.Where(r => r.Model == "llama3.2" && r.Path == "/api/chat"), r => Assert.Contains(" is blue.", r.Body, StringComparison.Ordinal));
+        Assert.All(results.Where(r => r.Model == "llama3.2" && r.Path != "/api/chat"), r => Assert.Contains("from ollama", r.Body, StringComparison.Ordinal));
+        Assert.Equal(12, _ollama.Server.LogEntries.Count(e => e.RequestMessage!.Method == "POST"));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _client.Dispose();
+        await _app.DisposeAsync();
+        _ollama.Dispose();
+    }
+}
