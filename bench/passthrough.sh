@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Pass-through overhead of ClaudeProxy in front of Ollama, measured the only honest way on a noisy 2-core machine:
+# the same load against a fast fake Ollama (nginx answering fixed bodies) directly and through the gateway, in one run.
+# Reports p50/p99 latency and requests/s for GET /api/tags and a streamed POST /api/chat at concurrency 1 and 64.
+#
+#   bash bench/passthrough.sh [seconds per run, default 10]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${1:-10}"
+WORK="$(mktemp -d)"
+trap 'kill $(jobs -p) 2>/dev/null || true; [[ -f "$WORK/nginx.pid" ]] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null; rm -rf "$WORK"' EXIT
+
+for tool in wrk nginx; do
+    command -v "$tool" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null; break; }
+done
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+OLLAMA_PORT=$(free_port)
+GATEWAY_PORT=$(free_port)
+
+# A fast fake Ollama: /api/tags with five models, /api/chat with a 20-chunk NDJSON answer.
+python3 - "$WORK" "$OLLAMA_PORT" <<'PY'
+import json, sys
+work, port = sys.argv[1], sys.argv[2]
+model = lambda n: {"name": n, "model": n, "modified_at": "2025-05-04T17:37:44.706015396-07:00", "size": 2019393189,
+                   "digest": "a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72",
+                   "details": {"parent_model": "", "format": "gguf", "family": "llama", "families": ["llama"],
+                               "parameter_size": "3.2B", "quantization_level": "Q4_K_M"}}
+tags = json.dumps({"models": [model(n) for n in ["llama3.2:latest", "qwen3:8b", "gemma3:4b", "mistral:7b", "phi4:latest"]]})
+chunk = lambda t: json.dumps({"model": "llama3.2", "created_at": "2025-07-07T20:22:19.19314Z", "message": {"role": "assistant", "content": t}, "done": False})
+final = json.dumps({"model": "llama3.2", "created_at": "2025-07-07T20:22:19.19314Z", "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": "stop", "total_duration": 182242375, "eval_count": 20})
+chat = "\n".join([chunk(f"token{i} ") for i in range(20)] + [final]) + "\n"
+open(f"{work}/nginx.conf", "w").write(f"""
+worker_processes 1;
+pid {work}/nginx.pid;
+error_log {work}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {work}; proxy_temp_path {work}; fastcgi_temp_path {work}; uwsgi_temp_path {work}; scgi_temp_path {work};
+    server {{
+        listen 127.0.0.1:{port};
+        location = /api/tags {{ default_type "application/json; charset=utf-8"; return 200 '{tags}'; }}
+        location = /api/version {{ default_type "application/json; charset=utf-8"; return 200 '{{"version":"0.13.5"}}'; }}
+        location = /api/chat {{ default_type application/x-ndjson; return 200 '{chat}'; }}
+    }}
+}}
+""")
+PY
+nginx -c "$WORK/nginx.conf"
+
+dotnet build src/Gateway -c Release -v quiet -nologo >/dev/null
+OLLAMA_URL="http://127.0.0.1:$OLLAMA_PORT" PORT="$GATEWAY_PORT" CLAUDE_CLI=/bin/false \
+    dotnet src/Gateway/bin/Release/net10.0/ClaudeProxy.Gateway.dll --Logging:LogLevel:Default=Warning >"$WORK/gateway.log" 2>&1 &
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$GATEWAY_PORT/" >/dev/null && break; sleep 0.1; done
+
+cat >"$WORK/chat.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"model":"llama3.2:latest","messages":[{"role":"user","content":"why is the sky blue?"}]}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+
+# Prints "p50_ms p99_ms requests_per_s" for one wrk run.
+measure() { # url concurrency [script]
+    local threads=1; (( $2 > 1 )) && threads=2
+    local out; out=$(wrk -t"$threads" -c"$2" -d"${DURATION}s" --latency ${3:+-s "$3"} "$1")
+    awk '
+        function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+        $1=="50%" {p50=ms($2)} $1=="99%" {p99=ms($2)} $1=="Requests/sec:" {rps=$2}
+        END {printf "%.3f %.3f %.0f\n", p50, p99, rps}' <<<"$out"
+}
+
+# Warm both paths (JIT, connection pools) before measuring.
+wrk -t1 -c8 -d3s "http://127.0.0.1:$GATEWAY_PORT/api/tags" >/dev/null
+wrk -t1 -c8 -d3s -s "$WORK/chat.lua" "http://127.0.0.1:$GATEWAY_PORT/api/chat" >/dev/null
+
+printf "| endpoint | concurrency | direct p50 ms | proxied p50 ms | added p50 ms | direct p99 ms | proxied p99 ms | direct req/s | proxied req/s | throughput ratio |\n"
+printf "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+for endpoint in tags chat; do
+    for concurrency in 1 64; do
+        script=""; path="/api/tags"
+        [[ $endpoint == chat ]] && { script="$WORK/chat.lua"; path="/api/chat"; }
+        read -r d50 d99 drps < <(measure "http://127.0.0.1:$OLLAMA_PORT$path" "$concurrency" "$script")
+        read -r p50 p99 prps < <(measure "http://127.0.0.1:$GATEWAY_PORT$path" "$concurrency" "$script")
+        awk -v e="$path" -v c="$concurrency" -v d50="$d50" -v p50="$p50" -v d99="$d99" -v p99="$p99" -v dr="$drps" -v pr="$prps" \
+            'BEGIN {printf "| %s | %s | %.3f | %.3f | %.3f | %.3f | %.3f | %d | %d | %.2f |\n", e, c, d50, p50, p50-d50, d99, p99, dr, pr, pr/dr}'
+    done
+done
