@@ -20,6 +20,8 @@ public static class ClaudeBackendServiceCollectionExtensions
                 "Claude model names must be unique.")
             .ValidateOnStart();
         services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<ClaudeCliMetrics>();
+        services.TryAddSingleton<ClaudeCliProbe>();
         services.TryAddSingleton<IClaudeCliLauncher, CliWrapClaudeLauncher>();
         services.TryAddSingleton<ClaudeModelCatalog>();
         services.TryAddSingleton<ConversationStore>();

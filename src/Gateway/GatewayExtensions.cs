@@ -36,9 +36,11 @@ public static partial class GatewayExtensions
         builder.Services.AddReverseProxy()
             .LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"))
             .AddConfigFilter<OllamaClusterConfigFilter>()
-            .AddTransforms<ClaudeTransformProvider>();
+            .AddTransforms<ClaudeTransformProvider>()
+            .AddTransforms<OllamaUsageTransformProvider>();
         builder.Services.AddSingleton<OllamaUpstream>();
         builder.Services.AddSingleton<IForwarderHttpClientFactory, ClaudeForwarderHttpClientFactory>();
+        builder.AddGatewayTelemetry();
         return builder;
     }
 
@@ -46,7 +48,9 @@ public static partial class GatewayExtensions
     public static WebApplication MapGateway(this WebApplication app)
     {
         app.MapModelEndpoints();
+        app.MapHealthEndpoints();
         app.MapDocs();
+        app.MapPrometheusScrapingEndpoint();
         app.MapReverseProxy(proxy =>
         {
             proxy.UseMiddleware<ForwarderErrorMiddleware>();

@@ -1,6 +1,7 @@
 using System.Buffers;
 using ClaudeProxy.ClaudeBackend;
 using ClaudeProxy.ClaudeBackend.StreamJson;
+using ClaudeProxy.Transforms.Telemetry;
 
 namespace ClaudeProxy.Transforms;
 
@@ -9,7 +10,7 @@ namespace ClaudeProxy.Transforms;
 /// arrived, so every token reaches the client as soon as the CLI prints it. Disposing it disposes the backend
 /// stream, which ends the CLI process.
 /// </summary>
-internal sealed class ClaudeAnswerStream(ClaudeEventReader events, AnswerWriter writer) : ChunkStream
+internal sealed class ClaudeAnswerStream(ClaudeEventReader events, AnswerWriter writer, GenAiRequestTimer? timer) : ChunkStream
 {
     private readonly List<ClaudeStreamEvent> _batch = [];
     private readonly ArrayBufferWriter<byte> _output = new();
@@ -22,6 +23,7 @@ internal sealed class ClaudeAnswerStream(ClaudeEventReader events, AnswerWriter 
             foreach (var streamEvent in _batch)
             {
                 writer.WriteStreamEvent(streamEvent, _output);
+                timer.Observe(streamEvent);
             }
         }
 
@@ -32,6 +34,8 @@ internal sealed class ClaudeAnswerStream(ClaudeEventReader events, AnswerWriter 
     {
         if (disposing)
         {
+            // Disposed before the outcome: the client went away. (A finished turn was recorded already.)
+            timer?.Fail(GenAiObservation.Cancelled);
             events.DisposeAsync().AsTask().GetAwaiter().GetResult();
         }
 
@@ -40,6 +44,7 @@ internal sealed class ClaudeAnswerStream(ClaudeEventReader events, AnswerWriter 
 
     public override async ValueTask DisposeAsync()
     {
+        timer?.Fail(GenAiObservation.Cancelled);
         await events.DisposeAsync();
         await base.DisposeAsync();
     }

@@ -18,7 +18,7 @@ internal static class DialectHarness
     public static async Task<string> StreamAsync(ClaudeDialect dialect, DialectRequest request, IEnumerable<string> backendLines)
     {
         var backend = new MemoryStream(Encoding.UTF8.GetBytes(string.Join("\n", backendLines) + "\n"));
-        await using var answer = new ClaudeAnswerStream(new ClaudeEventReader(backend), dialect.CreateWriter(request, TimeProvider.System, TimeProvider.System.GetTimestamp()));
+        await using var answer = new ClaudeAnswerStream(new ClaudeEventReader(backend), dialect.CreateWriter(request, TimeProvider.System, TimeProvider.System.GetTimestamp()), timer: null);
         using var reader = new StreamReader(answer);
         return await reader.ReadToEndAsync(TestContext.Current.CancellationToken);
     }

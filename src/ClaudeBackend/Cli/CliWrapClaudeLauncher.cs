@@ -10,6 +10,8 @@ namespace ClaudeProxy.ClaudeBackend.Cli;
 /// <summary>Spawns one <c>claude</c> process per turn with CliWrap.</summary>
 internal sealed partial class CliWrapClaudeLauncher(
     IOptions<ClaudeBackendOptions> options,
+    ClaudeCliMetrics metrics,
+    TimeProvider timeProvider,
     ILogger<CliWrapClaudeLauncher> logger) : IClaudeCliLauncher
 {
     private const int StandardErrorTailChars = 4_000;
@@ -22,7 +24,7 @@ internal sealed partial class CliWrapClaudeLauncher(
             .WithWorkingDirectory(invocation.WorkingDirectory)
             .WithEnvironmentVariables(CliEnvironment(settings))
             .WithValidation(CommandResultValidation.None);
-        var run = new CliWrapClaudeRun(command, invocation.InputLine, logger);
+        var run = new CliWrapClaudeRun(command, invocation.InputLine, metrics, timeProvider, logger);
         LogStarted(logger, settings.CliPath, invocation.CliModel, invocation.SessionMode);
         return ValueTask.FromResult<IClaudeCliRun>(run);
     }
@@ -61,28 +63,49 @@ internal sealed partial class CliWrapClaudeLauncher(
             new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         private readonly StringBuilder _standardError = new();
         private readonly CancellationTokenSource _kill = new();
+        private readonly ClaudeCliMetrics _metrics;
         private readonly ILogger _logger;
+        private readonly TimeProvider _timeProvider;
+        private readonly long _spawned;
+        private int _firstLine;
 
-        public CliWrapClaudeRun(Command command, string inputLine, ILogger logger)
+        public CliWrapClaudeRun(Command command, string inputLine, ClaudeCliMetrics metrics, TimeProvider timeProvider, ILogger logger)
         {
+            _metrics = metrics;
+            _timeProvider = timeProvider;
             _logger = logger;
+            _spawned = timeProvider.GetTimestamp();
             var piped = command
                 .WithStandardInputPipe(PipeSource.FromString(inputLine + "\n", Encoding.UTF8))
-                .WithStandardOutputPipe(PipeTarget.ToDelegate(line => _output.Writer.TryWrite(line), Encoding.UTF8))
+                .WithStandardOutputPipe(PipeTarget.ToDelegate(OnOutputLine, Encoding.UTF8))
                 .WithStandardErrorPipe(PipeTarget.ToDelegate(AppendStandardError, Encoding.UTF8));
             Exited = RunAsync(piped);
         }
 
         public ChannelReader<string> Output => _output.Reader;
 
+        private void OnOutputLine(string line)
+        {
+            if (Interlocked.Exchange(ref _firstLine, 1) == 0)
+            {
+                _metrics.FirstOutput(_timeProvider.GetElapsedTime(_spawned));
+            }
+
+            _output.Writer.TryWrite(line);
+        }
+
         public Task<ClaudeCliExit> Exited { get; }
 
         private async Task<ClaudeCliExit> RunAsync(Command command)
         {
+            var started = false;
             try
             {
                 // Forceful cancellation kills the whole process tree: the CLI spawns git, rg and sh children.
-                var result = await command.ExecuteAsync(_kill.Token);
+                var execution = command.ExecuteAsync(_kill.Token);
+                started = true;
+                _metrics.Started();
+                var result = await execution;
                 LogExited(_logger, result.ExitCode);
                 return new ClaudeCliExit(result.ExitCode, StandardErrorTail());
             }
@@ -90,18 +113,19 @@ internal sealed partial class CliWrapClaudeLauncher(
             {
                 return new ClaudeCliExit(null, StandardErrorTail());
             }
-            catch (Win32Exception exception)
+            catch (Exception exception) when (exception is Win32Exception or InvalidOperationException)
             {
                 LogStartFailed(_logger, exception);
-                return new ClaudeCliExit(null, StandardErrorTail(), exception);
-            }
-            catch (InvalidOperationException exception)
-            {
-                LogStartFailed(_logger, exception);
+                _metrics.FailedToStart();
                 return new ClaudeCliExit(null, StandardErrorTail(), exception);
             }
             finally
             {
+                if (started)
+                {
+                    _metrics.Exited();
+                }
+
                 _output.Writer.TryComplete();
             }
         }

@@ -2,6 +2,8 @@ using System.Net;
 using ClaudeProxy.ClaudeBackend;
 using ClaudeProxy.Gateway.Ollama;
 using ClaudeProxy.Transforms;
+using ClaudeProxy.Transforms.Telemetry;
+using ClaudeProxy.Transforms.Yarp;
 using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy;
 
@@ -19,11 +21,13 @@ internal sealed partial class ModelRoutingMiddleware(
     ClaudeModelCatalog catalog,
     OllamaUpstream ollama,
     TimeProvider timeProvider,
+    GenAiMetrics metrics,
     IOptions<GatewayOptions> options,
     ILogger<ModelRoutingMiddleware> logger)
 {
     public async Task InvokeAsync(HttpContext context)
     {
+        var started = timeProvider.GetTimestamp();
         var metadata = context.GetReverseProxyFeature().Route.Config.Metadata;
         if (metadata is null || !metadata.TryGetValue(RouteMetadata.ModelRouting, out var routing))
         {
@@ -43,11 +47,13 @@ internal sealed partial class ModelRoutingMiddleware(
             // answers a malformed request in the client's own terms.
             if (model is null || isClaude)
             {
+                Measure(context, metadata, started, GenAiMetrics.Anthropic, model);
                 await next(context);
             }
             else if (ollama.IsConfigured && proxyState.TryGetCluster(OllamaClusterConfigFilter.ClusterId, out var ollamaCluster))
             {
                 context.ReassignProxyRequest(ollamaCluster);
+                Measure(context, metadata, started, GenAiMetrics.Ollama, model);
                 await next(context);
             }
             else
@@ -64,6 +70,7 @@ internal sealed partial class ModelRoutingMiddleware(
         }
         else if (ollama.IsConfigured)
         {
+            Measure(context, metadata, started, GenAiMetrics.Ollama, model);
             await next(context);
         }
         else if (model is null)
@@ -73,6 +80,15 @@ internal sealed partial class ModelRoutingMiddleware(
         else
         {
             await NotFoundAsync(context, style, model);
+        }
+    }
+
+    /// <summary>Starts the GenAI metrics of a request on a route that names its operation.</summary>
+    private void Measure(HttpContext context, IReadOnlyDictionary<string, string> metadata, long started, string provider, string? model)
+    {
+        if (metadata.TryGetValue(OllamaUsageTransformProvider.OperationMetadataKey, out var operation))
+        {
+            context.Features.Set(new GenAiRequestTimer(metrics, timeProvider, started, operation, provider, model));
         }
     }
 

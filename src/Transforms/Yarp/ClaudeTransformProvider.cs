@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using ClaudeProxy.ClaudeBackend.Contract;
 using ClaudeProxy.ClaudeBackend.StreamJson;
+using ClaudeProxy.Transforms.Telemetry;
 using Microsoft.AspNetCore.Http;
 using Yarp.ReverseProxy.Model;
 using Yarp.ReverseProxy.Transforms;
@@ -103,6 +104,7 @@ public sealed class ClaudeTransformProvider(TimeProvider timeProvider) : ITransf
 
         var response = context.HttpContext.Response;
         var style = turn.Dialect.ErrorStyle;
+        var timer = context.HttpContext.Features.Get<GenAiRequestTimer>();
         if (context.ProxyResponse is not { } backendResponse)
         {
             // The backend could not be reached at all: the gateway's forwarder-error middleware answers.
@@ -120,6 +122,7 @@ public sealed class ClaudeTransformProvider(TimeProvider timeProvider) : ITransf
                 response.Headers["x-should-retry"] = "false";
             }
 
+            timer?.Fail(ErrorEnvelopes.CodeOf(error.Kind));
             ReplaceBody(context, ErrorEnvelopes.Create(style, error));
             return;
         }
@@ -127,7 +130,7 @@ public sealed class ClaudeTransformProvider(TimeProvider timeProvider) : ITransf
         var events = new ClaudeEventReader(await backendResponse.Content.ReadAsStreamAsync(context.CancellationToken));
         if (turn.Request.Stream)
         {
-            backendResponse.Content = new StreamContent(new ClaudeAnswerStream(events, turn.Writer));
+            backendResponse.Content = new StreamContent(new ClaudeAnswerStream(events, turn.Writer, timer));
             response.ContentType = turn.Dialect.StreamContentType;
             response.ContentLength = null;
             response.Headers.CacheControl = "no-cache";
@@ -138,14 +141,23 @@ public sealed class ClaudeTransformProvider(TimeProvider timeProvider) : ITransf
 
         await using (events)
         {
-            var (status, answer) = await AggregateAsync(events, turn, context.CancellationToken);
-            response.StatusCode = (int)status;
-            ReplaceBody(context, answer);
+            try
+            {
+                var (status, answer) = await AggregateAsync(events, turn, timer, context.CancellationToken);
+                response.StatusCode = (int)status;
+                ReplaceBody(context, answer);
+            }
+            catch (OperationCanceledException)
+            {
+                timer?.Fail(GenAiObservation.Cancelled);
+                throw;
+            }
         }
     }
 
     /// <summary>For <c>stream:false</c>: reads the whole turn, then answers one body with the right status.</summary>
-    private static async Task<(HttpStatusCode Status, byte[] Body)> AggregateAsync(ClaudeEventReader events, ClaudeTurnFeature turn, CancellationToken cancellationToken)
+    private static async Task<(HttpStatusCode Status, byte[] Body)> AggregateAsync(
+        ClaudeEventReader events, ClaudeTurnFeature turn, GenAiRequestTimer? timer, CancellationToken cancellationToken)
     {
         var thinking = new System.Text.StringBuilder();
         List<ClaudeStreamEvent> batch = [];
@@ -153,6 +165,7 @@ public sealed class ClaudeTransformProvider(TimeProvider timeProvider) : ITransf
         {
             foreach (var streamEvent in batch)
             {
+                timer.Observe(streamEvent);
                 switch (streamEvent)
                 {
                     case ThinkingDelta delta:

@@ -1,0 +1,34 @@
+using System.Diagnostics.Metrics;
+
+namespace ClaudeProxy.ClaudeBackend.Cli;
+
+/// <summary>What the CLI processes cost: how many run, and how long one takes to print its first line.</summary>
+public sealed class ClaudeCliMetrics
+{
+    public const string MeterName = "ClaudeProxy.ClaudeBackend";
+
+    private readonly UpDownCounter<long> _running;
+    private readonly Histogram<double> _startDuration;
+    private readonly Counter<long> _starts;
+
+    public ClaudeCliMetrics(IMeterFactory meterFactory)
+    {
+        var meter = meterFactory.Create(MeterName);
+        _running = meter.CreateUpDownCounter<long>("claudeproxy.cli.processes", "{process}", "Claude CLI processes running now.");
+        _startDuration = meter.CreateHistogram("claudeproxy.cli.start.duration", "s", "From spawning a Claude CLI process to its first line on stdout.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1, 1.5, 2, 3, 5, 10] });
+        _starts = meter.CreateCounter<long>("claudeproxy.cli.starts", "{process}", "Claude CLI processes started, by outcome of the start.");
+    }
+
+    public void Started() => _running.Add(1);
+
+    public void Exited() => _running.Add(-1);
+
+    public void FirstOutput(TimeSpan sinceSpawn)
+    {
+        _startDuration.Record(sinceSpawn.TotalSeconds);
+        _starts.Add(1, new KeyValuePair<string, object?>("outcome", "ok"));
+    }
+
+    public void FailedToStart() => _starts.Add(1, new KeyValuePair<string, object?>("outcome", "failed"));
+}

@@ -1,0 +1,40 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using ClaudeProxy.ClaudeBackend.Cli;
+using ClaudeProxy.Gateway.Ollama;
+
+namespace ClaudeProxy.Gateway.Endpoints;
+
+/// <summary><c>/healthz</c>: the process is up. <c>/readyz</c>: every configured backend can serve, reported per backend.</summary>
+internal static class HealthEndpoints
+{
+    public static IEndpointRouteBuilder MapHealthEndpoints(this IEndpointRouteBuilder app)
+    {
+        app.MapMethods("/healthz", ["GET", "HEAD"], () => Results.Text("ok"));
+        app.MapGet("/readyz", async (ClaudeCliProbe cli, OllamaUpstream ollama, CancellationToken cancellationToken) =>
+        {
+            var claude = await cli.CheckAsync(cancellationToken);
+            var backends = new Dictionary<string, BackendReadiness> { ["claude"] = new(claude.Ready, claude.Detail) };
+            if (ollama.IsConfigured)
+            {
+                var version = await ollama.GetAsync("/api/version", cancellationToken);
+                backends["ollama"] = version is null
+                    ? new BackendReadiness(false, "Ollama did not answer /api/version")
+                    : new BackendReadiness(true, System.Text.Encoding.UTF8.GetString(version));
+            }
+
+            var ready = backends.Values.All(b => b.Ready);
+            return Results.Json(new Readiness(ready ? "ready" : "not ready", backends), GatewayJsonContext.Default.Readiness,
+                statusCode: ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
+        });
+        return app;
+    }
+}
+
+internal sealed record Readiness(string Status, IReadOnlyDictionary<string, BackendReadiness> Backends);
+
+internal sealed record BackendReadiness(bool Ready, string Detail);
+
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
+[JsonSerializable(typeof(Readiness))]
+internal sealed partial class GatewayJsonContext : JsonSerializerContext;

@@ -1,0 +1,144 @@
+using System.Buffers;
+using System.Text.Json;
+using ClaudeProxy.ClaudeBackend;
+
+namespace ClaudeProxy.Transforms.Telemetry;
+
+/// <summary>
+/// Passes an Ollama answer through unchanged, read for read, while it watches the lines go by for the usage that
+/// Ollama puts in its final chunk (<c>done:true</c> with <c>prompt_eval_count</c>/<c>eval_count</c>) or OpenAI-style
+/// <c>usage</c>. Only the current line is held, never the stream.
+/// </summary>
+/// <remarks>
+/// A body with a <c>Content-Length</c> is complete once that many bytes have passed: the copier need not ask for the
+/// end of the stream, so that is when the usage is recorded.
+/// </remarks>
+internal sealed class OllamaUsageTap(Stream upstream, GenAiRequestTimer timer, long? contentLength) : ReadOnlyStream
+{
+    /// <summary>A line longer than this is not a usage line; it is skipped rather than held.</summary>
+    private const int MaxLineBytes = 1 << 20;
+
+    private readonly ArrayBufferWriter<byte> _line = new();
+    private bool _lineTooLong;
+    private long? _inputTokens;
+    private long? _outputTokens;
+    private string? _responseModel;
+    private long _bytesRead;
+    private bool _ended;
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        var read = await upstream.ReadAsync(buffer, cancellationToken);
+        if (read > 0)
+        {
+            timer.MarkFirstToken();
+            Watch(buffer.Span[..read]);
+            _bytesRead += read;
+        }
+
+        // YARP's copier reads zero bytes first to wait for data: only an empty read into a real buffer is the end.
+        if ((read == 0 && !buffer.IsEmpty) || _bytesRead >= contentLength)
+        {
+            End();
+        }
+
+        return read;
+    }
+
+    private void End()
+    {
+        if (!_ended)
+        {
+            _ended = true;
+            EndLine();
+            timer.Complete(_inputTokens, _outputTokens, _responseModel);
+        }
+    }
+
+    private void Watch(ReadOnlySpan<byte> data)
+    {
+        while (!data.IsEmpty)
+        {
+            var newline = data.IndexOf((byte)'\n');
+            var part = newline < 0 ? data : data[..newline];
+            if (!_lineTooLong && _line.WrittenCount + part.Length <= MaxLineBytes)
+            {
+                _line.Write(part);
+            }
+            else
+            {
+                _lineTooLong = true;
+            }
+
+            if (newline < 0)
+            {
+                return;
+            }
+
+            EndLine();
+            data = data[(newline + 1)..];
+        }
+    }
+
+    private void EndLine()
+    {
+        var line = _line.WrittenSpan.Trim((byte)' ');
+        if (!_lineTooLong && (line.IndexOf("prompt_eval_count"u8) >= 0 || line.IndexOf("\"usage\""u8) >= 0))
+        {
+            ReadUsage(line.StartsWith("data:"u8) ? line["data:".Length..] : line);
+        }
+
+        _line.ResetWrittenCount();
+        _lineTooLong = false;
+    }
+
+    private void ReadUsage(ReadOnlySpan<byte> json)
+    {
+        try
+        {
+            var reader = new Utf8JsonReader(json);
+            using var document = JsonDocument.ParseValue(ref reader);
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                return;
+            }
+
+            if (root.TryGetProperty("model", out var model) && model.ValueKind == JsonValueKind.String)
+            {
+                _responseModel = model.GetString();
+            }
+
+            if (root.TryGetProperty("usage", out var usage) && usage.ValueKind == JsonValueKind.Object)
+            {
+                _inputTokens = Number(usage, "prompt_tokens") ?? _inputTokens;
+                _outputTokens = Number(usage, "completion_tokens") ?? _outputTokens;
+            }
+            else
+            {
+                _inputTokens = Number(root, "prompt_eval_count") ?? _inputTokens;
+                _outputTokens = Number(root, "eval_count") ?? _outputTokens;
+            }
+        }
+        catch (JsonException)
+        {
+            // Not JSON after all: the client gets the bytes as they were; the metrics go without this line.
+        }
+    }
+
+    private static long? Number(JsonElement element, string name) =>
+        element.TryGetProperty(name, out var value) && value.TryGetInt64(out var number) ? number : null;
+
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            // Disposed before the end: the client went away (a completed answer was recorded already).
+            timer.Fail(GenAiObservation.Cancelled, _responseModel);
+            upstream.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+}

@@ -1,0 +1,54 @@
+using System.Globalization;
+using System.Text.Json;
+using ClaudeProxy.Gateway.Tests.Infrastructure;
+using ClaudeProxy.TestSupport;
+using static ClaudeProxy.Gateway.Tests.Infrastructure.StreamingReads;
+
+namespace ClaudeProxy.Gateway.Tests.Telemetry;
+
+/// <summary>A real Prometheus scrapes the gateway while the real CLI and a fake Ollama serve traffic.</summary>
+public sealed class PrometheusMetricsTests
+{
+    private static CancellationToken Cancel => TestContext.Current.CancellationToken;
+
+    private static double Value(JsonElement series) => double.Parse(series.GetProperty("value")[1].GetString()!, CultureInfo.InvariantCulture);
+
+    [Fact]
+    public async Task Prometheus_sees_tokens_durations_and_first_token_times_for_both_backends()
+    {
+        PrometheusServer.EnsureInstalled();
+        await using var api = await FakeAnthropicServer.StartAsync("--reply", "echo");
+        using var ollama = FakeOllama.Start();
+        await using var app = GatewayApp.WithRealCli(api, kestrel: true, configure: GatewayApp.WithOllama(ollama.Url));
+        using var client = app.CreateClient();
+        await using var prometheus = await PrometheusServer.StartAsync(client.BaseAddress!);
+
+        var (claude, _) = await PostAndReadLinesAsync(client, "/api/chat", Json("""{"model":"claude-sonnet:latest","messages":[{"role":"user","content":"count my tokens"}]}"""), Cancel);
+        var (local, _) = await PostAndReadLinesAsync(client, "/api/chat", Json("""{"model":"llama3.2","messages":[{"role":"user","content":"why is the sky blue?"}]}"""), Cancel);
+        Assert.True(claude.IsSuccessStatusCode && local.IsSuccessStatusCode);
+
+        var timeout = TimeSpan.FromSeconds(20);
+        var claudeInput = Assert.Single(await prometheus.WaitForSeriesAsync(
+            """gen_ai_client_token_usage_sum{gen_ai_provider_name="anthropic",gen_ai_token_type="input",gen_ai_operation_name="chat",gen_ai_request_model="claude-sonnet:latest"}""", timeout));
+        Assert.Equal("claude-sonnet-5", claudeInput.GetProperty("metric").GetProperty("gen_ai_response_model").GetString());
+        Assert.True(Value(claudeInput) > 100, "the CLI's real input token count (system prompt included)");
+        var ollamaOutput = Assert.Single(await prometheus.WaitForSeriesAsync(
+            """gen_ai_client_token_usage_sum{gen_ai_provider_name="ollama",gen_ai_token_type="output",gen_ai_request_model="llama3.2"}""", timeout));
+        Assert.Equal(15, Value(ollamaOutput));
+        Assert.Equal(169, Value(Assert.Single(await prometheus.WaitForSeriesAsync(
+            """gen_ai_client_token_usage_sum{gen_ai_provider_name="ollama",gen_ai_token_type="input"}""", timeout))));
+        foreach (var provider in (string[])["anthropic", "ollama"])
+        {
+            Assert.NotEmpty(await prometheus.WaitForSeriesAsync($$"""gen_ai_server_request_duration_seconds_count{gen_ai_provider_name="{{provider}}"} > 0""", timeout));
+            Assert.NotEmpty(await prometheus.WaitForSeriesAsync($$"""gen_ai_server_time_to_first_token_seconds_count{gen_ai_provider_name="{{provider}}"} > 0""", timeout));
+            Assert.NotEmpty(await prometheus.WaitForSeriesAsync($$"""gen_ai_client_operation_duration_seconds_count{gen_ai_provider_name="{{provider}}"} > 0""", timeout));
+        }
+
+        Assert.NotEmpty(await prometheus.WaitForSeriesAsync("""claudeproxy_cost_usd_total{gen_ai_request_model="claude-sonnet:latest"} > 0""", timeout));
+        Assert.NotEmpty(await prometheus.WaitForSeriesAsync("""claudeproxy_cli_start_duration_seconds_count > 0""", timeout));
+        Assert.NotEmpty(await prometheus.WaitForSeriesAsync("""http_server_request_duration_seconds_count{http_route="/api/chat"}""", timeout));
+
+        var (exitCode, output) = await PrometheusServer.CheckMetricsAsync(await client.GetStringAsync("/metrics", Cancel));
+        Assert.True(exitCode == 0, output);
+    }
+}
