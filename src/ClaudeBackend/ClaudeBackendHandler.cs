@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using System.Threading.RateLimiting;
 using ClaudeProxy.ClaudeBackend.Cli;
 using ClaudeProxy.ClaudeBackend.Contract;
 using ClaudeProxy.ClaudeBackend.Conversations;
@@ -20,11 +21,24 @@ public sealed partial class ClaudeBackendHandler(
     IClaudeCliLauncher launcher,
     ClaudeModelCatalog catalog,
     ConversationStore conversations,
+    ClaudeCliProbe health,
+    ClaudeCliMetrics metrics,
+    TimeProvider timeProvider,
     IOptions<ClaudeBackendOptions> options,
     ILogger<ClaudeBackendHandler> logger) : HttpMessageHandler
 {
     public const string TurnsPath = ClaudeBackendPaths.Turns;
     public const string StreamMediaType = "application/x-ndjson";
+
+    /// <summary>Ollama's own words for a full queue, which its clients already know how to handle.</summary>
+    private const string BusyMessage = "server busy, please try again.  maximum pending requests exceeded";
+
+    private readonly ConcurrencyLimiter _processes = new(new ConcurrencyLimiterOptions
+    {
+        PermitLimit = options.Value.MaxConcurrentProcesses,
+        QueueLimit = options.Value.MaxQueuedTurns,
+        QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
+    });
 
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
@@ -46,30 +60,47 @@ public sealed partial class ClaudeBackendHandler(
             return ErrorResponse(new ClaudeBackendError(ClaudeErrorKind.ModelNotFound, $"model '{turnRequest.Model}' not found"));
         }
 
-        var turn = await StartTurnAsync(turnRequest, model, cancellationToken);
+        var processLease = await AcquireProcessAsync(cancellationToken);
+        if (processLease is null)
+        {
+            return ErrorResponse(new ClaudeBackendError(ClaudeErrorKind.Busy, BusyMessage, RetryAfterSeconds: 5));
+        }
+
+        var conversationKey = turnRequest.ConversationId is { } id ? ConversationStore.KeyOf(turnRequest.Owner, id) : null;
+        ClaudeTurn? turn = null;
         ClaudeBackendError? error;
         try
         {
-            error = await turn.WaitForAnswerAsync(cancellationToken);
-            if (error is not null && turnRequest.ConversationId is { } conversationId && await turn.LostSessionAsync())
+            turn = await StartTurnAsync(turnRequest, conversationKey, model, processLease, cancellationToken);
+            error = await WaitForAnswerAsync(turn, cancellationToken);
+            if (error is not null && conversationKey is not null && await turn.LostSessionAsync())
             {
                 // The stored session is gone (e.g. ~/.claude was cleared): start over, with the client's history.
-                LogSessionLost(logger, conversationId);
-                await turn.DisposeAsync();
-                await conversations.ForgetAsync(conversationId, cancellationToken);
-                turn = await StartTurnAsync(turnRequest, model, cancellationToken);
-                error = await turn.WaitForAnswerAsync(cancellationToken);
+                LogSessionLost(logger, turnRequest.ConversationId!);
+                await turn.DisposeAsync(keepProcessLease: true);
+                await conversations.ForgetAsync(conversationKey, cancellationToken);
+                turn = await StartTurnAsync(turnRequest, conversationKey, model, processLease, cancellationToken);
+                error = await WaitForAnswerAsync(turn, cancellationToken);
             }
         }
         catch
         {
-            await turn.DisposeAsync();
+            if (turn is null)
+            {
+                processLease.Dispose();
+            }
+            else
+            {
+                await turn.DisposeAsync();
+            }
+
             throw;
         }
 
         if (error is not null)
         {
             await turn.DisposeAsync();
+            health.ReportTurn(error);
             LogTurnFailed(logger, error.Kind, error.Message);
             return ErrorResponse(error);
         }
@@ -79,7 +110,58 @@ public sealed partial class ClaudeBackendHandler(
         return new HttpResponseMessage(HttpStatusCode.OK) { Content = content, RequestMessage = request };
     }
 
-    private async Task<ClaudeTurn> StartTurnAsync(ClaudeTurnRequest request, ClaudeModelOptions model, CancellationToken cancellationToken)
+    /// <summary>
+    /// A place under the process cap, waiting in the bounded queue if need be. Null when the queue is full or the wait
+    /// timed out; a client that leaves while queued is dropped from the queue (the acquire is cancelled).
+    /// </summary>
+    private async Task<RateLimitLease?> AcquireProcessAsync(CancellationToken cancellationToken)
+    {
+        var waitStarted = timeProvider.GetTimestamp();
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(options.Value.QueueTimeout);
+        metrics.Queued(1);
+        try
+        {
+            var lease = await _processes.AcquireAsync(1, timeout.Token);
+            if (lease.IsAcquired)
+            {
+                metrics.QueueWait(timeProvider.GetElapsedTime(waitStarted));
+                return lease;
+            }
+
+            lease.Dispose();
+            metrics.Rejected("queue_full");
+            return null;
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            metrics.Rejected("queue_timeout");
+            return null;
+        }
+        finally
+        {
+            metrics.Queued(-1);
+        }
+    }
+
+    /// <summary>Waits for the answer to start, within <see cref="ClaudeBackendOptions.FirstAnswerTimeout"/>.</summary>
+    private async Task<ClaudeBackendError?> WaitForAnswerAsync(ClaudeTurn turn, CancellationToken cancellationToken)
+    {
+        var limit = options.Value.FirstAnswerTimeout;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(limit);
+        try
+        {
+            return await turn.WaitForAnswerAsync(timeout.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return new ClaudeBackendError(ClaudeErrorKind.Timeout, $"The Claude CLI did not start answering within {limit.TotalSeconds:0} s.");
+        }
+    }
+
+    private async Task<ClaudeTurn> StartTurnAsync(
+        ClaudeTurnRequest request, string? conversationKey, ClaudeModelOptions model, IDisposable processLease, CancellationToken cancellationToken)
     {
         var settings = options.Value;
         List<string> ownedPaths = [];
@@ -89,11 +171,11 @@ public sealed partial class ClaudeBackendHandler(
             string workingDirectory;
             Guid? sessionId = null;
             var mode = ClaudeSessionMode.Ephemeral;
-            if (request.ConversationId is { } conversationId)
+            if (conversationKey is not null)
             {
-                lease = await conversations.EnterTurnAsync(conversationId, cancellationToken);
-                workingDirectory = conversations.WorkingDirectoryOf(conversationId);
-                var stored = await conversations.FindSessionAsync(conversationId, cancellationToken);
+                lease = await conversations.EnterTurnAsync(conversationKey, cancellationToken);
+                workingDirectory = conversations.WorkingDirectoryOf(conversationKey);
+                var stored = await conversations.FindSessionAsync(conversationKey, cancellationToken);
                 (mode, sessionId) = stored is { } known ? (ClaudeSessionMode.Resume, known) : (ClaudeSessionMode.Create, Guid.NewGuid());
             }
             else
@@ -113,9 +195,9 @@ public sealed partial class ClaudeBackendHandler(
 
             // A resumed session already holds the history; only the new turn is sent.
             var inputLine = TurnPrompt.ToInputLine(request.Messages, includeHistory: mode != ClaudeSessionMode.Resume);
-            var invocation = new ClaudeCliInvocation(model.CliModel, inputLine, workingDirectory, mode, sessionId, systemPromptFile);
+            var invocation = new ClaudeCliInvocation(model.CliModel, inputLine, workingDirectory, mode, sessionId, systemPromptFile, request.AllowedTools);
             var run = await launcher.StartAsync(invocation, cancellationToken);
-            return new ClaudeTurn(run, conversations, request.ConversationId, sessionId, lease, ownedPaths);
+            return new ClaudeTurn(run, conversations, conversationKey, sessionId, processLease, lease, ownedPaths, settings.IdleTimeout, health);
         }
         catch
         {

@@ -21,6 +21,29 @@ public sealed class ClaudeBackendOptions
     [Range(0, 10)]
     public int MaxRetries { get; set; } = 2;
 
+    /// <summary>How many CLI processes may run at once; each takes about 0.75 CPU-seconds to start and 200-300 MB.</summary>
+    [Range(1, 256)]
+    public int MaxConcurrentProcesses { get; set; } = 8;
+
+    /// <summary>How many turns may wait for a free process; beyond that a turn is refused at once ("server busy").</summary>
+    [Range(0, 10_000)]
+    public int MaxQueuedTurns { get; set; } = 64;
+
+    /// <summary>How long a turn may wait in the queue before it is refused.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
+    public TimeSpan QueueTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How long the CLI may take to start answering (first token or the turn's end). The CLI itself waits 300 s on a
+    /// stalled API stream, so the gateway needs its own bound.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan FirstAnswerTimeout { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>How long the CLI may stay silent once it has started answering. Long answers are never cut: only silence is.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(2);
+
     /// <summary>The system prompt when a request has none; empty keeps the CLI's own (a coding-agent prompt).</summary>
     public string? DefaultSystemPrompt { get; set; }
 

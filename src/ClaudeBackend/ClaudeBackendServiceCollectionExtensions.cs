@@ -18,6 +18,8 @@ public static class ClaudeBackendServiceCollectionExtensions
                 "Every Claude model name must contain ':' (Open WebUI appends ':latest' to names without one).")
             .Validate(o => o.Models.Select(m => m.Name).Distinct(StringComparer.OrdinalIgnoreCase).Count() == o.Models.Count,
                 "Claude model names must be unique.")
+            .Validate(o => o.Models.TrueForAll(m => m.CliModel.Length > 0 && !m.CliModel.StartsWith('-')),
+                "Every Claude model needs a CliModel (a --model value, not a flag).")
             .ValidateOnStart();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ClaudeCliMetrics>();
@@ -26,6 +28,7 @@ public static class ClaudeBackendServiceCollectionExtensions
         services.TryAddSingleton<ClaudeModelCatalog>();
         services.TryAddSingleton<ConversationStore>();
         services.TryAddSingleton<ClaudeBackendHandler>();
+        services.AddHostedService<ClaudeCliShutdown>();
         return services;
     }
 }

@@ -18,26 +18,37 @@ internal sealed class ClaudeTurn : IAsyncDisposable
     private readonly string? _conversationId;
     private readonly Guid? _sessionId;
     private readonly IDisposable? _turnLease;
+    private readonly IDisposable _processLease;
     private readonly List<string> _ownedPaths;
+    private readonly TimeSpan _idleTimeout;
+    private readonly ClaudeCliProbe _health;
     private readonly ClaudeStreamDecoder _decoder = new();
     private readonly List<ClaudeStreamEvent> _events = [];
     private readonly Queue<string> _buffered = new();
     private int _disposed;
 
+    /// <param name="processLease">The turn's place under the process cap, freed when the process has ended.</param>
+    /// <param name="turnLease">The conversation's turn lock, if the turn belongs to one.</param>
     public ClaudeTurn(
         IClaudeCliRun run,
         ConversationStore conversations,
         string? conversationId,
         Guid? sessionId,
+        IDisposable processLease,
         IDisposable? turnLease,
-        List<string> ownedPaths)
+        List<string> ownedPaths,
+        TimeSpan idleTimeout,
+        ClaudeCliProbe health)
     {
         _run = run;
         _conversations = conversations;
         _conversationId = conversationId;
         _sessionId = sessionId;
+        _processLease = processLease;
         _turnLease = turnLease;
         _ownedPaths = ownedPaths;
+        _idleTimeout = idleTimeout;
+        _health = health;
     }
 
     /// <summary>
@@ -85,18 +96,34 @@ internal sealed class ClaudeTurn : IAsyncDisposable
             return null;
         }
 
-        if (await _run.Output.WaitToReadAsync(cancellationToken) && _run.Output.TryRead(out var line))
+        ClaudeBackendError? error = null;
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        idle.CancelAfter(_idleTimeout);
+        try
         {
-            if (Decode(line) is TurnCompleted && _conversationId is not null && _sessionId is { } sessionId)
+            if (await _run.Output.WaitToReadAsync(idle.Token) && _run.Output.TryRead(out var line))
             {
-                await _conversations.RememberAsync(_conversationId, sessionId, CancellationToken.None);
-            }
+                if (Decode(line) is TurnCompleted)
+                {
+                    _health.ReportTurn(null);
+                    if (_conversationId is not null && _sessionId is { } sessionId)
+                    {
+                        await _conversations.RememberAsync(_conversationId, sessionId, CancellationToken.None);
+                    }
+                }
 
-            return line;
+                return line;
+            }
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // Silence past the idle timeout: end the process and tell the client, rather than hang.
+            await _run.DisposeAsync();
+            error = new ClaudeBackendError(ClaudeErrorKind.Timeout, $"The Claude CLI was silent for {_idleTimeout.TotalSeconds:0} s and was stopped.");
         }
 
-        // The process ended without a result line: it crashed or was killed.
-        var errorLine = JsonSerializer.Serialize(new GatewayErrorLine(await ExitErrorAsync()), ClaudeBackendJsonContext.Default.GatewayErrorLine);
+        // The process ended without a result line: it crashed, was killed or went silent.
+        var errorLine = JsonSerializer.Serialize(new GatewayErrorLine(error ?? await ExitErrorAsync()), ClaudeBackendJsonContext.Default.GatewayErrorLine);
         Decode(errorLine);
         return errorLine;
     }
@@ -124,7 +151,10 @@ internal sealed class ClaudeTurn : IAsyncDisposable
             : new ClaudeBackendError(ClaudeErrorKind.CliFailed, $"The Claude CLI exited with code {exit.ExitCode} before it answered{detail}");
     }
 
-    public async ValueTask DisposeAsync()
+    public ValueTask DisposeAsync() => DisposeAsync(keepProcessLease: false);
+
+    /// <param name="keepProcessLease">True when the caller starts another turn in this turn's place under the process cap.</param>
+    public async ValueTask DisposeAsync(bool keepProcessLease)
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
@@ -137,6 +167,11 @@ internal sealed class ClaudeTurn : IAsyncDisposable
         }
         finally
         {
+            if (!keepProcessLease)
+            {
+                _processLease.Dispose();
+            }
+
             _turnLease?.Dispose();
             foreach (var path in _ownedPaths)
             {

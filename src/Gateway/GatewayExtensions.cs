@@ -2,6 +2,8 @@ using System.Net;
 using ClaudeProxy.ClaudeBackend;
 using ClaudeProxy.Gateway.Endpoints;
 using ClaudeProxy.Gateway.Ollama;
+using ClaudeProxy.Gateway.Security;
+using Microsoft.Extensions.Options;
 using ClaudeProxy.Gateway.ModelRouting;
 using ClaudeProxy.Transforms.Yarp;
 using Yarp.ReverseProxy.Forwarder;
@@ -22,8 +24,10 @@ public static partial class GatewayExtensions
             .Bind(builder.Configuration.GetSection(GatewayOptions.SectionName))
             .ValidateDataAnnotations()
             .ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>();
 
         var gateway = builder.Configuration.GetSection(GatewayOptions.SectionName).Get<GatewayOptions>() ?? new GatewayOptions();
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = gateway.MaxRequestBodyBytes);
         if (string.IsNullOrEmpty(builder.Configuration[WebHostDefaults.ServerUrlsKey]))
         {
             var host = IPAddress.TryParse(gateway.Host, out var address) && address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
@@ -47,6 +51,8 @@ public static partial class GatewayExtensions
     /// <summary>Maps the discovery endpoints and the proxy, with model routing ahead of YARP's forwarder.</summary>
     public static WebApplication MapGateway(this WebApplication app)
     {
+        app.UseExceptionHandler(new ExceptionHandlerOptions { ExceptionHandler = LastResortErrorAsync, SuppressDiagnosticsCallback = _ => false });
+        app.UseMiddleware<ApiKeyMiddleware>();
         app.MapModelEndpoints();
         app.MapHealthEndpoints();
         app.MapDocs();
@@ -60,6 +66,16 @@ public static partial class GatewayExtensions
             proxy.UsePassiveHealthChecks();
         });
         return app;
+    }
+
+    /// <summary>A bug is still answered in the client's envelope (and logged), never with an empty 500.</summary>
+    private static Task LastResortErrorAsync(HttpContext context)
+    {
+        var path = context.Request.Path;
+        var style = path.StartsWithSegments("/v1") || path.StartsWithSegments("/chat") || path.StartsWithSegments("/models")
+            ? ClaudeProxy.Transforms.ErrorStyle.OpenAi
+            : ClaudeProxy.Transforms.ErrorStyle.Ollama;
+        return ClaudeProxy.Transforms.ErrorEnvelopes.WriteAsync(context.Response, style, HttpStatusCode.InternalServerError, "internal error in ClaudeProxy", context.RequestAborted);
     }
 
     private static void AddConfiguration(ConfigurationManager configuration, int? portArgument)
@@ -89,6 +105,20 @@ public static partial class GatewayExtensions
         if (Environment.GetEnvironmentVariable("OLLAMA_URL") is { } ollamaUrl)
         {
             overrides[$"{GatewayOptions.SectionName}:{nameof(GatewayOptions.OllamaUrl)}"] = ollamaUrl.Length == 0 ? "none" : ollamaUrl;
+        }
+
+        // CLAUDEPROXY_API_KEYS=key1,key2: each key is named by the start of its digest, so logs never show a key.
+        var keys = (Environment.GetEnvironmentVariable("CLAUDEPROXY_API_KEYS") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        for (var i = 0; i < keys.Length; i++)
+        {
+            var digest = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(keys[i])));
+            overrides[$"{GatewayOptions.SectionName}:{nameof(GatewayOptions.ApiKeys)}:{i}:{nameof(ApiKeyOptions.Name)}"] = "key-" + digest[..8];
+            overrides[$"{GatewayOptions.SectionName}:{nameof(GatewayOptions.ApiKeys)}:{i}:{nameof(ApiKeyOptions.Key)}"] = keys[i];
+        }
+
+        if (Environment.GetEnvironmentVariable("CLAUDEPROXY_ALLOW_UNAUTHENTICATED") is { Length: > 0 } allow)
+        {
+            overrides[$"{GatewayOptions.SectionName}:{nameof(GatewayOptions.AllowUnauthenticatedRemote)}"] = allow;
         }
 
         if (Environment.GetEnvironmentVariable("CLAUDE_CLI") is { Length: > 0 } cli)

@@ -33,7 +33,42 @@ public sealed class GatewayOptions
 
     public bool OllamaDisabled => OllamaUrl is not null && (OllamaUrl.Length == 0 || OllamaUrl.Equals("none", StringComparison.OrdinalIgnoreCase));
 
+    /// <summary>
+    /// API keys; when there are any, every request needs one (<c>Authorization: Bearer</c> or <c>X-API-Key</c>), except
+    /// the liveness probe <c>/</c> and what <see cref="PublicHealth"/> and <see cref="PublicMetrics"/> open.
+    /// <c>CLAUDEPROXY_API_KEYS</c> adds comma-separated keys.
+    /// </summary>
+    public List<ApiKeyOptions> ApiKeys { get; set; } = [];
+
+    /// <summary>Lets the gateway listen beyond loopback without API keys (e.g. inside a private compose network).</summary>
+    public bool AllowUnauthenticatedRemote { get; set; }
+
+    /// <summary>Whether <c>/healthz</c> and <c>/readyz</c> answer without a key.</summary>
+    public bool PublicHealth { get; set; } = true;
+
+    /// <summary>Whether <c>/metrics</c> answers without a key (model names and costs are in it).</summary>
+    public bool PublicMetrics { get; set; }
+
+    /// <summary>The largest request body accepted (413 beyond); blob uploads to Ollama are exempt.</summary>
+    [Range(1024, long.MaxValue)]
+    public long MaxRequestBodyBytes { get; set; } = 32 * 1024 * 1024;
+
     /// <summary>The most of a request body read to find its <c>model</c>.</summary>
     [Range(1024, int.MaxValue)]
     public int MaxModelScanBytes { get; set; } = 32 * 1024 * 1024;
+}
+
+/// <summary>One API key and what its holder may do.</summary>
+public sealed class ApiKeyOptions
+{
+    /// <summary>A name for logs and for keeping conversations apart; never the key itself.</summary>
+    [Required]
+    public string Name { get; set; } = "";
+
+    [Required]
+    [MinLength(16)]
+    public string Key { get; set; } = "";
+
+    /// <summary>CLI tools this key may use (e.g. <c>Read</c>); none by default, which is the safe profile.</summary>
+    public List<string> AllowedTools { get; set; } = [];
 }

@@ -12,6 +12,12 @@
 // FAKE_CLAUDE_LOG names a file that gets one JSON line per start: pid, args, stdin, cwd, what cwd held, the system prompt.
 using System.Text.Json;
 
+if (args is ["--version"])
+{
+    Console.WriteLine("2.1.197 (Claude Code)");
+    return 0;
+}
+
 var stdin = await Console.In.ReadToEndAsync();
 if (Environment.GetEnvironmentVariable("FAKE_CLAUDE_LOG") is { Length: > 0 } log)
 {

@@ -20,13 +20,15 @@ public enum ClaudeSessionMode
 /// <param name="SessionMode">Whether the turn creates, resumes or skips a stored session.</param>
 /// <param name="SessionId">The session to create or resume.</param>
 /// <param name="SystemPromptFile">A file holding the system prompt, or null for the CLI's own.</param>
+/// <param name="Tools">The CLI tools the turn may use; none by default.</param>
 public sealed record ClaudeCliInvocation(
     string CliModel,
     string InputLine,
     string WorkingDirectory,
     ClaudeSessionMode SessionMode,
     Guid? SessionId,
-    string? SystemPromptFile)
+    string? SystemPromptFile,
+    IReadOnlyList<string>? Tools = null)
 {
     /// <summary>
     /// The lean, safe profile: no tools (by default the CLI runs read-only Bash and Read unasked), no MCP servers,
@@ -41,7 +43,8 @@ public sealed record ClaudeCliInvocation(
             "--output-format", "stream-json",
             "--verbose",
             "--include-partial-messages",
-            "--tools", "",
+            // Exactly the allowed tools, usually none: the CLI's default set runs shell commands unasked.
+            "--tools", string.Join(',', Tools ?? []),
             "--strict-mcp-config",
             "--setting-sources", "",
             "--disable-slash-commands",

@@ -10,6 +10,9 @@ public sealed class ClaudeCliMetrics
     private readonly UpDownCounter<long> _running;
     private readonly Histogram<double> _startDuration;
     private readonly Counter<long> _starts;
+    private readonly UpDownCounter<long> _queued;
+    private readonly Counter<long> _rejected;
+    private readonly Histogram<double> _queueWait;
 
     public ClaudeCliMetrics(IMeterFactory meterFactory)
     {
@@ -18,7 +21,17 @@ public sealed class ClaudeCliMetrics
         _startDuration = meter.CreateHistogram("claudeproxy.cli.start.duration", "s", "From spawning a Claude CLI process to its first line on stdout.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1, 1.5, 2, 3, 5, 10] });
         _starts = meter.CreateCounter<long>("claudeproxy.cli.starts", "{process}", "Claude CLI processes started, by outcome of the start.");
+        _queued = meter.CreateUpDownCounter<long>("claudeproxy.requests.queued", "{request}", "Turns waiting for a free CLI process now.");
+        _rejected = meter.CreateCounter<long>("claudeproxy.requests.rejected", "{request}", "Turns refused because the queue was full or the wait timed out, by reason.");
+        _queueWait = meter.CreateHistogram("claudeproxy.requests.queue.duration", "s", "How long a turn waited for a free CLI process.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60] });
     }
+
+    public void Queued(int delta) => _queued.Add(delta);
+
+    public void Rejected(string reason) => _rejected.Add(1, new KeyValuePair<string, object?>("reason", reason));
+
+    public void QueueWait(TimeSpan waited) => _queueWait.Record(waited.TotalSeconds);
 
     public void Started() => _running.Add(1);
 

@@ -1,13 +1,32 @@
 using System.ComponentModel;
 using CliWrap;
 using CliWrap.Buffered;
+using ClaudeProxy.ClaudeBackend.Contract;
 using Microsoft.Extensions.Options;
 
 namespace ClaudeProxy.ClaudeBackend.Cli;
 
-/// <summary>Whether the CLI is there and answers <c>--version</c>; remembered briefly so probes stay cheap.</summary>
+/// <summary>
+/// Whether the CLI can serve: it answers <c>--version</c> (remembered briefly so probes stay cheap) and its last turn
+/// did not fail to authenticate (a lost login shows here until a turn succeeds again).
+/// </summary>
 public sealed class ClaudeCliProbe(IOptions<ClaudeBackendOptions> options, TimeProvider timeProvider)
 {
+    private volatile string? _authenticationFailure;
+
+    /// <summary>Learns from a finished turn: an authentication error marks the CLI not ready, a success clears it.</summary>
+    public void ReportTurn(ClaudeBackendError? error)
+    {
+        if (error is null)
+        {
+            _authenticationFailure = null;
+        }
+        else if (error.Kind == ClaudeErrorKind.Authentication)
+        {
+            _authenticationFailure = error.Message;
+        }
+    }
+
     private static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
     private readonly SemaphoreSlim _gate = new(1, 1);
@@ -18,14 +37,14 @@ public sealed class ClaudeCliProbe(IOptions<ClaudeBackendOptions> options, TimeP
         await _gate.WaitAsync(cancellationToken);
         try
         {
-            if (_last is { } last && timeProvider.GetUtcNow() - last.At < CacheFor)
+            if (_last is not { } last || timeProvider.GetUtcNow() - last.At >= CacheFor)
             {
-                return last.Status;
+                _last = last = (await RunAsync(cancellationToken), timeProvider.GetUtcNow());
             }
 
-            var status = await RunAsync(cancellationToken);
-            _last = (status, timeProvider.GetUtcNow());
-            return status;
+            return last.Status.Ready && _authenticationFailure is { } failure
+                ? new ClaudeCliStatus(false, $"{last.Status.Detail}; the last turn failed to authenticate: {failure}")
+                : last.Status;
         }
         finally
         {

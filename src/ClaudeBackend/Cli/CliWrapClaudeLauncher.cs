@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.ComponentModel;
 using System.Text;
 using System.Threading.Channels;
@@ -15,6 +16,7 @@ internal sealed partial class CliWrapClaudeLauncher(
     ILogger<CliWrapClaudeLauncher> logger) : IClaudeCliLauncher
 {
     private const int StandardErrorTailChars = 4_000;
+    private readonly ConcurrentDictionary<CliWrapClaudeRun, byte> _running = new();
 
     public ValueTask<IClaudeCliRun> StartAsync(ClaudeCliInvocation invocation, CancellationToken cancellationToken)
     {
@@ -25,9 +27,13 @@ internal sealed partial class CliWrapClaudeLauncher(
             .WithEnvironmentVariables(CliEnvironment(settings))
             .WithValidation(CommandResultValidation.None);
         var run = new CliWrapClaudeRun(command, invocation.InputLine, metrics, timeProvider, logger);
+        _running.TryAdd(run, 0);
+        _ = run.Exited.ContinueWith(_ => _running.TryRemove(run, out byte _), TaskScheduler.Default);
         LogStarted(logger, settings.CliPath, invocation.CliModel, invocation.SessionMode);
         return ValueTask.FromResult<IClaudeCliRun>(run);
     }
+
+    public Task StopAllAsync() => Task.WhenAll(_running.Keys.Select(run => run.DisposeAsync().AsTask()));
 
     private static Dictionary<string, string?> CliEnvironment(ClaudeBackendOptions settings)
     {

@@ -9,6 +9,9 @@ namespace ClaudeProxy.ClaudeBackend.Cli;
 public interface IClaudeCliLauncher
 {
     ValueTask<IClaudeCliRun> StartAsync(ClaudeCliInvocation invocation, CancellationToken cancellationToken);
+
+    /// <summary>Ends every process it started that still runs (the gateway is shutting down).</summary>
+    Task StopAllAsync();
 }
 
 /// <summary>A running turn. Disposing it ends the process and its children if they still run.</summary>

@@ -11,6 +11,7 @@ public enum ClaudeErrorKind
     ModelNotFound,
     RateLimited,
     Overloaded,
+    Busy,
     RequestTooLarge,
     Timeout,
     CliUnavailable,
@@ -32,7 +33,7 @@ public sealed record ClaudeBackendError(ClaudeErrorKind Kind, string Message, in
         ClaudeErrorKind.ModelNotFound => HttpStatusCode.NotFound,
         ClaudeErrorKind.RateLimited => HttpStatusCode.TooManyRequests,
         ClaudeErrorKind.RequestTooLarge => HttpStatusCode.RequestEntityTooLarge,
-        ClaudeErrorKind.Overloaded or ClaudeErrorKind.CliUnavailable => HttpStatusCode.ServiceUnavailable,
+        ClaudeErrorKind.Overloaded or ClaudeErrorKind.Busy or ClaudeErrorKind.CliUnavailable => HttpStatusCode.ServiceUnavailable,
         ClaudeErrorKind.Timeout => HttpStatusCode.GatewayTimeout,
         _ => HttpStatusCode.BadGateway,
     };

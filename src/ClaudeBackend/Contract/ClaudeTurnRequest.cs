@@ -8,11 +8,15 @@ namespace ClaudeProxy.ClaudeBackend.Contract;
 /// <param name="Messages">The conversation so far, oldest first; the last message is the new user turn.</param>
 /// <param name="SystemPrompt">The client's system message(s), if any.</param>
 /// <param name="ConversationId">A client-chosen id that keeps a conversation in a Claude session across requests.</param>
+/// <param name="Owner">Who is asking (an API key's name): conversations are kept per owner, so no caller can resume another's.</param>
+/// <param name="AllowedTools">CLI tools the owner may use (an operator's allowlist); none when empty.</param>
 public sealed record ClaudeTurnRequest(
     string Model,
     IReadOnlyList<ClaudeMessage> Messages,
     string? SystemPrompt = null,
-    string? ConversationId = null);
+    string? ConversationId = null,
+    string? Owner = null,
+    IReadOnlyList<string>? AllowedTools = null);
 
 /// <summary>One message of the conversation. <see cref="Role"/> is <c>user</c> or <c>assistant</c>.</summary>
 public sealed record ClaudeMessage(string Role, string Text, IReadOnlyList<ClaudeImage>? Images = null)

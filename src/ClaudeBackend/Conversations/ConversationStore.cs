@@ -32,6 +32,10 @@ public sealed class ConversationStore
 
     public string DataDirectory { get; }
 
+    /// <summary>The store's key for a client's conversation id: scoped by owner, so one caller can never name another's.</summary>
+    public static string KeyOf(string? owner, string conversationId) =>
+        owner is null ? conversationId : $"{owner}\u001f{conversationId}";
+
     /// <summary>The conversation's own working directory. The id is hashed, so no id can name a path.</summary>
     public string WorkingDirectoryOf(string conversationId)
     {
@@ -95,9 +99,19 @@ public sealed class ConversationStore
             return _records = new Dictionary<string, ConversationRecord>(StringComparer.Ordinal);
         }
 
-        await using var stream = File.OpenRead(_file);
-        var file = await JsonSerializer.DeserializeAsync(stream, ClaudeBackendJsonContext.Default.ConversationFile, cancellationToken);
-        return _records = new Dictionary<string, ConversationRecord>(file?.Conversations ?? [], StringComparer.Ordinal);
+        try
+        {
+            await using var stream = File.OpenRead(_file);
+            var file = await JsonSerializer.DeserializeAsync(stream, ClaudeBackendJsonContext.Default.ConversationFile, cancellationToken);
+            return _records = new Dictionary<string, ConversationRecord>(file?.Conversations ?? [], StringComparer.Ordinal);
+        }
+        catch (JsonException)
+        {
+            // Writes are atomic, so this is damage from outside. Keep the file for a human and start afresh rather
+            // than fail every conversation: a lost mapping only means the next turn starts a new session.
+            File.Move(_file, $"{_file}.corrupt-{_timeProvider.GetUtcNow():yyyyMMddHHmmss}", overwrite: true);
+            return _records = new Dictionary<string, ConversationRecord>(StringComparer.Ordinal);
+        }
     }
 
     private async Task SaveAsync(Dictionary<string, ConversationRecord> records, CancellationToken cancellationToken)

@@ -13,12 +13,14 @@ namespace ClaudeProxy.ClaudeBackend.StreamJson;
 /// content block is authoritative: when a stream breaks, the CLI retries without streaming and prints the whole
 /// answer there without withdrawing the deltas it already printed, so only the part not yet streamed is emitted.
 /// </remarks>
-public sealed class ClaudeStreamDecoder
+public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = null)
 {
+    private readonly TimeProvider _timeProvider = timeProvider ?? TimeProvider.System;
     private readonly StringBuilder _streamedText = new();
     private readonly StringBuilder _streamedThinking = new();
     private readonly StringBuilder _answer = new();
     private double? _lastRetryDelayMs;
+    private long? _rateLimitResetsAt;
     private string? _responseModel;
 
     /// <summary>True once the turn's outcome (<see cref="TurnCompleted"/> or <see cref="TurnFailed"/>) was decoded.</summary>
@@ -67,6 +69,9 @@ public sealed class ClaudeStreamDecoder
                 break;
             case "system" when line.Subtype == "api_retry":
                 _lastRetryDelayMs = line.RetryDelayMs;
+                break;
+            case "rate_limit_event" when line.RateLimitInfo is { Status: "rejected", ResetsAt: { } resetsAt }:
+                _rateLimitResetsAt = resetsAt;
                 break;
             case "result":
                 DecodeResult(line, events);
@@ -203,10 +208,20 @@ public sealed class ClaudeStreamDecoder
             _ => KindFromText(line.Subtype, message),
         };
         int? retryAfter = kind is ClaudeErrorKind.RateLimited or ClaudeErrorKind.Overloaded
-            ? (int)Math.Ceiling((_lastRetryDelayMs ?? 1000) / 1000)
+            ? SecondsUntil(UsageLimitResetsAt(message) ?? _rateLimitResetsAt) ?? (int)Math.Ceiling((_lastRetryDelayMs ?? 1000) / 1000)
             : null;
         return new ClaudeBackendError(kind, message, retryAfter);
     }
+
+    /// <summary>A subscription's "Claude AI usage limit reached|1763940000" names the epoch second it resets.</summary>
+    private static long? UsageLimitResetsAt(string message) =>
+        UsageLimit().Match(message) is { Success: true } match && long.TryParse(match.Groups[1].ValueSpan, out var epoch) ? epoch : null;
+
+    private int? SecondsUntil(long? epochSeconds) =>
+        epochSeconds is { } epoch ? (int)Math.Max(1, epoch - _timeProvider.GetUtcNow().ToUnixTimeSeconds()) : null;
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"usage limit reached\|(\d{9,})", System.Text.RegularExpressions.RegexOptions.IgnoreCase)]
+    private static partial System.Text.RegularExpressions.Regex UsageLimit();
 
     private static ClaudeErrorKind KindFromText(string? subtype, string message) => message switch
     {

@@ -26,7 +26,11 @@ internal sealed record CliLine(
     string[]? Errors,
     string? Model,
     [property: JsonPropertyName("retry_delay_ms")] double? RetryDelayMs,
-    JsonElement Error);
+    JsonElement Error,
+    [property: JsonPropertyName("rate_limit_info")] CliRateLimitInfo? RateLimitInfo);
+
+/// <summary>A <c>rate_limit_event</c> line: <c>allowed</c>, <c>allowed_warning</c> (still served) or <c>rejected</c>.</summary>
+internal sealed record CliRateLimitInfo(string? Status, long? ResetsAt);
 
 internal sealed record CliStreamEvent(string? Type, CliDelta? Delta, CliMessage? Message);
 

@@ -4,6 +4,7 @@ using ClaudeProxy.Gateway.Ollama;
 using ClaudeProxy.Transforms;
 using ClaudeProxy.Transforms.Telemetry;
 using ClaudeProxy.Transforms.Yarp;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy;
 
@@ -29,15 +30,33 @@ internal sealed partial class ModelRoutingMiddleware(
     {
         var started = timeProvider.GetTimestamp();
         var metadata = context.GetReverseProxyFeature().Route.Config.Metadata;
+        if (metadata?.ContainsKey(RouteMetadata.UnlimitedRequestBody) == true
+            && context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodyLimit)
+        {
+            // Model blobs (GGUF files) are gigabytes; they stream to Ollama and are never read here.
+            bodyLimit.MaxRequestBodySize = null;
+        }
+
         if (metadata is null || !metadata.TryGetValue(RouteMetadata.ModelRouting, out var routing))
         {
             await next(context);
             return;
         }
 
-        var model = routing == "path"
-            ? context.GetRouteValue("model") as string
-            : await ReadBodyModelAsync(context, RouteMetadata.ModelPropertiesOf(metadata));
+        string? model;
+        try
+        {
+            model = routing == "path"
+                ? context.GetRouteValue("model") as string
+                : await ReadBodyModelAsync(context, RouteMetadata.ModelPropertiesOf(metadata));
+        }
+        catch (BadHttpRequestException exception)
+        {
+            // Most often 413: the body is over the limit.
+            await ErrorEnvelopes.WriteAsync(context.Response, RouteMetadata.ErrorStyleOf(metadata), (HttpStatusCode)exception.StatusCode, exception.Message, context.RequestAborted);
+            return;
+        }
+
         var isClaude = catalog.TryFind(model, out var claudeModel);
         var style = RouteMetadata.ErrorStyleOf(metadata);
 

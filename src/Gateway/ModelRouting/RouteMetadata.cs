@@ -21,6 +21,9 @@ internal static class RouteMetadata
     /// <summary><c>OpenAi</c> for routes whose clients read OpenAI's error object; Ollama's envelope otherwise.</summary>
     public const string ErrorStyle = "ErrorStyle";
 
+    /// <summary>Set on routes whose bodies may exceed <see cref="GatewayOptions.MaxRequestBodyBytes"/> (Ollama blob uploads).</summary>
+    public const string UnlimitedRequestBody = "UnlimitedRequestBody";
+
     public const string DialectKey = ClaudeTransformProvider.DialectMetadataKey;
 
     public static ErrorStyle ErrorStyleOf(IReadOnlyDictionary<string, string>? metadata) =>

@@ -81,6 +81,14 @@ public sealed class ClaudeTransformProvider(TimeProvider timeProvider) : ITransf
             return;
         }
 
+        request = request with
+        {
+            Turn = request.Turn with
+            {
+                Owner = ClaudeCallerClaims.Owner(httpContext.User),
+                AllowedTools = ClaudeCallerClaims.AllowedTools(httpContext.User),
+            },
+        };
         var turn = ClaudeBackendContract.Serialize(request.Turn);
         httpContext.Request.Body = new MemoryStream(turn);
         httpContext.Request.ContentLength = turn.Length;
