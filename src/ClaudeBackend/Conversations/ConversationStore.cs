@@ -32,9 +32,12 @@ public sealed class ConversationStore
 
     public string DataDirectory { get; }
 
-    /// <summary>The store's key for a client's conversation id: scoped by owner, so one caller can never name another's.</summary>
+    /// <summary>
+    /// The store's key for a client's conversation id, scoped by owner so one caller can never name another's. The
+    /// owner is length-prefixed (and no owner is marked apart): no choice of id can make one owner's key equal another's.
+    /// </summary>
     public static string KeyOf(string? owner, string conversationId) =>
-        owner is null ? conversationId : $"{owner}\u001f{conversationId}";
+        owner is null ? $"-:{conversationId}" : $"{owner.Length}:{owner}/{conversationId}";
 
     /// <summary>The conversation's own working directory. The id is hashed, so no id can name a path.</summary>
     public string WorkingDirectoryOf(string conversationId)

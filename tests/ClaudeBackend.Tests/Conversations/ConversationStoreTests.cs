@@ -60,5 +60,40 @@ public sealed class ConversationStoreTests : IDisposable
         other.Dispose();
     }
 
+    [Fact]
+    public async Task A_write_cut_short_by_a_kill_leaves_the_last_mapping_whole()
+    {
+        var session = Guid.NewGuid();
+        await NewStore().RememberAsync("chat-1", session, TestContext.Current.CancellationToken);
+        // What a kill -9 in the middle of the next save leaves behind: a half-written temporary file.
+        await File.WriteAllTextAsync(Path.Combine(_directory, "conversations.json.0123.tmp"), "{\"conversations\":{\"chat-1\":{\"sessi", TestContext.Current.CancellationToken);
+
+        Assert.Equal(session, await NewStore().FindSessionAsync("chat-1", TestContext.Current.CancellationToken));
+    }
+
+    [Fact]
+    public async Task A_damaged_file_is_set_aside_instead_of_failing_every_conversation()
+    {
+        await File.WriteAllTextAsync(Path.Combine(_directory, "conversations.json"), "{ not json", TestContext.Current.CancellationToken);
+        var store = NewStore();
+
+        Assert.Null(await store.FindSessionAsync("chat-1", TestContext.Current.CancellationToken));
+        await store.RememberAsync("chat-1", Guid.NewGuid(), TestContext.Current.CancellationToken);
+
+        Assert.Single(Directory.GetFiles(_directory, "conversations.json.corrupt-*"));
+        Assert.NotNull(await NewStore().FindSessionAsync("chat-1", TestContext.Current.CancellationToken));
+    }
+
+    [Fact]
+    public void The_same_conversation_id_of_two_callers_is_two_conversations()
+    {
+        var store = NewStore();
+
+        Assert.NotEqual(ConversationStore.KeyOf("alice", "chat"), ConversationStore.KeyOf("bob", "chat"));
+        Assert.NotEqual(store.WorkingDirectoryOf(ConversationStore.KeyOf("alice", "chat")), store.WorkingDirectoryOf(ConversationStore.KeyOf("bob", "chat")));
+        Assert.NotEqual(ConversationStore.KeyOf("alice", "x/y"), ConversationStore.KeyOf("alice/x", "y"));
+        Assert.NotEqual(ConversationStore.KeyOf(null, "5:alice/x"), ConversationStore.KeyOf("alice", "x"));
+    }
+
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 }

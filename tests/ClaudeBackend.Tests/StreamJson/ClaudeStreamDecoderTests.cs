@@ -122,3 +122,49 @@ public sealed class ClaudeStreamDecoderTests
         Assert.True(decoder.IsFinished);
     }
 }
+
+public sealed class ClaudeStreamDecoderLimitTests
+{
+    private sealed class FixedTime(DateTimeOffset now) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => now;
+    }
+
+    private static readonly DateTimeOffset Now = new(2026, 11, 23, 22, 0, 0, TimeSpan.Zero);
+
+    private static TurnFailed Fail(params string[] lines)
+    {
+        var decoder = new ClaudeStreamDecoder(new FixedTime(Now));
+        List<ClaudeStreamEvent> events = [];
+        foreach (var line in lines)
+        {
+            decoder.Decode(line, events);
+        }
+
+        return Assert.IsType<TurnFailed>(Assert.Single(events));
+    }
+
+    [Fact]
+    public void A_subscription_usage_limit_is_a_rate_limit_until_the_time_it_names()
+    {
+        var resets = Now.AddMinutes(90).ToUnixTimeSeconds();
+
+        var failed = Fail($$"""{"type":"result","subtype":"success","is_error":true,"result":"Claude AI usage limit reached|{{resets}}"}""");
+
+        Assert.Equal(ClaudeErrorKind.RateLimited, failed.Error.Kind);
+        Assert.Equal(90 * 60, failed.Error.RetryAfterSeconds);
+    }
+
+    [Fact]
+    public void A_rejected_rate_limit_event_tells_when_to_retry()
+    {
+        var resets = Now.AddSeconds(42).ToUnixTimeSeconds();
+
+        var failed = Fail(
+            $$$"""{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":{{{resets}}}}}""",
+            """{"type":"result","subtype":"success","is_error":true,"api_error_status":429,"result":"API Error: Request rejected (429)"}""");
+
+        Assert.Equal(ClaudeErrorKind.RateLimited, failed.Error.Kind);
+        Assert.Equal(42, failed.Error.RetryAfterSeconds);
+    }
+}

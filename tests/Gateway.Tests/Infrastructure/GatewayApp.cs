@@ -1,6 +1,7 @@
 using ClaudeProxy.TestSupport;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.Logging;
 
 namespace ClaudeProxy.Gateway.Tests.Infrastructure;
 
@@ -64,9 +65,13 @@ public sealed class GatewayApp : WebApplicationFactory<Program>
         ["ClaudeBackend:Environment:HOME"] = sameStoreAs?.Home ?? Directory.CreateTempSubdirectory("gateway-home-").FullName,
     };
 
+    /// <summary>Every error the gateway logged, with its exception: a test can prove nothing went unhandled.</summary>
+    public ErrorLogCollector Errors { get; } = new();
+
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseEnvironment("Testing");
+        builder.ConfigureLogging(logging => logging.AddProvider(Errors));
         _settings[$"ClaudeBackend:Environment:{ProcessProbe.MarkerVariable}"] = Marker;
         foreach (var (key, value) in _settings)
         {
