@@ -101,6 +101,11 @@ internal static class DialectJson
         {
             throw new DialectRequestException($"invalid JSON in request body: {exception.Message}");
         }
+        catch (InvalidOperationException exception)
+        {
+            // System.Text.Json reports a string that is not valid UTF-8 this way, not as a JsonException.
+            throw new DialectRequestException($"invalid text in request body: {exception.Message}");
+        }
     }
 
     /// <summary>An id that keeps a conversation: the original server's <c>id</c>, else <c>user</c>.</summary>

@@ -109,8 +109,9 @@ internal static class RequestModelReader
                     }
                 }
             }
-            catch (JsonException)
+            catch (Exception exception) when (exception is JsonException or InvalidOperationException)
             {
+                // Malformed JSON, or a string that is not valid UTF-8: no readable model.
                 Done = true;
                 return data.Length;
             }

@@ -66,10 +66,12 @@ public sealed class ClaudeTransformProvider(TimeProvider timeProvider) : ITransf
         {
             request = dialect.Parse(body, timeProvider, out immediateAnswer);
         }
-        catch (DialectRequestException exception)
+        catch (Exception exception) when (exception is DialectRequestException or InvalidOperationException)
         {
-            // Writing the response here ends the proxying: nothing is forwarded.
-            await ErrorEnvelopes.WriteAsync(httpContext.Response, dialect.ErrorStyle, exception.Status, exception.Message, context.CancellationToken);
+            // Writing the response here ends the proxying: nothing is forwarded. (A string that is not valid UTF-8
+            // surfaces as InvalidOperationException when a codec reads it.)
+            var status = (exception as DialectRequestException)?.Status ?? HttpStatusCode.BadRequest;
+            await ErrorEnvelopes.WriteAsync(httpContext.Response, dialect.ErrorStyle, status, exception.Message, context.CancellationToken);
             return;
         }
 

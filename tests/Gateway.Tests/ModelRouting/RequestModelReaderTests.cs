@@ -32,6 +32,14 @@ public sealed class RequestModelReaderTests
     }
 
     [Fact]
+    public async Task A_model_that_is_not_valid_utf8_is_no_model()
+    {
+        byte[] body = [.. "{\"model\":\""u8, 0xC3, 0x28, .. "\"}"u8];
+
+        Assert.Null(await RequestModelReader.ReadAsync(new MemoryStream(body), 1 << 20, TestContext.Current.CancellationToken));
+    }
+
+    [Fact]
     public async Task A_model_after_megabytes_of_images_is_found()
     {
         var image = new string('A', 3_000_000);
