@@ -9,6 +9,7 @@
 //   hang-after=<n>     stop printing after n lines and wait forever
 //   stderr=<text>      print this on stderr before exiting
 //   exit-code=<n>      the exit code at the end (default 0)
+// A line "#hang" in the replayed file stops the output there and waits forever.
 // FAKE_CLAUDE_LOG names a file that gets one JSON line per start: pid, args, stdin, cwd, what cwd held, the system prompt.
 using System.Text.Json;
 
@@ -66,7 +67,7 @@ for (var i = 0; i < lines.Length; i++)
         Environment.Exit(3);
     }
 
-    if (i == hangAfter)
+    if (i == hangAfter || lines[i] == "#hang")
     {
         await Task.Delay(Timeout.Infinite);
     }

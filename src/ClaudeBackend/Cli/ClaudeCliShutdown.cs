@@ -3,12 +3,23 @@ using Microsoft.Extensions.Hosting;
 namespace ClaudeProxy.ClaudeBackend.Cli;
 
 /// <summary>
-/// Ends every CLI process when the gateway stops (SIGTERM). Registered after the web server, so it runs before the
-/// server drains: answers in flight end with an error at once instead of holding the shutdown.
+/// Ends every CLI process as soon as the gateway is told to stop (SIGTERM). It acts on ApplicationStopping, before
+/// the web server drains its requests: answers in flight then end with an error at once instead of holding the
+/// shutdown until the server's timeout.
 /// </summary>
-internal sealed class ClaudeCliShutdown(IClaudeCliLauncher launcher) : IHostedService
+internal sealed class ClaudeCliShutdown(IClaudeCliLauncher launcher, IHostApplicationLifetime lifetime) : IHostedService
 {
-    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    private CancellationTokenRegistration _registration;
 
-    public Task StopAsync(CancellationToken cancellationToken) => launcher.StopAllAsync();
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _registration = lifetime.ApplicationStopping.Register(() => launcher.StopAllAsync().Wait(TimeSpan.FromSeconds(10)));
+        return Task.CompletedTask;
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await _registration.DisposeAsync();
+        await launcher.StopAllAsync();
+    }
 }
