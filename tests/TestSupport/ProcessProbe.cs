@@ -10,7 +10,8 @@ public static class ProcessProbe
 
     public static IReadOnlyList<int> FindMarked(string marker)
     {
-        var needle = $"{MarkerVariable}={marker}\0";
+        // Anchored at an entry's start: the gateway's own ClaudeBackend__Environment__CLAUDEPROXY_TEST_MARKER=… must not match.
+        var needle = $"\0{MarkerVariable}={marker}\0";
         List<int> found = [];
         foreach (var directory in Directory.EnumerateDirectories("/proc"))
         {
@@ -24,7 +25,7 @@ public static class ProcessProbe
                 var environment = File.ReadAllText(Path.Combine(directory, "environ"));
                 var status = File.ReadAllText(Path.Combine(directory, "status"));
                 // A zombie has exited; only its parent's wait is missing.
-                if ((environment + "\0").Contains(needle, StringComparison.Ordinal) && !status.Contains("State:\tZ", StringComparison.Ordinal))
+                if (("\0" + environment + "\0").Contains(needle, StringComparison.Ordinal) && !status.Contains("State:\tZ", StringComparison.Ordinal))
                 {
                     found.Add(pid);
                 }
