@@ -25,6 +25,9 @@ internal sealed class ClaudeTurn : IAsyncDisposable
     private readonly ClaudeStreamDecoder _decoder = new();
     private readonly List<ClaudeStreamEvent> _events = [];
     private readonly Queue<string> _buffered = new();
+
+    /// <summary>How long a CLI that has finished its turn may take to exit by itself (it needs about 30 ms).</summary>
+    private static readonly TimeSpan ExitGrace = TimeSpan.FromSeconds(5);
     private int _disposed;
 
     /// <param name="processLease">The turn's place under the process cap, freed when the process has ended.</param>
@@ -67,7 +70,10 @@ internal sealed class ClaudeTurn : IAsyncDisposable
                 {
                     case TurnFailed failed:
                         return failed.Error;
-                    case TextDelta or ThinkingDelta or TurnCompleted:
+                    case TurnCompleted:
+                        await CompleteAsync();
+                        return null;
+                    case TextDelta or ThinkingDelta:
                         return null;
                 }
             }
@@ -105,11 +111,7 @@ internal sealed class ClaudeTurn : IAsyncDisposable
             {
                 if (Decode(line) is TurnCompleted)
                 {
-                    _health.ReportTurn(null);
-                    if (_conversationId is not null && _sessionId is { } sessionId)
-                    {
-                        await _conversations.RememberAsync(_conversationId, sessionId, CancellationToken.None);
-                    }
+                    await CompleteAsync();
                 }
 
                 return line;
@@ -126,6 +128,33 @@ internal sealed class ClaudeTurn : IAsyncDisposable
         var errorLine = JsonSerializer.Serialize(new GatewayErrorLine(error ?? await ExitErrorAsync()), ClaudeBackendJsonContext.Default.GatewayErrorLine);
         Decode(errorLine);
         return errorLine;
+    }
+
+    /// <summary>
+    /// A turn of a kept conversation is complete only once the CLI has exited: it finishes writing the session file
+    /// after printing its result, and a next turn (or a restarted gateway) resumes from that file. So the client hears
+    /// "done" after the exit (about 30 ms once stdin is closed), and the mapping is recorded then.
+    /// </summary>
+    private async Task CompleteAsync()
+    {
+        _health.ReportTurn(null);
+        if (_conversationId is not null && _sessionId is { } sessionId)
+        {
+            await WaitForExitAsync();
+            await _conversations.RememberAsync(_conversationId, sessionId, CancellationToken.None);
+        }
+    }
+
+    private async Task WaitForExitAsync()
+    {
+        try
+        {
+            await _run.Exited.WaitAsync(ExitGrace);
+        }
+        catch (TimeoutException)
+        {
+            // It did not leave on its own; disposal ends it.
+        }
     }
 
     private ClaudeStreamEvent? Decode(string line)
@@ -163,6 +192,12 @@ internal sealed class ClaudeTurn : IAsyncDisposable
 
         try
         {
+            if (_decoder.IsFinished)
+            {
+                // The turn is over: let the CLI finish its own work (session file, cleanup) before ending it.
+                await WaitForExitAsync();
+            }
+
             await _run.DisposeAsync();
         }
         finally

@@ -23,9 +23,10 @@ public sealed class PrometheusMetricsTests
         using var client = app.CreateClient();
         await using var prometheus = await PrometheusServer.StartAsync(client.BaseAddress!);
 
-        var (claude, _) = await PostAndReadLinesAsync(client, "/api/chat", Json("""{"model":"claude-sonnet:latest","messages":[{"role":"user","content":"count my tokens"}]}"""), Cancel);
-        var (local, _) = await PostAndReadLinesAsync(client, "/api/chat", Json("""{"model":"llama3.2","messages":[{"role":"user","content":"why is the sky blue?"}]}"""), Cancel);
-        Assert.True(claude.IsSuccessStatusCode && local.IsSuccessStatusCode);
+        var (claude, claudeLines) = await PostAndReadLinesAsync(client, "/api/chat", Json("""{"model":"claude-sonnet:latest","messages":[{"role":"user","content":"count my tokens"}]}"""), Cancel);
+        var (local, localLines) = await PostAndReadLinesAsync(client, "/api/chat", Json("""{"model":"llama3.2","messages":[{"role":"user","content":"why is the sky blue?"}]}"""), Cancel);
+        Assert.True(claude.IsSuccessStatusCode, $"claude: {(int)claude.StatusCode} {string.Join("\n", claudeLines.Select(l => l.Text))}");
+        Assert.True(local.IsSuccessStatusCode, $"ollama: {(int)local.StatusCode} {string.Join("\n", localLines.Select(l => l.Text))}");
 
         var timeout = TimeSpan.FromSeconds(20);
         var claudeInput = await prometheus.WaitForSeriesAsync(
