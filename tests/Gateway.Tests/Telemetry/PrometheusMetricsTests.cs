@@ -24,7 +24,9 @@ public sealed class PrometheusMetricsTests
         await using var prometheus = await PrometheusServer.StartAsync(client.BaseAddress!);
 
         var (claude, claudeLines) = await PostAndReadLinesAsync(client, "/api/chat", Json("""{"model":"claude-sonnet:latest","messages":[{"role":"user","content":"count my tokens"}]}"""), Cancel);
-        var (local, localLines) = await PostAndReadLinesAsync(client, "/api/chat", Json("""{"model":"llama3.2","messages":[{"role":"user","content":"why is the sky blue?"}]}"""), Cancel);
+        // A model name of this test's own: the OpenTelemetry SDK listens to meters by name across the whole process,
+        // so other tests' gateways, running at the same time, are seen in this one's metrics too.
+        var (local, localLines) = await PostAndReadLinesAsync(client, "/api/chat", Json("""{"model":"prometheus-probe:latest","messages":[{"role":"user","content":"why is the sky blue?"}]}"""), Cancel);
         Assert.True(claude.IsSuccessStatusCode, $"claude: {(int)claude.StatusCode} {string.Join("\n", claudeLines.Select(l => l.Text))}");
         Assert.True(local.IsSuccessStatusCode, $"ollama: {(int)local.StatusCode} {string.Join("\n", localLines.Select(l => l.Text))}");
 
@@ -33,9 +35,9 @@ public sealed class PrometheusMetricsTests
             """gen_ai_client_token_usage_sum{gen_ai_provider_name="anthropic",gen_ai_token_type="input",gen_ai_operation_name="chat",gen_ai_request_model="claude-sonnet:latest",gen_ai_response_model="claude-sonnet-5"} > 100""", timeout);
         Assert.True(claudeInput.Count > 0, "the CLI's real input token count (system prompt included) for claude-sonnet:latest answered by claude-sonnet-5");
         var ollamaOutput = await prometheus.WaitForSeriesAsync(
-            """sum(gen_ai_client_token_usage_sum{gen_ai_provider_name="ollama",gen_ai_token_type="output",gen_ai_request_model="llama3.2"})""", timeout);
+            """sum(gen_ai_client_token_usage_sum{gen_ai_provider_name="ollama",gen_ai_token_type="output",gen_ai_request_model="prometheus-probe:latest"})""", timeout);
         Assert.True(ollamaOutput.Count == 1 && Value(ollamaOutput[0]) == 15, string.Join(" ", ollamaOutput));
-        var ollamaInput = await prometheus.WaitForSeriesAsync("""sum(gen_ai_client_token_usage_sum{gen_ai_provider_name="ollama",gen_ai_token_type="input"})""", timeout);
+        var ollamaInput = await prometheus.WaitForSeriesAsync("""sum(gen_ai_client_token_usage_sum{gen_ai_provider_name="ollama",gen_ai_token_type="input",gen_ai_request_model="prometheus-probe:latest"})""", timeout);
         Assert.True(ollamaInput.Count == 1 && Value(ollamaInput[0]) == 169, string.Join(" ", ollamaInput));
         foreach (var provider in (string[])["anthropic", "ollama"])
         {
