@@ -6,8 +6,6 @@
 //   dotnet run -c Release --project bench/Soak -- [--requests 2000] [--concurrency 32] [--disconnect 0.1] [--cli fake|real]
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using ClaudeProxy.TestSupport;
@@ -29,36 +27,28 @@ if (!File.Exists(gatewayDll))
 await using var api = await FakeAnthropicServer.StartAsync("--reply", "echo", "--chunk-chars", "16", "--chunk-delay-ms", "20");
 var data = Directory.CreateTempSubdirectory("soak-").FullName;
 var marker = Guid.NewGuid().ToString("N");
-var port = FreePort();
-var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-start.ArgumentList.Add(gatewayDll);
-start.Environment["PORT"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture);
-start.Environment["OLLAMA_URL"] = "none";
-start.Environment["CLAUDE_CLI"] = realCli ? RepoPaths.RealClaudeCli : Path.Combine(AppContext.BaseDirectory, "fake-claude");
-start.Environment["ClaudeBackend__DataDirectory"] = data;
-start.Environment["ClaudeBackend__MaxQueuedTurns"] = "1000";
-start.Environment["ClaudeBackend__QueueTimeout"] = "00:05:00";
-start.Environment["ClaudeBackend__Environment__ANTHROPIC_BASE_URL"] = api.BaseUrl;
-start.Environment["ClaudeBackend__Environment__ANTHROPIC_API_KEY"] = "sk-ant-fake";
-start.Environment["ClaudeBackend__Environment__HOME"] = Directory.CreateTempSubdirectory("soak-home-").FullName;
-start.Environment["ClaudeBackend__Environment__FAKE_CLAUDE_SCRIPT"] = $"replay={Path.Combine(RepoPaths.Fixtures, "print_stream_json_partial", "stdout.txt")};delay-ms=10";
-start.Environment[$"ClaudeBackend__Environment__{ProcessProbe.MarkerVariable}"] = marker;
-using var gateway = Process.Start(start)!;
-gateway.OutputDataReceived += (_, _) => { };
-gateway.ErrorDataReceived += (_, _) => { };
-gateway.BeginOutputReadLine();
-gateway.BeginErrorReadLine();
-using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromMinutes(10) };
-try
+using var gateway = await GatewayProcess.StartAsync(gatewayDll, new Dictionary<string, string>
 {
-    await WaitUntilUpAsync(http);
+    ["OLLAMA_URL"] = "none",
+    ["CLAUDE_CLI"] = realCli ? RepoPaths.RealClaudeCli : Path.Combine(AppContext.BaseDirectory, "fake-claude"),
+    ["ClaudeBackend__DataDirectory"] = data,
+    ["ClaudeBackend__MaxQueuedTurns"] = "1000",
+    ["ClaudeBackend__QueueTimeout"] = "00:05:00",
+    ["ClaudeBackend__Environment__ANTHROPIC_BASE_URL"] = api.BaseUrl,
+    ["ClaudeBackend__Environment__ANTHROPIC_API_KEY"] = "sk-ant-fake",
+    ["ClaudeBackend__Environment__HOME"] = Directory.CreateTempSubdirectory("soak-home-").FullName,
+    ["ClaudeBackend__Environment__FAKE_CLAUDE_SCRIPT"] = $"replay={Path.Combine(RepoPaths.Fixtures, "print_stream_json_partial", "stdout.txt")};delay-ms=10",
+    [$"ClaudeBackend__Environment__{ProcessProbe.MarkerVariable}"] = marker,
+});
+var http = gateway.Client;
+{
     // Warm up, so "before" is the memory of a gateway that has served, not of one that has only started.
     for (var i = 0; i < 5; i++)
     {
         (await http.PostAsync("/api/chat", new StringContent("""{"model":"claude-haiku:latest","stream":false,"messages":[{"role":"user","content":"warm"}]}"""))).Dispose();
     }
 
-    var rssBefore = RssMiB(gateway.Id);
+    var rssBefore = RssMiB(gateway.Process.Id);
     var outcomes = new ConcurrentDictionary<string, int>();
     var clock = Stopwatch.StartNew();
     var next = 0;
@@ -76,7 +66,7 @@ try
     var left = await ProcessProbe.WaitUntilGoneAsync(marker, TimeSpan.FromSeconds(10));
     GC.Collect();
     await Task.Delay(2000);
-    var rssAfter = RssMiB(gateway.Id);
+    var rssAfter = RssMiB(gateway.Process.Id);
 
     Console.WriteLine($"requests: {total} at concurrency {concurrency}, {disconnectShare:P0} disconnects, CLI: {(realCli ? "real" : "fake")}, {elapsed.TotalSeconds:0.0} s ({total / elapsed.TotalSeconds:0.0} req/s)");
     foreach (var (outcome, count) in outcomes.OrderBy(o => o.Key))
@@ -94,11 +84,7 @@ try
     var running = (await http.GetStringAsync("/metrics")).Split('\n').FirstOrDefault(l => l.StartsWith("claudeproxy_cli_processes", StringComparison.Ordinal));
     Console.WriteLine($"gateway's own count: {running}");
     Console.WriteLine($"gateway RSS: {rssBefore:0} MiB before, {rssAfter:0} MiB after (ratio {rssAfter / rssBefore:0.00})");
-    return left.Count == 0 && !outcomes.Keys.Any(k => k.StartsWith("500", StringComparison.Ordinal)) ? 0 : 1;
-}
-finally
-{
-    gateway.Kill(entireProcessTree: true);
+    return left.Count == 0 && !outcomes.Keys.Any(k => k.StartsWith('5')) ? 0 : 1;
 }
 
 static async Task<string> SendOneAsync(HttpClient http, Random random, double disconnectShare)
@@ -165,32 +151,3 @@ static string ErrorCode(string body)
 static double RssMiB(int pid) =>
     File.ReadAllLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal))
         .Split(' ', StringSplitOptions.RemoveEmptyEntries)[1] is var kb ? double.Parse(kb) / 1024 : 0;
-
-static int FreePort()
-{
-    using var listener = new TcpListener(IPAddress.Loopback, 0);
-    listener.Start();
-    return ((IPEndPoint)listener.LocalEndpoint).Port;
-}
-
-static async Task WaitUntilUpAsync(HttpClient http)
-{
-    for (var attempt = 0; attempt < 300; attempt++)
-    {
-        try
-        {
-            using var response = await http.GetAsync("/");
-            if (response.IsSuccessStatusCode)
-            {
-                return;
-            }
-        }
-        catch (HttpRequestException)
-        {
-        }
-
-        await Task.Delay(100);
-    }
-
-    throw new InvalidOperationException("The gateway did not start.");
-}

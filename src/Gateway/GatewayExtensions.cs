@@ -71,10 +71,7 @@ public static partial class GatewayExtensions
     /// <summary>A bug is still answered in the client's envelope (and logged), never with an empty 500.</summary>
     private static Task LastResortErrorAsync(HttpContext context)
     {
-        var path = context.Request.Path;
-        var style = path.StartsWithSegments("/v1") || path.StartsWithSegments("/chat") || path.StartsWithSegments("/models")
-            ? ClaudeProxy.Transforms.ErrorStyle.OpenAi
-            : ClaudeProxy.Transforms.ErrorStyle.Ollama;
+        var style = RouteMetadata.ErrorStyleOfPath(context.Request.Path);
         return ClaudeProxy.Transforms.ErrorEnvelopes.WriteAsync(context.Response, style, HttpStatusCode.InternalServerError, "internal error in ClaudeProxy", context.RequestAborted);
     }
 

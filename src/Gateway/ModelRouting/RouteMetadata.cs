@@ -31,6 +31,12 @@ internal static class RouteMetadata
             ? parsed
             : Transforms.ErrorStyle.Ollama;
 
+    /// <summary>For answers given before a route is known (authentication, unexpected errors): by the path alone.</summary>
+    public static ErrorStyle ErrorStyleOfPath(PathString path) =>
+        path.StartsWithSegments("/v1") || path.StartsWithSegments("/chat") || path.StartsWithSegments("/models")
+            ? Transforms.ErrorStyle.OpenAi
+            : Transforms.ErrorStyle.Ollama;
+
     public static IReadOnlyList<string> ModelPropertiesOf(IReadOnlyDictionary<string, string> metadata) =>
         metadata.TryGetValue(ModelProperty, out var names)
             ? names.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)

@@ -2,6 +2,7 @@ using System.Net;
 using System.Security.Claims;
 using System.Security.Cryptography;
 using System.Text;
+using ClaudeProxy.Gateway.ModelRouting;
 using ClaudeProxy.Transforms;
 using Microsoft.Extensions.Options;
 
@@ -31,7 +32,7 @@ internal sealed partial class ApiKeyMiddleware(RequestDelegate next, IOptions<Ga
             context.Response.Headers.WWWAuthenticate = "Bearer";
             await ErrorEnvelopes.WriteAsync(
                 context.Response,
-                IsOpenAiPath(context.Request.Path) ? ErrorStyle.OpenAi : ErrorStyle.Ollama,
+                RouteMetadata.ErrorStyleOfPath(context.Request.Path),
                 HttpStatusCode.Unauthorized,
                 "unauthorized: a valid API key is required (Authorization: Bearer <key>, or X-API-Key)",
                 context.RequestAborted);
@@ -48,9 +49,6 @@ internal sealed partial class ApiKeyMiddleware(RequestDelegate next, IOptions<Ga
         path == "/"
         || (options.Value.PublicHealth && (path == "/healthz" || path == "/readyz"))
         || (options.Value.PublicMetrics && path == "/metrics");
-
-    private static bool IsOpenAiPath(PathString path) =>
-        path.StartsWithSegments("/v1") || path.StartsWithSegments("/chat") || path.StartsWithSegments("/models");
 
     private static string? PresentedKey(HttpRequest request)
     {

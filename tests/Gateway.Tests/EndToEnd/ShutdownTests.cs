@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using ClaudeProxy.TestSupport;
 
@@ -18,90 +17,45 @@ public sealed class ShutdownTests
         var replay = Path.Combine(data, "replay.txt");
         File.Copy(Fixtures.StdoutPath("print_stream_json_partial"), replay);
         var marker = Guid.NewGuid().ToString("N");
-        int port;
-        using (var listener = new TcpListener(IPAddress.Loopback, 0))
+        using var gateway = await GatewayProcess.StartAsync(Path.Combine(AppContext.BaseDirectory, "ClaudeProxy.Gateway.dll"), new Dictionary<string, string>
         {
-            listener.Start();
-            port = ((IPEndPoint)listener.LocalEndpoint).Port;
+            ["OLLAMA_URL"] = "none",
+            ["CLAUDE_CLI"] = RepoPaths.FakeClaudeCli,
+            ["ClaudeBackend__DataDirectory"] = data,
+            ["ClaudeBackend__Environment__FAKE_CLAUDE_SCRIPT"] = $"replay={replay}",
+            [$"ClaudeBackend__Environment__{ProcessProbe.MarkerVariable}"] = marker,
+        });
+        var client = gateway.Client;
+
+        // A kept conversation, then an answer that is still streaming when the gateway is told to stop.
+        using var kept = await client.PostAsync("/api/chat", new StringContent("""{"model":"claude-sonnet:latest","id":"keep-me","stream":false,"messages":[{"role":"user","content":"x"}]}"""), Cancel);
+        Assert.Equal(HttpStatusCode.OK, kept.StatusCode);
+        await File.WriteAllLinesAsync(replay, [.. Fixtures.StdoutLines("print_stream_json_partial").Take(6), "#hang"], Cancel);
+        var mapping = await File.ReadAllTextAsync(Path.Combine(data, "conversations.json"), Cancel);
+
+        using var streaming = await client.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/api/chat")
+        {
+            Content = new StringContent("""{"model":"claude-sonnet:latest","messages":[{"role":"user","content":"x"}]}"""),
+        }, HttpCompletionOption.ResponseHeadersRead, Cancel);
+        var reader = new StreamReader(await streaming.Content.ReadAsStreamAsync(Cancel));
+        Assert.NotNull(await reader.ReadLineAsync(Cancel));
+        Assert.NotEmpty(ProcessProbe.FindMarked(marker));
+
+        using (var kill = Process.Start("kill", ["-TERM", gateway.Process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync(Cancel);
         }
 
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "ClaudeProxy.Gateway.dll"));
-        start.Environment["PORT"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        start.Environment["OLLAMA_URL"] = "none";
-        start.Environment["CLAUDE_CLI"] = RepoPaths.FakeClaudeCli;
-        start.Environment["ClaudeBackend__DataDirectory"] = data;
-        start.Environment["ClaudeBackend__Environment__FAKE_CLAUDE_SCRIPT"] = $"replay={replay}";
-        start.Environment[$"ClaudeBackend__Environment__{ProcessProbe.MarkerVariable}"] = marker;
-        using var gateway = Process.Start(start)!;
-        gateway.OutputDataReceived += (_, _) => { };
-        gateway.ErrorDataReceived += (_, _) => { };
-        gateway.BeginOutputReadLine();
-        gateway.BeginErrorReadLine();
-        using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
-        try
-        {
-            await WaitUntilUpAsync(client);
+        using var stopped = CancellationTokenSource.CreateLinkedTokenSource(Cancel);
+        stopped.CancelAfter(TimeSpan.FromSeconds(20));
+        await gateway.Process.WaitForExitAsync(stopped.Token);
 
-            // A kept conversation, then an answer that is still streaming when the gateway is told to stop.
-            using var kept = await client.PostAsync("/api/chat", new StringContent("""{"model":"claude-sonnet:latest","id":"keep-me","stream":false,"messages":[{"role":"user","content":"x"}]}"""), Cancel);
-            Assert.Equal(HttpStatusCode.OK, kept.StatusCode);
-            await File.WriteAllLinesAsync(replay, [.. Fixtures.StdoutLines("print_stream_json_partial").Take(6), "#hang"], Cancel);
-            var mapping = await File.ReadAllTextAsync(Path.Combine(data, "conversations.json"), Cancel);
-
-            using var streaming = await client.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/api/chat")
-            {
-                Content = new StringContent("""{"model":"claude-sonnet:latest","messages":[{"role":"user","content":"x"}]}"""),
-            }, HttpCompletionOption.ResponseHeadersRead, Cancel);
-            var reader = new StreamReader(await streaming.Content.ReadAsStreamAsync(Cancel));
-            Assert.NotNull(await reader.ReadLineAsync(Cancel));
-            Assert.NotEmpty(ProcessProbe.FindMarked(marker));
-
-            using (var kill = Process.Start("kill", ["-TERM", gateway.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-            {
-                await kill.WaitForExitAsync(Cancel);
-            }
-
-            using var stopped = CancellationTokenSource.CreateLinkedTokenSource(Cancel);
-            stopped.CancelAfter(TimeSpan.FromSeconds(20));
-            await gateway.WaitForExitAsync(stopped.Token);
-
-            Assert.Empty(await ProcessProbe.WaitUntilGoneAsync(marker, TimeSpan.FromSeconds(5)));
-            // The client heard about it: its stream ended, with an error line rather than a silent cut.
-            var rest = await reader.ReadToEndAsync(Cancel);
-            Assert.Contains("\"error\"", rest, StringComparison.Ordinal);
-            Assert.Equal(mapping, await File.ReadAllTextAsync(Path.Combine(data, "conversations.json"), Cancel));
-            Assert.Contains("keep-me", mapping, StringComparison.Ordinal);
-            JsonDocument.Parse(mapping);
-        }
-        finally
-        {
-            if (!gateway.HasExited)
-            {
-                gateway.Kill(entireProcessTree: true);
-            }
-        }
-    }
-
-    private static async Task WaitUntilUpAsync(HttpClient client)
-    {
-        for (var attempt = 0; attempt < 200; attempt++)
-        {
-            try
-            {
-                using var response = await client.GetAsync("/", Cancel);
-                if (response.IsSuccessStatusCode)
-                {
-                    return;
-                }
-            }
-            catch (HttpRequestException)
-            {
-            }
-
-            await Task.Delay(100, Cancel);
-        }
-
-        throw new InvalidOperationException("The gateway did not start.");
+        Assert.Empty(await ProcessProbe.WaitUntilGoneAsync(marker, TimeSpan.FromSeconds(5)));
+        // The client heard about it: its stream ended, with an error line rather than a silent cut.
+        var rest = await reader.ReadToEndAsync(Cancel);
+        Assert.Contains("\"error\"", rest, StringComparison.Ordinal);
+        Assert.Equal(mapping, await File.ReadAllTextAsync(Path.Combine(data, "conversations.json"), Cancel));
+        Assert.Contains("keep-me", mapping, StringComparison.Ordinal);
+        JsonDocument.Parse(mapping);
     }
 }

@@ -1,0 +1,77 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace ClaudeProxy.TestSupport;
+
+/// <summary>The gateway as its own process on 127.0.0.1 and a free port, configured through its environment.</summary>
+public sealed class GatewayProcess : IDisposable
+{
+    private GatewayProcess(Process process, int port)
+    {
+        Process = process;
+        Client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromMinutes(10) };
+    }
+
+    public Process Process { get; }
+
+    public HttpClient Client { get; }
+
+    /// <summary>Starts <paramref name="gatewayDll"/> and waits until it answers <c>/</c>.</summary>
+    public static async Task<GatewayProcess> StartAsync(string gatewayDll, IReadOnlyDictionary<string, string> environment)
+    {
+        var port = FreeLoopbackPort();
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(gatewayDll);
+        start.Environment["PORT"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        foreach (var (name, value) in environment)
+        {
+            start.Environment[name] = value;
+        }
+
+        var process = Process.Start(start) ?? throw new InvalidOperationException("dotnet did not start");
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var gateway = new GatewayProcess(process, port);
+        for (var attempt = 0; attempt < 300; attempt++)
+        {
+            try
+            {
+                using var response = await gateway.Client.GetAsync("/");
+                if (response.IsSuccessStatusCode)
+                {
+                    return gateway;
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+
+            await Task.Delay(100);
+        }
+
+        gateway.Dispose();
+        throw new InvalidOperationException("The gateway did not start.");
+    }
+
+    /// <summary>A loopback port nothing listens on right now.</summary>
+    public static int FreeLoopbackPort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public void Dispose()
+    {
+        Client.Dispose();
+        if (!Process.HasExited)
+        {
+            Process.Kill(entireProcessTree: true);
+        }
+
+        Process.Dispose();
+    }
+}
