@@ -13,6 +13,9 @@ namespace ClaudeProxy.ClaudeBackend;
 /// </summary>
 internal sealed class ClaudeTurn : IAsyncDisposable
 {
+    /// <summary>How long a CLI that has finished its turn may take to exit by itself (it needs about 30 ms).</summary>
+    private static readonly TimeSpan ExitGrace = TimeSpan.FromSeconds(5);
+
     private readonly IClaudeCliRun _run;
     private readonly ConversationStore _conversations;
     private readonly string? _conversationId;
@@ -25,9 +28,6 @@ internal sealed class ClaudeTurn : IAsyncDisposable
     private readonly ClaudeStreamDecoder _decoder = new();
     private readonly List<ClaudeStreamEvent> _events = [];
     private readonly Queue<string> _buffered = new();
-
-    /// <summary>How long a CLI that has finished its turn may take to exit by itself (it needs about 30 ms).</summary>
-    private static readonly TimeSpan ExitGrace = TimeSpan.FromSeconds(5);
     private int _disposed;
 
     /// <param name="processLease">The turn's place under the process cap, freed when the process has ended.</param>
