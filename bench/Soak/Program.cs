@@ -30,6 +30,7 @@ var marker = Guid.NewGuid().ToString("N");
 using var gateway = await GatewayProcess.StartAsync(gatewayDll, new Dictionary<string, string>
 {
     ["OLLAMA_URL"] = "none",
+    ["ClaudeBackend__Models__0__WarmSpares"] = settings.GetValueOrDefault("spares", "0"),
     ["CLAUDE_CLI"] = realCli ? RepoPaths.RealClaudeCli : Path.Combine(AppContext.BaseDirectory, "fake-claude"),
     ["ClaudeBackend__DataDirectory"] = data,
     ["ClaudeBackend__MaxQueuedTurns"] = "1000",

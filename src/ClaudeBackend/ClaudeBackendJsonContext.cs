@@ -15,5 +15,6 @@ namespace ClaudeProxy.ClaudeBackend;
 [JsonSerializable(typeof(GatewayErrorLine))]
 [JsonSerializable(typeof(CliLine))]
 [JsonSerializable(typeof(CliUserLine))]
+[JsonSerializable(typeof(CliControlRequest))]
 [JsonSerializable(typeof(ConversationFile))]
 internal sealed partial class ClaudeBackendJsonContext : JsonSerializerContext;

@@ -24,7 +24,8 @@ public static class ClaudeBackendServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ClaudeCliMetrics>();
         services.TryAddSingleton<ClaudeCliProbe>();
-        services.TryAddSingleton<IClaudeCliLauncher, CliWrapClaudeLauncher>();
+        services.TryAddSingleton<CliWrapClaudeLauncher>();
+        services.TryAddSingleton<IClaudeCliLauncher, WarmClaudeLauncher>();
         services.TryAddSingleton<ClaudeModelCatalog>();
         services.TryAddSingleton<ConversationStore>();
         services.TryAddSingleton<ClaudeBackendHandler>();

@@ -13,6 +13,8 @@ public sealed class ClaudeCliMetrics
     private readonly UpDownCounter<long> _queued;
     private readonly Counter<long> _rejected;
     private readonly Histogram<double> _queueWait;
+    private readonly Counter<long> _turns;
+    private readonly UpDownCounter<long> _spares;
 
     public ClaudeCliMetrics(IMeterFactory meterFactory)
     {
@@ -23,9 +25,15 @@ public sealed class ClaudeCliMetrics
         _starts = meter.CreateCounter<long>("claudeproxy.cli.starts", "{process}", "Claude CLI processes started, by outcome of the start.");
         _queued = meter.CreateUpDownCounter<long>("claudeproxy.requests.queued", "{request}", "Turns waiting for a free CLI process now.");
         _rejected = meter.CreateCounter<long>("claudeproxy.requests.rejected", "{request}", "Turns refused because the queue was full or the wait timed out, by reason.");
+        _turns = meter.CreateCounter<long>("claudeproxy.cli.turns", "{turn}", "Turns by how their process started: warm (a waiting spare) or cold.");
+        _spares = meter.CreateUpDownCounter<long>("claudeproxy.cli.spares", "{process}", "Warm CLI processes waiting for a turn now.");
         _queueWait = meter.CreateHistogram("claudeproxy.requests.queue.duration", "s", "How long a turn waited for a free CLI process.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60] });
     }
+
+    public void TurnStarted(bool warm) => _turns.Add(1, new KeyValuePair<string, object?>("start", warm ? "warm" : "cold"));
+
+    public void SpareReady(int delta) => _spares.Add(delta);
 
     public void Queued(int delta) => _queued.Add(delta);
 

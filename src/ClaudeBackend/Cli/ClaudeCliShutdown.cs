@@ -3,7 +3,7 @@ using Microsoft.Extensions.Hosting;
 namespace ClaudeProxy.ClaudeBackend.Cli;
 
 /// <summary>
-/// Ends every CLI process as soon as the gateway is told to stop (SIGTERM). It acts on ApplicationStopping, before
+/// Starts the warm spares with the gateway, and ends every CLI process as soon as the gateway is told to stop (SIGTERM). It acts on ApplicationStopping, before
 /// the web server drains its requests: answers in flight then end with an error at once instead of holding the
 /// shutdown until the server's timeout.
 /// </summary>
@@ -14,6 +14,12 @@ internal sealed class ClaudeCliShutdown(IClaudeCliLauncher launcher, IHostApplic
     public Task StartAsync(CancellationToken cancellationToken)
     {
         _registration = lifetime.ApplicationStopping.Register(() => launcher.StopAllAsync().Wait(TimeSpan.FromSeconds(10)));
+        if (launcher is WarmClaudeLauncher warm)
+        {
+            // The first spares start with the gateway, in the background.
+            _ = warm.RefillAsync();
+        }
+
         return Task.CompletedTask;
     }
 

@@ -20,17 +20,38 @@ internal sealed partial class CliWrapClaudeLauncher(
 
     public ValueTask<IClaudeCliRun> StartAsync(ClaudeCliInvocation invocation, CancellationToken cancellationToken)
     {
+        var run = Start(Command(invocation), Task.FromResult(invocation.InputLine));
+        LogStarted(logger, options.Value.CliPath, invocation.CliModel, invocation.SessionMode);
+        return ValueTask.FromResult<IClaudeCliRun>(run);
+    }
+
+    /// <summary>
+    /// Starts a process for a turn not known yet: it loads and then waits on stdin, which gets
+    /// <paramref name="input"/> once that completes (and is closed after it).
+    /// </summary>
+    public IClaudeCliRun StartIdle(ClaudeCliInvocation invocation, Task<string> input)
+    {
+        var command = Command(invocation);
+        LogStarted(logger, options.Value.CliPath, invocation.CliModel, invocation.SessionMode);
+        return Start(command, input);
+    }
+
+    private Command Command(ClaudeCliInvocation invocation)
+    {
         var settings = options.Value;
-        var command = CliWrap.Cli.Wrap(settings.CliPath)
+        return CliWrap.Cli.Wrap(settings.CliPath)
             .WithArguments(invocation.ToArguments())
             .WithWorkingDirectory(invocation.WorkingDirectory)
             .WithEnvironmentVariables(CliEnvironment(settings))
             .WithValidation(CommandResultValidation.None);
-        var run = new CliWrapClaudeRun(command, invocation.InputLine, metrics, timeProvider, logger);
+    }
+
+    private CliWrapClaudeRun Start(Command command, Task<string> input)
+    {
+        var run = new CliWrapClaudeRun(command, input, metrics, timeProvider, logger);
         _running.TryAdd(run, 0);
         _ = run.Exited.ContinueWith(_ => _running.TryRemove(run, out byte _), TaskScheduler.Default);
-        LogStarted(logger, settings.CliPath, invocation.CliModel, invocation.SessionMode);
-        return ValueTask.FromResult<IClaudeCliRun>(run);
+        return run;
     }
 
     public Task StopAllAsync() => Task.WhenAll(_running.Keys.Select(run => run.DisposeAsync().AsTask()));
@@ -75,14 +96,19 @@ internal sealed partial class CliWrapClaudeLauncher(
         private readonly long _spawned;
         private int _firstLine;
 
-        public CliWrapClaudeRun(Command command, string inputLine, ClaudeCliMetrics metrics, TimeProvider timeProvider, ILogger logger)
+        public CliWrapClaudeRun(Command command, Task<string> input, ClaudeCliMetrics metrics, TimeProvider timeProvider, ILogger logger)
         {
             _metrics = metrics;
             _timeProvider = timeProvider;
             _logger = logger;
             _spawned = timeProvider.GetTimestamp();
             var piped = command
-                .WithStandardInputPipe(PipeSource.FromString(inputLine + "\n", Encoding.UTF8))
+                .WithStandardInputPipe(PipeSource.Create(async (stdin, cancellationToken) =>
+                {
+                    // Stdin closes when this returns: the CLI then ends after the turn (an open stdin delays it 3 s).
+                    var text = await input.WaitAsync(cancellationToken);
+                    await stdin.WriteAsync(Encoding.UTF8.GetBytes(text + "\n"), cancellationToken);
+                }))
                 .WithStandardOutputPipe(PipeTarget.ToDelegate(OnOutputLine, Encoding.UTF8))
                 .WithStandardErrorPipe(PipeTarget.ToDelegate(AppendStandardError, Encoding.UTF8));
             Exited = RunAsync(piped);

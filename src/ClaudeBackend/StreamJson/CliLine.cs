@@ -71,3 +71,16 @@ internal sealed record CliImageSource(
 {
     public string Type => "base64";
 }
+
+/// <summary>A control request on stdin, e.g. <c>initialize</c>, which sets a waiting process's system prompt.</summary>
+internal sealed record CliControlRequest(
+    [property: JsonPropertyName("request_id")] string RequestId,
+    CliInitialize Request)
+{
+    public string Type => "control_request";
+}
+
+internal sealed record CliInitialize([property: JsonPropertyName("systemPrompt")] string? SystemPrompt)
+{
+    public string Subtype => "initialize";
+}

@@ -20,6 +20,7 @@ public sealed class ShutdownTests
         using var gateway = await GatewayProcess.StartAsync(Path.Combine(AppContext.BaseDirectory, "ClaudeProxy.Gateway.dll"), new Dictionary<string, string>
         {
             ["OLLAMA_URL"] = "none",
+            ["ClaudeBackend__Models__0__WarmSpares"] = "0",
             ["CLAUDE_CLI"] = RepoPaths.FakeClaudeCli,
             ["ClaudeBackend__DataDirectory"] = data,
             ["ClaudeBackend__Environment__FAKE_CLAUDE_SCRIPT"] = $"replay={replay}",
