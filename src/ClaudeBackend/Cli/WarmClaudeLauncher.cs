@@ -21,6 +21,7 @@ internal sealed partial class WarmClaudeLauncher(
     private readonly ConcurrentDictionary<string, ConcurrentQueue<Spare>> _spares = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _refill = new(1, 1);
     private volatile bool _stopping;
+    private int _lostSpares;
 
     public async ValueTask<IClaudeCliRun> StartAsync(ClaudeCliInvocation invocation, CancellationToken cancellationToken)
     {
@@ -28,6 +29,7 @@ internal sealed partial class WarmClaudeLauncher(
         {
             var systemPrompt = invocation.SystemPromptFile is { } file ? await File.ReadAllTextAsync(file, cancellationToken) : null;
             spare.Claim(systemPrompt, invocation.InputLine);
+            Interlocked.Exchange(ref _lostSpares, 0);
             metrics.TurnStarted(warm: true);
             _ = RefillAsync();
             return spare.Run;
@@ -56,7 +58,7 @@ internal sealed partial class WarmClaudeLauncher(
                     var spare = Spare.Start(cold, model.CliModel);
                     spares.Enqueue(spare);
                     metrics.SpareReady(1);
-                    _ = spare.Run.Exited.ContinueWith(_ => OnSpareEnded(spare), TaskScheduler.Default);
+                    _ = spare.Run.Exited.ContinueWith(exited => OnSpareEnded(spare, exited.Result), TaskScheduler.Default);
                 }
             }
         }
@@ -97,19 +99,24 @@ internal sealed partial class WarmClaudeLauncher(
         return false;
     }
 
-    private void OnSpareEnded(Spare spare)
+    private void OnSpareEnded(Spare spare, ClaudeCliExit exit)
     {
         spare.Cleanup();
-        if (!spare.Claimed && !_stopping)
+        if (spare.Claimed || _stopping)
         {
-            // It died while waiting (crash, kill): it is no spare any more. TryTake discards it; start its successor.
-            LogSpareEnded(logger, spare.CliModel);
-            _ = RefillAsync();
+            return;
         }
+
+        // It ended while waiting (crash, kill, or it never started): TryTake discards it, and a successor follows, but
+        // after a pause that grows with every loss, so a missing or broken CLI cannot turn the pool into a spawn loop.
+        var lost = Interlocked.Increment(ref _lostSpares);
+        var pause = exit.StartFailure is not null ? TimeSpan.FromSeconds(30) : TimeSpan.FromSeconds(Math.Min(60, 1 << Math.Min(lost - 1, 6)));
+        LogSpareEnded(logger, spare.CliModel, exit.StartFailure?.Message ?? $"exit code {exit.ExitCode}", pause.TotalSeconds);
+        _ = Task.Delay(pause).ContinueWith(_ => RefillAsync(), TaskScheduler.Default);
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "A warm Claude CLI process for --model {Model} ended while it waited; replacing it")]
-    private static partial void LogSpareEnded(ILogger logger, string model);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "A warm Claude CLI process for --model {Model} ended while it waited ({Reason}); replacing it in {Seconds} s")]
+    private static partial void LogSpareEnded(ILogger logger, string model, string reason, double seconds);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not start warm Claude CLI processes")]
     private static partial void LogRefillFailed(ILogger logger, Exception exception);

@@ -99,4 +99,22 @@ public sealed class WarmPoolTests
         var replacement = Assert.Single(await WaitForSparesAsync(app, 1));
         Assert.NotEqual(spare, replacement);
     }
+
+    [Fact]
+    public async Task A_missing_cli_does_not_make_the_pool_spin()
+    {
+        await using var app = GatewayApp.WithFakeCli(configure: s =>
+        {
+            s["ClaudeBackend:CliPath"] = "/nonexistent/claude";
+            s["ClaudeBackend:Models:0:WarmSpares"] = "2";
+        });
+        using var starts = new MetricCollector<long>(app.Services.GetRequiredService<IMeterFactory>(), ClaudeCliMetrics.MeterName, "claudeproxy.cli.starts");
+
+        using var response = await app.CreateClient().PostAsync("/api/chat", Json("""{"model":"claude-sonnet:latest","messages":[{"role":"user","content":"x"}]}"""), Cancel);
+        await Task.Delay(TimeSpan.FromSeconds(2), Cancel);
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        // The two spares of the first fill, and the request's own cold start: no retry loop.
+        Assert.InRange(starts.GetMeasurementSnapshot().Count, 1, 3);
+    }
 }
