@@ -42,11 +42,8 @@ internal sealed partial class WarmClaudeLauncher(
     /// <summary>Starts the spares the configuration asks for, replacing any that ended while they waited.</summary>
     public async Task RefillAsync()
     {
-        if (!await _refill.WaitAsync(0))
-        {
-            return;
-        }
-
+        // One refill at a time, each counting afresh: a spare taken during a refill is made up by the next one.
+        await _refill.WaitAsync();
         try
         {
             foreach (var model in catalog.Models.Where(m => m.WarmSpares > 0))
