@@ -1,4 +1,4 @@
-using System.Text;
+using WireMock;
 using WireMock.RequestBuilders;
 using WireMock.ResponseBuilders;
 using WireMock.Server;
@@ -63,8 +63,11 @@ public sealed class FakeOllama : IDisposable
                 queue.Close();
             }));
 
-    /// <summary>The body of the last request Ollama received, byte for byte.</summary>
-    public byte[] LastRequestBody() => Server.LogEntries.Last().RequestMessage!.BodyAsBytes ?? Encoding.UTF8.GetBytes(Server.LogEntries.Last().RequestMessage!.Body ?? "");
+    /// <summary>
+    /// The last request Ollama received for <paramref name="path"/>. (Not simply the last request: the gateway's
+    /// active health checks ask for /api/version whenever they like.)
+    /// </summary>
+    public IRequestMessage LastRequestTo(string path) => Server.LogEntries.Last(e => e.RequestMessage!.Path == path).RequestMessage!;
 
     public void Dispose() => Server.Stop();
 }

@@ -65,8 +65,7 @@ public sealed class OllamaPassThroughTests : IAsyncLifetime
 
         Assert.True(response.IsSuccessStatusCode, $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync(Cancel)}");
         Assert.Equal(method == "HEAD" ? "" : responseBody, await response.Content.ReadAsStringAsync(Cancel));
-        var received = _ollama.Server.LogEntries.Last().RequestMessage!;
-        Assert.Equal(path, received.Path);
+        var received = _ollama.LastRequestTo(path);
         Assert.Equal(method, received.Method);
         Assert.Equal(requestBody, received.Body ?? "");
     }
@@ -96,7 +95,7 @@ public sealed class OllamaPassThroughTests : IAsyncLifetime
         using var response = await _client.SendAsync(request, Cancel);
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        var host = _ollama.Server.LogEntries.Last().RequestMessage!.Headers!["Host"].Single();
+        var host = _ollama.LastRequestTo("/api/chat").Headers!["Host"].Single();
         Assert.Equal(new Uri(_ollama.Url).Authority, host);
     }
 
