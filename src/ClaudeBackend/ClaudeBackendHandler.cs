@@ -78,6 +78,8 @@ public sealed partial class ClaudeBackendHandler(
                 // The stored session is gone (e.g. ~/.claude was cleared): start over, with the client's history.
                 LogSessionLost(logger, turnRequest.ConversationId!);
                 await turn.DisposeAsync(keepProcessLease: true);
+                // The lease now belongs to no turn: should the restart fail, the catch below must free it.
+                turn = null;
                 await conversations.ForgetAsync(conversationKey, cancellationToken);
                 turn = await StartTurnAsync(turnRequest, conversationKey, model, processLease, cancellationToken);
                 error = await WaitForAnswerAsync(turn, cancellationToken);

@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 using ClaudeProxy.ClaudeBackend.Cli;
 using ClaudeProxy.ClaudeBackend.Contract;
@@ -160,7 +159,7 @@ internal sealed class ClaudeTurn : IAsyncDisposable
     private ClaudeStreamEvent? Decode(string line)
     {
         _events.Clear();
-        _decoder.Decode(Encoding.UTF8.GetBytes(line), _events);
+        _decoder.Decode(line, _events);
         return _events.Find(e => e is TurnFailed or TurnCompleted) ?? _events.FirstOrDefault();
     }
 
@@ -210,30 +209,8 @@ internal sealed class ClaudeTurn : IAsyncDisposable
             _turnLease?.Dispose();
             foreach (var path in _ownedPaths)
             {
-                TryDelete(path);
+                TemporaryPaths.TryDelete(path);
             }
-        }
-    }
-
-    private static void TryDelete(string path)
-    {
-        try
-        {
-            if (Directory.Exists(path))
-            {
-                Directory.Delete(path, recursive: true);
-            }
-            else
-            {
-                File.Delete(path);
-            }
-        }
-        catch (IOException)
-        {
-            // A leftover temp folder is harmless; the turn's answer matters more.
-        }
-        catch (UnauthorizedAccessException)
-        {
         }
     }
 }

@@ -148,15 +148,6 @@ internal sealed partial class WarmClaudeLauncher(
             _input.TrySetResult(initialize + "\n" + inputLine);
         }
 
-        public void Cleanup()
-        {
-            try
-            {
-                Directory.Delete(_workingDirectory, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
-        }
+        public void Cleanup() => TemporaryPaths.TryDelete(_workingDirectory);
     }
 }
