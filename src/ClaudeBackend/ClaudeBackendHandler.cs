@@ -73,14 +73,23 @@ public sealed partial class ClaudeBackendHandler(
         {
             turn = await StartTurnAsync(turnRequest, conversationKey, model, processLease, cancellationToken);
             error = await WaitForAnswerAsync(turn, cancellationToken);
-            if (error is not null && conversationKey is not null && await turn.LostSessionAsync())
+            var lostSession = error is not null && conversationKey is not null && await turn.LostSessionAsync();
+            if (error is not null && (lostSession || await turn.EndedSilentlyAsync()))
             {
-                // The stored session is gone (e.g. ~/.claude was cleared): start over, with the client's history.
-                LogSessionLost(logger, turnRequest.ConversationId!);
+                if (lostSession)
+                {
+                    // The stored session is gone (e.g. ~/.claude was cleared): start over, with the client's history.
+                    LogSessionLost(logger, turnRequest.ConversationId!);
+                    await conversations.ForgetAsync(conversationKey!, cancellationToken);
+                }
+                else
+                {
+                    LogProcessEndedSilently(logger);
+                }
+
                 await turn.DisposeAsync(keepProcessLease: true);
                 // The lease now belongs to no turn: should the restart fail, the catch below must free it.
                 turn = null;
-                await conversations.ForgetAsync(conversationKey, cancellationToken);
                 turn = await StartTurnAsync(turnRequest, conversationKey, model, processLease, cancellationToken);
                 error = await WaitForAnswerAsync(turn, cancellationToken);
             }
@@ -257,6 +266,9 @@ public sealed partial class ClaudeBackendHandler(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Claude session of conversation {ConversationId} is gone; starting a new one")]
     private static partial void LogSessionLost(ILogger logger, string conversationId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "A Claude CLI process ended without printing anything; trying the turn once more")]
+    private static partial void LogProcessEndedSilently(ILogger logger);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Claude turn failed before answering: {Kind}: {Message}")]
     private static partial void LogTurnFailed(ILogger logger, ClaudeErrorKind kind, string message);

@@ -81,12 +81,22 @@ internal sealed class ClaudeTurn : IAsyncDisposable
         return await ExitErrorAsync();
     }
 
+    /// <summary>
+    /// Whether the process ended without printing a single line although it did start: killed from outside, or a warm
+    /// spare that died just as it was claimed. Nothing has reached the client, so the turn can simply be tried again.
+    /// </summary>
+    public async Task<bool> EndedSilentlyAsync() =>
+        _buffered.Count == 0 && !_decoder.IsFinished && HasEnded && (await _run.Exited).StartFailure is null;
+
     /// <summary>Whether the CLI said it does not know the session to resume (the user may have cleared it).</summary>
-    public async Task<bool> LostSessionAsync()
-    {
-        var exit = await _run.Exited;
-        return exit.StandardError.Contains("No conversation found", StringComparison.OrdinalIgnoreCase);
-    }
+    public async Task<bool> LostSessionAsync() =>
+        HasEnded && (await _run.Exited).StandardError.Contains("No conversation found", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// Whether the process's output is over, so its exit can be awaited. After a first-answer timeout it still runs,
+    /// and waiting for its exit would hang.
+    /// </summary>
+    private bool HasEnded => _run.Output.Completion.IsCompleted;
 
     /// <summary>The next line of output for the client, or null at the end. A crash becomes a <c>gateway_error</c> line.</summary>
     public async ValueTask<string?> ReadLineAsync(CancellationToken cancellationToken)

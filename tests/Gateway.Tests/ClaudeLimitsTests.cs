@@ -86,6 +86,19 @@ public sealed class ClaudeLimitsTests
     }
 
     [Fact]
+    public async Task A_kept_conversation_whose_cli_never_starts_answering_times_out_too()
+    {
+        await using var app = GatewayApp.WithFakeCli($"replay={Partial};hang-after=2", configure: s => s["ClaudeBackend:FirstAnswerTimeout"] = "00:00:01");
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(Cancel);
+        limit.CancelAfter(TimeSpan.FromSeconds(15));
+
+        using var response = await app.CreateClient().PostAsync("/api/chat", Json("""{"model":"claude-sonnet:latest","id":"kept","messages":[{"role":"user","content":"x"}]}"""), limit.Token);
+
+        Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
+        Assert.Empty(await ProcessProbe.WaitUntilGoneAsync(app.Marker, TimeSpan.FromSeconds(5)));
+    }
+
+    [Fact]
     public async Task A_cli_that_falls_silent_mid_answer_is_stopped_and_the_stream_ends_with_an_error()
     {
         await using var app = GatewayApp.WithFakeCli($"replay={Partial};hang-after=6", configure: s => s["ClaudeBackend:IdleTimeout"] = "00:00:01");
