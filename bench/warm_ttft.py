@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Time to first token of a new chat: through ClaudeProxy with warm spares vs a cold `claude -p` run directly.
+"""Time to first token through ClaudeProxy's warm pool vs a cold `claude -p` run directly.
 
-Same fake Anthropic API (shared/claude-cli/fake_anthropic.py), same machine, same run. Reports medians of 9 one at a
-time, and the median of 8 at once, with their ratios.
+Same fake Anthropic API (shared/claude-cli/fake_anthropic.py), same machine, same run. Reports medians of 9 new chats
+one at a time (warm spares), the median of 8 at once, and the median of 9 further turns of a kept conversation (its
+own process, kept up between turns), each with its ratio to the cold CLI.
 
     python3 bench/warm_ttft.py        (after: dotnet build src/Gateway -c Release; the CLI from the test build)
 """
@@ -48,10 +49,13 @@ def cold_ttft(env, cwd):
     return first
 
 
-def gateway_ttft(port):
+def gateway_ttft(port, conversation=None):
     """Request sent to the first NDJSON chunk of the answer."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    body = json.dumps({"model": "claude-sonnet:latest", "messages": [{"role": "user", "content": "hello"}]})
+    request = {"model": "claude-sonnet:latest", "messages": [{"role": "user", "content": "hello"}]}
+    if conversation:
+        request["id"] = conversation
+    body = json.dumps(request)
     start = time.monotonic()
     conn.request("POST", "/api/chat", body, {"Content-Type": "application/json"})
     response = conn.getresponse()
@@ -109,13 +113,16 @@ def main():
             wait_for_spares()
         warm_many = concurrently(lambda: gateway_ttft(port), CONCURRENT)
         cold_many = concurrently(lambda: cold_ttft(env, work), CONCURRENT)
+        gateway_ttft(port, "kept")  # its first turn starts the conversation's process
+        kept = [gateway_ttft(port, "kept") for _ in range(RUNS)]
 
         rows = [("one new chat (median of 9)", statistics.median(warm_one), statistics.median(cold_one), 0.15),
-                (f"{CONCURRENT} new chats at once (median)", statistics.median(warm_many), statistics.median(cold_many), 0.3)]
+                (f"{CONCURRENT} new chats at once (median)", statistics.median(warm_many), statistics.median(cold_many), 0.3),
+                ("next turn of a kept conversation (median of 9)", statistics.median(kept), statistics.median(cold_one), None)]
         print("| case | ClaudeProxy, warm (ms) | cold `claude -p` (ms) | ratio | target |")
         print("| --- | --- | --- | --- | --- |")
         for name, warm, cold, target in rows:
-            print(f"| {name} | {warm * 1000:.0f} | {cold * 1000:.0f} | {warm / cold:.2f} | <= {target} |")
+            print(f"| {name} | {warm * 1000:.0f} | {cold * 1000:.0f} | {warm / cold:.2f} | {'<= ' + str(target) if target else '-'} |")
     finally:
         gateway.kill()
         api.kill()

@@ -73,18 +73,27 @@ public sealed partial class ClaudeBackendHandler(
         {
             turn = await StartTurnAsync(turnRequest, conversationKey, model, processLease, cancellationToken);
             error = await WaitForAnswerAsync(turn, cancellationToken);
-            var lostSession = error is not null && conversationKey is not null && await turn.LostSessionAsync();
-            if (error is not null && (lostSession || await turn.EndedSilentlyAsync()))
+            // Each cause is worth one more try, and both can happen in a row: a kept process that died while it waited
+            // ends silently, and the process that resumes in its place may not find the session it had not yet saved.
+            var retriedLostSession = false;
+            var retriedSilentEnd = false;
+            while (error is not null)
             {
-                if (lostSession)
+                if (!retriedLostSession && conversationKey is not null && await turn.LostSessionAsync())
                 {
                     // The stored session is gone (e.g. ~/.claude was cleared): start over, with the client's history.
+                    retriedLostSession = true;
                     LogSessionLost(logger, turnRequest.ConversationId!);
-                    await conversations.ForgetAsync(conversationKey!, cancellationToken);
+                    await conversations.ForgetAsync(conversationKey, cancellationToken);
+                }
+                else if (!retriedSilentEnd && await turn.EndedSilentlyAsync())
+                {
+                    retriedSilentEnd = true;
+                    LogProcessEndedSilently(logger);
                 }
                 else
                 {
-                    LogProcessEndedSilently(logger);
+                    break;
                 }
 
                 await turn.DisposeAsync(keepProcessLease: true);

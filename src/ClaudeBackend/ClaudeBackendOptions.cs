@@ -44,6 +44,26 @@ public sealed class ClaudeBackendOptions
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(2);
 
+    /// <summary>
+    /// How many CLI processes may stay up between turns for their kept conversations (those with an <c>id</c>), so the
+    /// next turn skips the cold start. Each holds 150-300 MB; beyond this the conversation idle the longest gives way.
+    /// 0 ends every process after its turn.
+    /// </summary>
+    [Range(0, 1_000)]
+    public int MaxKeptProcesses { get; set; } = 16;
+
+    /// <summary>How long a kept process waits for its conversation's next turn before it is ended (the conversation then resumes cold).</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
+    public TimeSpan KeptProcessIdleTimeout { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>How many turns one process serves before it is ended and its conversation resumes in a fresh one.</summary>
+    [Range(1, 100_000)]
+    public int MaxTurnsPerProcess { get; set; } = 100;
+
+    /// <summary>The resident memory (MB) above which a process is ended after its turn rather than kept.</summary>
+    [Range(1, 1_000_000)]
+    public int MaxProcessMemoryMB { get; set; } = 1024;
+
     /// <summary>The system prompt when a request has none; empty keeps the CLI's own (a coding-agent prompt).</summary>
     public string? DefaultSystemPrompt { get; set; }
 
@@ -71,7 +91,7 @@ public sealed class ClaudeModelOptions
 
     /// <summary>
     /// How many processes of this model to keep started and waiting, so a new chat skips the CLI's cold start
-    /// (≈0.6 s and 0.75 CPU-seconds). Each spare holds about 160 MB while it waits, and serves one turn only.
+    /// (≈0.6 s and 0.75 CPU-seconds). Each spare holds about 160 MB while it waits, and serves one new chat only.
     /// </summary>
     [Range(0, 64)]
     public int WarmSpares { get; set; }

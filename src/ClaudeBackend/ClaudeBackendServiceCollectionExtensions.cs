@@ -25,7 +25,7 @@ public static class ClaudeBackendServiceCollectionExtensions
         services.TryAddSingleton<ClaudeCliMetrics>();
         services.TryAddSingleton<ClaudeCliProbe>();
         services.TryAddSingleton<CliWrapClaudeLauncher>();
-        services.TryAddSingleton<IClaudeCliLauncher, WarmClaudeLauncher>();
+        services.TryAddSingleton<IClaudeCliLauncher, ClaudeProcessPool>();
         services.TryAddSingleton<ClaudeModelCatalog>();
         services.TryAddSingleton<ConversationStore>();
         services.TryAddSingleton<ClaudeBackendHandler>();

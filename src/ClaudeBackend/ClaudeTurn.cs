@@ -140,9 +140,11 @@ internal sealed class ClaudeTurn : IAsyncDisposable
     }
 
     /// <summary>
-    /// A turn of a kept conversation is complete only once the CLI has exited: it finishes writing the session file
-    /// after printing its result, and a next turn (or a restarted gateway) resumes from that file. So the client hears
-    /// "done" after the exit (about 30 ms once stdin is closed), and the mapping is recorded then.
+    /// A turn of a kept conversation is complete only once its run has ended: a process that ends after the turn
+    /// finishes writing the session file after printing its result, and a next turn (or a restarted gateway) resumes
+    /// from that file. So the client hears "done" after the exit (about 30 ms once stdin is closed), and the mapping is
+    /// recorded then. A process kept up for the conversation ends its run at the result, and writes its file when it is
+    /// ended later.
     /// </summary>
     private async Task CompleteAsync()
     {

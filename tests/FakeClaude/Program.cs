@@ -9,29 +9,20 @@
 //   hang-after=<n>     stop printing after n lines and wait forever
 //   stderr=<text>      print this on stderr before exiting
 //   exit-code=<n>      the exit code at the end (default 0)
+//   ignore-interrupt   do not answer an interrupt control request (a CLI that is stuck)
 // A line "#hang" in the replayed file stops the output there and waits forever.
-// FAKE_CLAUDE_LOG names a file that gets one JSON line per start: pid, args, stdin, cwd, what cwd held, the system prompt.
+// Like the real CLI in stream-json mode it reads stdin a line at a time: each user line is a turn (the replay), an
+// interrupt control request stops the turn being replayed with an error_during_execution result, and the process
+// ends when stdin closes.
+// FAKE_CLAUDE_LOG names a file that gets one JSON line per start, written at its first turn: pid, args, stdin so far,
+// cwd, what cwd held, the system prompt.
+using System.Text;
 using System.Text.Json;
 
 if (args is ["--version"])
 {
     Console.WriteLine("2.1.197 (Claude Code)");
     return 0;
-}
-
-var stdin = await Console.In.ReadToEndAsync();
-if (Environment.GetEnvironmentVariable("FAKE_CLAUDE_LOG") is { Length: > 0 } log)
-{
-    var entry = new Dictionary<string, object>
-    {
-        ["pid"] = Environment.ProcessId,
-        ["args"] = args,
-        ["stdin"] = stdin,
-        ["cwd"] = Environment.CurrentDirectory,
-        ["cwdEntries"] = Directory.GetFileSystemEntries(Environment.CurrentDirectory),
-        ["systemPrompt"] = Array.IndexOf(args, "--system-prompt-file") is var at and >= 0 ? File.ReadAllText(args[at + 1]) : "",
-    };
-    await File.AppendAllTextAsync(log, JsonSerializer.Serialize(entry) + "\n");
 }
 
 var script = (Environment.GetEnvironmentVariable("FAKE_CLAUDE_SCRIPT") ?? "")
@@ -54,33 +45,128 @@ var delay = Number("delay-ms", 0);
 var crashAfter = Number("crash-after", int.MaxValue);
 var hangAfter = Number("hang-after", int.MaxValue);
 var stdout = Console.Out;
-if (script.ContainsKey("garbage"))
+var printing = new object();
+void Print(string line)
 {
-    stdout.WriteLine("this is not json at all");
-    stdout.Flush();
+    lock (printing)
+    {
+        stdout.WriteLine(line);
+        stdout.Flush();
+    }
 }
 
-for (var i = 0; i < lines.Length; i++)
+async Task PlayTurnAsync(CancellationToken cancellationToken)
 {
-    if (i == crashAfter)
+    try
     {
-        Environment.Exit(3);
+        await ReplayAsync(cancellationToken);
     }
-
-    if (i == hangAfter || lines[i] == "#hang")
+    catch (OperationCanceledException)
     {
-        await Task.Delay(Timeout.Infinite);
+        // Interrupted: the interrupt's own answer follows.
     }
-
-    if (delay > 0)
-    {
-        await Task.Delay(delay);
-    }
-
-    stdout.WriteLine(lines[i]);
-    stdout.Flush();
 }
 
+async Task ReplayAsync(CancellationToken cancellationToken)
+{
+    if (script.ContainsKey("garbage"))
+    {
+        Print("this is not json at all");
+    }
+
+    for (var i = 0; i < lines.Length; i++)
+    {
+        if (i == crashAfter)
+        {
+            Environment.Exit(3);
+        }
+
+        if (i == hangAfter || lines[i] == "#hang")
+        {
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+        }
+
+        if (delay > 0)
+        {
+            await Task.Delay(delay, cancellationToken);
+        }
+
+        Print(lines[i]);
+    }
+}
+
+async Task WriteLogAsync(string stdin)
+{
+    if (Environment.GetEnvironmentVariable("FAKE_CLAUDE_LOG") is { Length: > 0 } log)
+    {
+        var entry = new Dictionary<string, object>
+        {
+            ["pid"] = Environment.ProcessId,
+            ["args"] = args,
+            ["stdin"] = stdin,
+            ["cwd"] = Environment.CurrentDirectory,
+            ["cwdEntries"] = Directory.GetFileSystemEntries(Environment.CurrentDirectory),
+            ["systemPrompt"] = Array.IndexOf(args, "--system-prompt-file") is var at and >= 0 ? File.ReadAllText(args[at + 1]) : "",
+        };
+        await File.AppendAllTextAsync(log, JsonSerializer.Serialize(entry) + "\n");
+    }
+}
+
+static string ControlResponse(string? requestId) =>
+    "{\"type\":\"control_response\",\"response\":{\"subtype\":\"success\",\"request_id\":" + JsonSerializer.Serialize(requestId) + "}}";
+
+var stdinSoFar = new StringBuilder();
+var turns = 0;
+Task turn = Task.CompletedTask;
+CancellationTokenSource turnCancel = new();
+while (await Console.In.ReadLineAsync() is { } input)
+{
+    stdinSoFar.Append(input).Append('\n');
+    if (input.Contains("\"control_request\"", StringComparison.Ordinal))
+    {
+        var requestId = JsonDocument.Parse(input).RootElement.GetProperty("request_id").GetString();
+        if (input.Contains("\"interrupt\"", StringComparison.Ordinal))
+        {
+            if (script.ContainsKey("ignore-interrupt"))
+            {
+                continue;
+            }
+
+            var running = !turn.IsCompleted;
+            await turnCancel.CancelAsync();
+            await turn;
+            Print(ControlResponse(requestId));
+            if (running)
+            {
+                Print("""{"type":"result","subtype":"error_during_execution","is_error":true,"num_turns":1,"session_id":"00000000-0000-0000-0000-000000000001","total_cost_usd":0}""");
+            }
+        }
+        else
+        {
+            Print(ControlResponse(requestId));
+        }
+
+        continue;
+    }
+
+    await turn;
+    if (turns++ == 0)
+    {
+        await WriteLogAsync(stdinSoFar.ToString());
+    }
+
+    turnCancel = new CancellationTokenSource();
+    turn = PlayTurnAsync(turnCancel.Token);
+}
+
+if (turns == 0)
+{
+    // No user line at all: answer anyway, as the fake always has.
+    await WriteLogAsync(stdinSoFar.ToString());
+    turn = PlayTurnAsync(CancellationToken.None);
+}
+
+await turn;
 if (script.TryGetValue("stderr", out var error))
 {
     Console.Error.WriteLine(error);

@@ -148,9 +148,10 @@ public sealed class ClaudeChatTests
     }
 
     [Fact]
-    public async Task A_conversation_id_creates_a_session_then_resumes_it_with_only_the_new_turn()
+    public async Task A_conversation_id_creates_a_session_then_a_fresh_process_resumes_it_with_only_the_new_turn()
     {
-        await using var app = GatewayApp.WithFakeCli();
+        // No process is kept between turns here, so the second turn needs --resume.
+        await using var app = GatewayApp.WithFakeCli(configure: s => s["ClaudeBackend:MaxKeptProcesses"] = "0");
         var client = app.CreateClient();
 
         await client.PostAsync("/api/chat", Json("""{"model":"claude-sonnet:latest","id":"chat-42","stream":false,"messages":[{"role":"user","content":"first"}]}"""), Cancel);

@@ -86,9 +86,9 @@ public sealed class ClaudeLimitsTests
     }
 
     [Fact]
-    public async Task A_kept_conversation_whose_cli_never_starts_answering_times_out_too()
+    public async Task A_kept_conversation_whose_cli_never_starts_answering_times_out_too_and_a_cli_deaf_to_the_interrupt_is_killed()
     {
-        await using var app = GatewayApp.WithFakeCli($"replay={Partial};hang-after=2", configure: s => s["ClaudeBackend:FirstAnswerTimeout"] = "00:00:01");
+        await using var app = GatewayApp.WithFakeCli($"replay={Partial};hang-after=2;ignore-interrupt", configure: s => s["ClaudeBackend:FirstAnswerTimeout"] = "00:00:01");
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(Cancel);
         limit.CancelAfter(TimeSpan.FromSeconds(15));
 

@@ -57,6 +57,14 @@ public sealed class FakeAnthropicServer : IAsyncDisposable
         return new FakeAnthropicServer(process, directory, int.Parse(File.ReadAllText(portFile).Trim()));
     }
 
+    /// <summary>Changes the reply or failure mode of a running server (<c>POST /_fake/config</c>), e.g. <c>{"chunk_delay_ms": 200}</c>.</summary>
+    public async Task ConfigureAsync(string json)
+    {
+        using var client = new HttpClient();
+        using var response = await client.PostAsync(BaseUrl + "/_fake/config", new StringContent(json, System.Text.Encoding.UTF8, "application/json"));
+        response.EnsureSuccessStatusCode();
+    }
+
     /// <summary>The bodies of the <c>/v1/messages</c> requests the CLI sent, oldest first.</summary>
     public IReadOnlyList<JsonElement> MessageRequests()
     {

@@ -15,6 +15,8 @@ public sealed class ClaudeCliMetrics
     private readonly Histogram<double> _queueWait;
     private readonly Counter<long> _turns;
     private readonly UpDownCounter<long> _spares;
+    private readonly UpDownCounter<long> _kept;
+    private readonly Counter<long> _recycled;
 
     public ClaudeCliMetrics(IMeterFactory meterFactory)
     {
@@ -25,15 +27,22 @@ public sealed class ClaudeCliMetrics
         _starts = meter.CreateCounter<long>("claudeproxy.cli.starts", "{process}", "Claude CLI processes started, by outcome of the start.");
         _queued = meter.CreateUpDownCounter<long>("claudeproxy.requests.queued", "{request}", "Turns waiting for a free CLI process now.");
         _rejected = meter.CreateCounter<long>("claudeproxy.requests.rejected", "{request}", "Turns refused because the queue was full or the wait timed out, by reason.");
-        _turns = meter.CreateCounter<long>("claudeproxy.cli.turns", "{turn}", "Turns by how their process started: warm (a waiting spare) or cold.");
+        _turns = meter.CreateCounter<long>("claudeproxy.cli.turns", "{turn}", "Turns by where their process came from: warm (a waiting spare), kept (the conversation's own process, still up) or cold (spawned for the turn).");
         _spares = meter.CreateUpDownCounter<long>("claudeproxy.cli.spares", "{process}", "Warm CLI processes waiting for a turn now.");
+        _kept = meter.CreateUpDownCounter<long>("claudeproxy.cli.kept", "{process}", "CLI processes kept up for their conversation's next turn now.");
+        _recycled = meter.CreateCounter<long>("claudeproxy.cli.recycled", "{process}", "Kept CLI processes ended, by reason: idle, turns, memory, evicted, changed, unclean, stopping.");
         _queueWait = meter.CreateHistogram("claudeproxy.requests.queue.duration", "s", "How long a turn waited for a free CLI process.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60] });
     }
 
-    public void TurnStarted(bool warm) => _turns.Add(1, new KeyValuePair<string, object?>("start", warm ? "warm" : "cold"));
+    /// <param name="start"><c>warm</c>, <c>kept</c> or <c>cold</c>.</param>
+    public void TurnStarted(string start) => _turns.Add(1, new KeyValuePair<string, object?>("start", start));
 
     public void SpareReady(int delta) => _spares.Add(delta);
+
+    public void Kept(int delta) => _kept.Add(delta);
+
+    public void Recycled(string reason) => _recycled.Add(1, new KeyValuePair<string, object?>("reason", reason));
 
     public void Queued(int delta) => _queued.Add(delta);
 

@@ -3,7 +3,8 @@ using Microsoft.Extensions.Hosting;
 namespace ClaudeProxy.ClaudeBackend.Cli;
 
 /// <summary>
-/// Starts the warm spares with the gateway, and ends every CLI process as soon as the gateway is told to stop (SIGTERM). It acts on ApplicationStopping, before
+/// Starts the warm spares with the gateway, and ends every CLI process as soon as the gateway is told to stop (SIGTERM).
+/// It acts on ApplicationStopping, before
 /// the web server drains its requests: answers in flight then end with an error at once instead of holding the
 /// shutdown until the server's timeout.
 /// </summary>
@@ -14,10 +15,10 @@ internal sealed class ClaudeCliShutdown(IClaudeCliLauncher launcher, IHostApplic
     public Task StartAsync(CancellationToken cancellationToken)
     {
         _registration = lifetime.ApplicationStopping.Register(() => launcher.StopAllAsync().Wait(TimeSpan.FromSeconds(10)));
-        if (launcher is WarmClaudeLauncher warm)
+        if (launcher is ClaudeProcessPool pool)
         {
             // The first spares start with the gateway, in the background.
-            _ = warm.RefillAsync();
+            _ = pool.RefillAsync();
         }
 
         return Task.CompletedTask;

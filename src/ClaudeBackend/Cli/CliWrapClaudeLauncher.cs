@@ -1,6 +1,4 @@
 using System.Collections.Concurrent;
-using System.ComponentModel;
-using System.Text;
 using System.Threading.Channels;
 using CliWrap;
 using Microsoft.Extensions.Logging;
@@ -8,32 +6,36 @@ using Microsoft.Extensions.Options;
 
 namespace ClaudeProxy.ClaudeBackend.Cli;
 
-/// <summary>Spawns one <c>claude</c> process per turn with CliWrap.</summary>
+/// <summary>Spawns <c>claude</c> processes with CliWrap, and knows every one that still runs.</summary>
 internal sealed partial class CliWrapClaudeLauncher(
     IOptions<ClaudeBackendOptions> options,
     ClaudeCliMetrics metrics,
     TimeProvider timeProvider,
     ILogger<CliWrapClaudeLauncher> logger) : IClaudeCliLauncher
 {
-    private const int StandardErrorTailChars = 4_000;
-    private readonly ConcurrentDictionary<CliWrapClaudeRun, byte> _running = new();
+    private readonly ConcurrentDictionary<ClaudeCliProcess, byte> _running = new();
 
+    /// <summary>Starts a process for one turn: the prompt goes to stdin, which then closes, so the CLI ends after the turn.</summary>
     public ValueTask<IClaudeCliRun> StartAsync(ClaudeCliInvocation invocation, CancellationToken cancellationToken)
     {
-        var run = Start(Command(invocation), Task.FromResult(invocation.InputLine));
-        LogStarted(logger, options.Value.CliPath, invocation.CliModel, invocation.SessionMode);
-        return ValueTask.FromResult<IClaudeCliRun>(run);
+        var input = Channel.CreateUnbounded<string>();
+        input.Writer.TryWrite(invocation.InputLine);
+        input.Writer.TryComplete();
+        return ValueTask.FromResult<IClaudeCliRun>(Start(invocation, input.Reader));
     }
 
     /// <summary>
-    /// Starts a process for a turn not known yet: it loads and then waits on stdin, which gets
-    /// <paramref name="input"/> once that completes (and is closed after it).
+    /// Starts a process whose stdin is fed from <paramref name="input"/>: each item is written and flushed as it comes,
+    /// and stdin closes when <paramref name="input"/> completes (the CLI then ends after its turn). Until the first item
+    /// the process loads and waits, which is what a warm spare is.
     /// </summary>
-    public IClaudeCliRun StartIdle(ClaudeCliInvocation invocation, Task<string> input)
+    public ClaudeCliProcess Start(ClaudeCliInvocation invocation, ChannelReader<string> input)
     {
-        var command = Command(invocation);
         LogStarted(logger, options.Value.CliPath, invocation.CliModel, invocation.SessionMode);
-        return Start(command, input);
+        var process = new ClaudeCliProcess(Command(invocation), input, metrics, timeProvider, logger);
+        _running.TryAdd(process, 0);
+        _ = process.Exited.ContinueWith(_ => _running.TryRemove(process, out byte _), TaskScheduler.Default);
+        return process;
     }
 
     private Command Command(ClaudeCliInvocation invocation)
@@ -44,14 +46,6 @@ internal sealed partial class CliWrapClaudeLauncher(
             .WithWorkingDirectory(invocation.WorkingDirectory)
             .WithEnvironmentVariables(CliEnvironment(settings))
             .WithValidation(CommandResultValidation.None);
-    }
-
-    private CliWrapClaudeRun Start(Command command, Task<string> input)
-    {
-        var run = new CliWrapClaudeRun(command, input, metrics, timeProvider, logger);
-        _running.TryAdd(run, 0);
-        _ = run.Exited.ContinueWith(_ => _running.TryRemove(run, out byte _), TaskScheduler.Default);
-        return run;
     }
 
     public Task StopAllAsync() => Task.WhenAll(_running.Keys.Select(run => run.DisposeAsync().AsTask()));
@@ -77,120 +71,4 @@ internal sealed partial class CliWrapClaudeLauncher(
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Starting {CliPath} --model {Model} ({SessionMode})")]
     private static partial void LogStarted(ILogger logger, string cliPath, string model, ClaudeSessionMode sessionMode);
-
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Claude CLI exited with {ExitCode}")]
-    private static partial void LogExited(ILogger logger, int? exitCode);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Claude CLI could not start")]
-    private static partial void LogStartFailed(ILogger logger, Exception exception);
-
-    private sealed class CliWrapClaudeRun : IClaudeCliRun
-    {
-        private readonly Channel<string> _output = Channel.CreateUnbounded<string>(
-            new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
-        private readonly StringBuilder _standardError = new();
-        private readonly CancellationTokenSource _kill = new();
-        private readonly ClaudeCliMetrics _metrics;
-        private readonly ILogger _logger;
-        private readonly TimeProvider _timeProvider;
-        private readonly long _spawned;
-        private int _firstLine;
-
-        public CliWrapClaudeRun(Command command, Task<string> input, ClaudeCliMetrics metrics, TimeProvider timeProvider, ILogger logger)
-        {
-            _metrics = metrics;
-            _timeProvider = timeProvider;
-            _logger = logger;
-            _spawned = timeProvider.GetTimestamp();
-            var piped = command
-                .WithStandardInputPipe(PipeSource.Create(async (stdin, cancellationToken) =>
-                {
-                    // Stdin closes when this returns: the CLI then ends after the turn (an open stdin delays it 3 s).
-                    var text = await input.WaitAsync(cancellationToken);
-                    await stdin.WriteAsync(Encoding.UTF8.GetBytes(text + "\n"), cancellationToken);
-                }))
-                .WithStandardOutputPipe(PipeTarget.ToDelegate(OnOutputLine, Encoding.UTF8))
-                .WithStandardErrorPipe(PipeTarget.ToDelegate(AppendStandardError, Encoding.UTF8));
-            Exited = RunAsync(piped);
-        }
-
-        public ChannelReader<string> Output => _output.Reader;
-
-        private void OnOutputLine(string line)
-        {
-            if (Interlocked.Exchange(ref _firstLine, 1) == 0)
-            {
-                _metrics.FirstOutput(_timeProvider.GetElapsedTime(_spawned));
-            }
-
-            _output.Writer.TryWrite(line);
-        }
-
-        public Task<ClaudeCliExit> Exited { get; }
-
-        private async Task<ClaudeCliExit> RunAsync(Command command)
-        {
-            var started = false;
-            try
-            {
-                // Forceful cancellation kills the whole process tree: the CLI spawns git, rg and sh children.
-                var execution = command.ExecuteAsync(_kill.Token);
-                started = true;
-                _metrics.Started();
-                var result = await execution;
-                LogExited(_logger, result.ExitCode);
-                return new ClaudeCliExit(result.ExitCode, StandardErrorTail());
-            }
-            catch (OperationCanceledException)
-            {
-                return new ClaudeCliExit(null, StandardErrorTail());
-            }
-            catch (Exception exception) when (exception is Win32Exception or InvalidOperationException)
-            {
-                LogStartFailed(_logger, exception);
-                _metrics.FailedToStart();
-                return new ClaudeCliExit(null, StandardErrorTail(), exception);
-            }
-            finally
-            {
-                if (started)
-                {
-                    _metrics.Exited();
-                }
-
-                _output.Writer.TryComplete();
-            }
-        }
-
-        private void AppendStandardError(string line)
-        {
-            lock (_standardError)
-            {
-                _standardError.AppendLine(line);
-                if (_standardError.Length > StandardErrorTailChars)
-                {
-                    _standardError.Remove(0, _standardError.Length - StandardErrorTailChars);
-                }
-            }
-        }
-
-        private string StandardErrorTail()
-        {
-            lock (_standardError)
-            {
-                return _standardError.ToString().Trim();
-            }
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            if (!Exited.IsCompleted)
-            {
-                await _kill.CancelAsync();
-            }
-
-            await Exited;
-            _kill.Dispose();
-        }
-    }
 }

@@ -27,7 +27,27 @@ internal sealed record CliLine(
     string? Model,
     [property: JsonPropertyName("retry_delay_ms")] double? RetryDelayMs,
     JsonElement Error,
-    [property: JsonPropertyName("rate_limit_info")] CliRateLimitInfo? RateLimitInfo);
+    [property: JsonPropertyName("rate_limit_info")] CliRateLimitInfo? RateLimitInfo)
+{
+    /// <summary>The line parsed, when it is a <c>result</c> line (a turn's last); null for any other line.</summary>
+    public static CliLine? AsResult(string line)
+    {
+        // A "type":"result" inside a string value would be escaped, so this cheap test only lets result lines through.
+        if (!line.Contains("\"type\":\"result\"", StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        try
+        {
+            return JsonSerializer.Deserialize(line, ClaudeBackendJsonContext.Default.CliLine) is { Type: "result" } result ? result : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+}
 
 /// <summary>A <c>rate_limit_event</c> line: <c>allowed</c>, <c>allowed_warning</c> (still served) or <c>rejected</c>.</summary>
 internal sealed record CliRateLimitInfo(string? Status, long? ResetsAt);
@@ -72,15 +92,22 @@ internal sealed record CliImageSource(
     public string Type => "base64";
 }
 
-/// <summary>A control request on stdin, e.g. <c>initialize</c>, which sets a waiting process's system prompt.</summary>
+/// <summary>
+/// A control request on stdin: <c>initialize</c> sets a waiting process's system prompt; <c>interrupt</c> stops the turn
+/// being answered and leaves the process ready for the next one (observed with 2.1.197, see shared/claude-cli).
+/// </summary>
 internal sealed record CliControlRequest(
     [property: JsonPropertyName("request_id")] string RequestId,
-    CliInitialize Request)
+    CliControl Request)
 {
     public string Type => "control_request";
+
+    public static string Initialize(string? systemPrompt) => ToLine(new CliControl("initialize", systemPrompt));
+
+    public static string Interrupt() => ToLine(new CliControl("interrupt"));
+
+    private static string ToLine(CliControl control) =>
+        JsonSerializer.Serialize(new CliControlRequest(control.Subtype, control), ClaudeBackendJsonContext.Default.CliControlRequest);
 }
 
-internal sealed record CliInitialize([property: JsonPropertyName("systemPrompt")] string? SystemPrompt)
-{
-    public string Subtype => "initialize";
-}
+internal sealed record CliControl(string Subtype, [property: JsonPropertyName("systemPrompt")] string? SystemPrompt = null);

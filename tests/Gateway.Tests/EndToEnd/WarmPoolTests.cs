@@ -35,7 +35,7 @@ public sealed class WarmPoolTests
     private static async Task<JsonElement> ChatAsync(HttpClient client, string body)
     {
         using var response = await client.PostAsync("/api/chat", Json(body), Cancel);
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync(Cancel));
         var content = (await response.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("message").GetProperty("content").GetString()!;
         return JsonDocument.Parse(content).RootElement;
     }
@@ -63,20 +63,154 @@ public sealed class WarmPoolTests
         Assert.Equal(["warm", "warm"], turns.GetMeasurementSnapshot().Select(m => m.Tags["start"]));
     }
 
+    private static string Turn(string id, string text, string model = "claude-sonnet:latest") =>
+        $$"""{"model":"{{model}}","id":"{{id}}","stream":false,"messages":[{"role":"user","content":"{{text}}"}]}""";
+
+    private static IEnumerable<string?> UserTexts(JsonElement history) => history.GetProperty("user_texts").EnumerateArray().Select(t => t.GetString());
+
+    private static MetricCollector<long> Collect(GatewayApp app, string instrument) =>
+        new(app.Services.GetRequiredService<IMeterFactory>(), ClaudeCliMetrics.MeterName, instrument);
+
     [Fact]
-    public async Task Kept_conversations_and_tool_allowlists_start_cold()
+    public async Task Kept_conversations_start_cold_then_keep_their_own_process_and_never_see_each_others_history()
     {
-        await using var api = await FakeAnthropicServer.StartAsync("--reply", "echo");
+        await using var api = await FakeAnthropicServer.StartAsync("--reply", "history");
         await using var app = GatewayApp.WithRealCli(api, configure: s => s["ClaudeBackend:Models:0:WarmSpares"] = "1");
         var client = app.CreateClient();
-        using var turns = new MetricCollector<long>(app.Services.GetRequiredService<IMeterFactory>(), ClaudeCliMetrics.MeterName, "claudeproxy.cli.turns");
+        using var turns = Collect(app, "claudeproxy.cli.turns");
         Assert.Single(await WaitForSparesAsync(app, 1));
 
-        using var kept = await client.PostAsync("/api/chat", Json("""{"model":"claude-sonnet:latest","id":"keep","stream":false,"messages":[{"role":"user","content":"x"}]}"""), Cancel);
+        // Two conversations in turn, and a new chat between them on the warm spare.
+        await ChatAsync(client, Turn("alpha", "a1"));
+        await ChatAsync(client, Turn("beta", "b1"));
+        var alpha2 = await ChatAsync(client, Turn("alpha", "a2"));
+        var newChat = await ChatAsync(client, """{"model":"claude-sonnet:latest","stream":false,"messages":[{"role":"user","content":"n1"}]}""");
+        var beta2 = await ChatAsync(client, Turn("beta", "b2"));
+        var alpha3 = await ChatAsync(client, Turn("alpha", "a3"));
 
-        Assert.Equal(HttpStatusCode.OK, kept.StatusCode);
-        Assert.Equal(["cold"], turns.GetMeasurementSnapshot().Select(m => m.Tags["start"]));
-        Assert.Single(ProcessProbe.FindMarked(app.Marker));
+        Assert.Equal(["a1", "a2"], UserTexts(alpha2));
+        Assert.Equal(["b1", "b2"], UserTexts(beta2));
+        Assert.Equal(["a1", "a2", "a3"], UserTexts(alpha3));
+        Assert.Equal(2, alpha3.GetProperty("assistant_texts").GetArrayLength());
+        Assert.Equal(["n1"], UserTexts(newChat));
+        Assert.Equal(["cold", "cold", "kept", "warm", "kept", "kept"], turns.GetMeasurementSnapshot().Select(m => m.Tags["start"]));
+        // The two kept processes and a spare, no more.
+        Assert.InRange(ProcessProbe.FindMarked(app.Marker).Count, 2, 3);
+    }
+
+    [Fact]
+    public async Task A_client_that_leaves_mid_answer_interrupts_the_turn_and_the_process_serves_the_next_one()
+    {
+        await using var api = await FakeAnthropicServer.StartAsync("--reply", "history", "--chunk-chars", "4", "--chunk-delay-ms", "150");
+        await using var app = GatewayApp.WithRealCli(api);
+        var client = app.CreateClient();
+        using var turns = Collect(app, "claudeproxy.cli.turns");
+        using var recycled = Collect(app, "claudeproxy.cli.recycled");
+        await api.ConfigureAsync("""{"chunk_delay_ms": 0, "chunk_chars": 100}""");
+        await ChatAsync(client, Turn("int", "first"));
+        await api.ConfigureAsync("""{"chunk_delay_ms": 150, "chunk_chars": 4}""");
+
+        using (var leave = CancellationTokenSource.CreateLinkedTokenSource(Cancel))
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/api/chat") { Content = Json("""{"model":"claude-sonnet:latest","id":"int","messages":[{"role":"user","content":"first"},{"role":"assistant","content":"..."},{"role":"user","content":"long one"}]}""") };
+            using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, leave.Token);
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(leave.Token));
+            Assert.Contains("\"content\"", await reader.ReadLineAsync(leave.Token), StringComparison.Ordinal);
+            await leave.CancelAsync();
+        }
+
+        var kept = await WaitForSparesAsync(app, 1);
+        await api.ConfigureAsync("""{"chunk_delay_ms": 0, "chunk_chars": 100}""");
+        var next = await ChatAsync(client, Turn("int", "after"));
+
+        Assert.Empty(recycled.GetMeasurementSnapshot().Select(m => m.Tags["reason"]));
+        Assert.Equal(["cold", "kept", "kept"], turns.GetMeasurementSnapshot().Select(m => m.Tags["start"]));
+        Assert.Equal(kept, ProcessProbe.FindMarked(app.Marker));
+        // The CLI recorded the interruption in the conversation, as it does for its own users.
+        Assert.Equal(["first", "long one"], UserTexts(next).Take(2));
+        Assert.Contains("after", UserTexts(next).Last(), StringComparison.Ordinal);
+        Assert.Contains("[Request interrupted by user]", next.GetRawText(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_process_is_recycled_at_the_configured_turn_count_and_the_conversation_resumes_whole()
+    {
+        await using var api = await FakeAnthropicServer.StartAsync("--reply", "history");
+        await using var app = GatewayApp.WithRealCli(api, configure: s => s["ClaudeBackend:MaxTurnsPerProcess"] = "2");
+        var client = app.CreateClient();
+        using var turns = Collect(app, "claudeproxy.cli.turns");
+        using var recycled = Collect(app, "claudeproxy.cli.recycled");
+
+        for (var i = 1; i <= 4; i++)
+        {
+            var history = await ChatAsync(client, Turn("recycle", $"t{i}"));
+            Assert.Equal(Enumerable.Range(1, i).Select(n => $"t{n}"), UserTexts(history));
+        }
+
+        Assert.Equal(["cold", "kept", "cold", "kept"], turns.GetMeasurementSnapshot().Select(m => m.Tags["start"]));
+        Assert.Equal(["turns", "turns"], recycled.GetMeasurementSnapshot().Select(m => m.Tags["reason"]));
+    }
+
+    [Theory]
+    [InlineData("ClaudeBackend:KeptProcessIdleTimeout", "00:00:01", "idle")]
+    [InlineData("ClaudeBackend:MaxProcessMemoryMB", "1", "memory")]
+    [InlineData("ClaudeBackend:MaxKeptProcesses", "0", "evicted")]
+    public async Task A_process_past_a_bound_is_ended_and_its_conversation_resumes_cold(string setting, string value, string reason)
+    {
+        await using var api = await FakeAnthropicServer.StartAsync("--reply", "history");
+        await using var app = GatewayApp.WithRealCli(api, configure: s => s[setting] = value);
+        var client = app.CreateClient();
+        using var turns = Collect(app, "claudeproxy.cli.turns");
+        using var recycled = Collect(app, "claudeproxy.cli.recycled");
+
+        await ChatAsync(client, Turn("bounded", "one"));
+        Assert.Empty(await ProcessProbe.WaitUntilGoneAsync(app.Marker, TimeSpan.FromSeconds(15)));
+        var second = await ChatAsync(client, Turn("bounded", "two"));
+
+        Assert.Equal(["one", "two"], UserTexts(second));
+        Assert.Equal(["cold", "cold"], turns.GetMeasurementSnapshot().Select(m => m.Tags["start"]));
+        Assert.Equal(reason, recycled.GetMeasurementSnapshot()[0].Tags["reason"]);
+    }
+
+    [Fact]
+    public async Task A_kept_process_that_crashes_is_replaced_by_one_that_resumes_the_conversation()
+    {
+        await using var api = await FakeAnthropicServer.StartAsync("--reply", "history");
+        await using var app = GatewayApp.WithRealCli(api);
+        var client = app.CreateClient();
+
+        await ChatAsync(client, Turn("crash", "before"));
+        // It dies while it waits, once it has written its session out (that takes a few milliseconds after the answer).
+        await Task.Delay(TimeSpan.FromSeconds(1), Cancel);
+        var kept = Assert.Single(ProcessProbe.FindMarked(app.Marker));
+        using (var process = Process.GetProcessById(kept))
+        {
+            process.Kill(entireProcessTree: true);
+            process.WaitForExit(TimeSpan.FromSeconds(5));
+        }
+
+        var after = await ChatAsync(client, Turn("crash", "after"));
+
+        Assert.Equal(["before", "after"], UserTexts(after));
+        Assert.DoesNotContain(kept, ProcessProbe.FindMarked(app.Marker));
+    }
+
+    [Fact]
+    public async Task Another_model_for_a_kept_conversation_gets_a_process_of_that_model_with_the_history()
+    {
+        await using var api = await FakeAnthropicServer.StartAsync("--reply", "history");
+        await using var app = GatewayApp.WithRealCli(api);
+        var client = app.CreateClient();
+        using var recycled = Collect(app, "claudeproxy.cli.recycled");
+
+        await ChatAsync(client, Turn("switch", "on sonnet"));
+        var onHaiku = await ChatAsync(client, Turn("switch", "on haiku", model: "claude-haiku:latest"));
+
+        Assert.Equal(["on sonnet", "on haiku"], UserTexts(onHaiku));
+        Assert.Equal("changed", Assert.Single(recycled.GetMeasurementSnapshot()).Tags["reason"]);
+        var models = api.MessageRequests().Select(r => r.GetProperty("model").GetString()!).ToList();
+        Assert.Contains("sonnet", models[0], StringComparison.Ordinal);
+        Assert.Contains("haiku", models[^1], StringComparison.Ordinal);
     }
 
     [Fact]

@@ -134,7 +134,8 @@ public sealed class ApiKeyTests
     [Fact]
     public async Task One_keys_conversation_can_never_be_resumed_with_another_key()
     {
-        await using var app = WithKeys();
+        // Every turn starts its own process here, so each one shows which session it resumes.
+        await using var app = WithKeys(s => s["ClaudeBackend:MaxKeptProcesses"] = "0");
         var client = app.CreateClient();
         const string body = """{"model":"claude-sonnet:latest","id":"chat","stream":false,"messages":[{"role":"user","content":"x"}]}""";
 

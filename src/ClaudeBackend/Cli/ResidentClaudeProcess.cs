@@ -1,0 +1,164 @@
+using System.Threading.Channels;
+using ClaudeProxy.ClaudeBackend.StreamJson;
+
+namespace ClaudeProxy.ClaudeBackend.Cli;
+
+/// <summary>
+/// A CLI process that stays up between the turns of one kept conversation. Its stdin stays open and each turn is one
+/// more user line, answered from the history the CLI holds in memory; a turn's output ends at its <c>result</c> line.
+/// Closing stdin ends it the way the CLI ends by itself, with its session file written out for a later <c>--resume</c>.
+/// </summary>
+internal sealed class ResidentClaudeProcess
+{
+    private readonly Channel<string> _input = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly ClaudeCliProcess _process;
+
+    /// <param name="fingerprint">What the process was started with (model, tools, system prompt): a turn asking for anything else needs another process.</param>
+    public ResidentClaudeProcess(CliWrapClaudeLauncher launcher, ClaudeCliInvocation invocation, string fingerprint)
+    {
+        Fingerprint = fingerprint;
+        SessionRemembered = invocation.SessionMode == ClaudeSessionMode.Resume;
+        _process = launcher.Start(invocation, _input.Reader);
+    }
+
+    public string Fingerprint { get; }
+
+    /// <summary>
+    /// Whether the conversation is known to map to this process's session: it was resumed, or one of its turns succeeded
+    /// (which is when the mapping is recorded). A new session interrupted in its first turn was never recorded, so the
+    /// conversation's next turn will not look for it.
+    /// </summary>
+    public bool SessionRemembered { get; set; }
+
+    public int TurnsServed { get; private set; }
+
+    public Task<ClaudeCliExit> Exited => _process.Exited;
+
+    internal ChannelReader<string> Output => _process.Output;
+
+    public long? ResidentMemoryBytes() => _process.ResidentMemoryBytes();
+
+    /// <summary>Sends the turn's input. One turn at a time: the conversation's turn lock sees to that.</summary>
+    /// <param name="onEnded">Called once the turn is over and disposed, to keep or end the process.</param>
+    public ResidentClaudeTurn BeginTurn(string inputLine, Func<ResidentClaudeTurn, ValueTask> onEnded)
+    {
+        TurnsServed++;
+        while (_process.Output.TryRead(out _))
+        {
+            // Nothing printed between turns belongs to the new one.
+        }
+
+        _input.Writer.TryWrite(inputLine);
+        return new ResidentClaudeTurn(this, onEnded);
+    }
+
+    internal void Send(string line) => _input.Writer.TryWrite(line);
+
+    /// <summary>Closes stdin and waits for the CLI to exit by itself; after <paramref name="grace"/> it is killed.</summary>
+    public async Task CloseAsync(TimeSpan grace)
+    {
+        _input.Writer.TryComplete();
+        try
+        {
+            await _process.Exited.WaitAsync(grace);
+        }
+        catch (TimeoutException)
+        {
+            // It did not leave on its own; disposal kills it.
+        }
+
+        await _process.DisposeAsync();
+    }
+
+    public ValueTask KillAsync() => _process.DisposeAsync();
+}
+
+/// <summary>
+/// One turn on a <see cref="ResidentClaudeProcess"/>. Its output ends at the turn's <c>result</c> line, and
+/// <see cref="Exited"/> completes then (exit code 0) while the process waits for the next turn; if the process ends
+/// first, both end with it. Disposing a turn still being answered interrupts it with the CLI's <c>interrupt</c> control
+/// request instead of killing the process, which is killed only if it does not finish the turn within a grace period.
+/// </summary>
+internal sealed class ResidentClaudeTurn : IClaudeCliRun
+{
+    private static readonly TimeSpan InterruptGrace = TimeSpan.FromSeconds(2);
+
+    private readonly Channel<string> _output = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+    private readonly TaskCompletionSource<ClaudeCliExit> _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Func<ResidentClaudeTurn, ValueTask> _onEnded;
+    private readonly Task _pump;
+    private volatile bool _interrupted;
+    private int _disposed;
+
+    public ResidentClaudeTurn(ResidentClaudeProcess process, Func<ResidentClaudeTurn, ValueTask> onEnded)
+    {
+        Process = process;
+        _onEnded = onEnded;
+        _pump = PumpAsync();
+    }
+
+    public ResidentClaudeProcess Process { get; }
+
+    public ChannelReader<string> Output => _output.Reader;
+
+    public Task<ClaudeCliExit> Exited => _ended.Task;
+
+    /// <summary>Whether the turn ended with a successful result.</summary>
+    public bool Succeeded { get; private set; }
+
+    /// <summary>
+    /// Whether the process is fit for the conversation's next turn: the turn succeeded, or ended with the result of an
+    /// interrupt the gateway sent. After an API error or a kill it is not.
+    /// </summary>
+    public bool LeftProcessClean { get; private set; }
+
+    private async Task PumpAsync()
+    {
+        var output = Process.Output;
+        while (await output.WaitToReadAsync())
+        {
+            while (output.TryRead(out var line))
+            {
+                _output.Writer.TryWrite(line);
+                if (CliLine.AsResult(line) is { } result)
+                {
+                    Succeeded = result.Subtype == "success" && result.IsError != true;
+                    LeftProcessClean = Succeeded || _interrupted;
+                    _output.Writer.TryComplete();
+                    _ended.TrySetResult(new ClaudeCliExit(0, ""));
+                    return;
+                }
+            }
+        }
+
+        _output.Writer.TryComplete();
+        _ended.TrySetResult(await Process.Exited);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        if (!_ended.Task.IsCompleted)
+        {
+            // The client left (or the answer went silent) mid-turn. The CLI then records the partial answer and
+            // "[Request interrupted by user]" in the conversation, as a cold process's session file would.
+            _interrupted = true;
+            Process.Send(CliControlRequest.Interrupt());
+            try
+            {
+                await _ended.Task.WaitAsync(InterruptGrace);
+            }
+            catch (TimeoutException)
+            {
+                await Process.KillAsync();
+            }
+        }
+
+        await _pump;
+        await _onEnded(this);
+    }
+}
