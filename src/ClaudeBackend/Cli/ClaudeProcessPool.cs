@@ -132,6 +132,12 @@ internal sealed partial class ClaudeProcessPool(
         List<(Guid, KeptProcess)> evicted = [];
         lock (_gate)
         {
+            if (_kept.Remove(sessionId, out var previous))
+            {
+                // Cannot happen while turns of a conversation take its lock in turn; if it did, the older one goes.
+                evicted.Add((sessionId, previous));
+            }
+
             var idleTimer = timeProvider.CreateTimer(_ => EvictIdle(sessionId, process), null, settings.KeptProcessIdleTimeout, Timeout.InfiniteTimeSpan);
             _kept[sessionId] = new KeptProcess(process, idleTimer, timeProvider.GetTimestamp());
             metrics.Kept(1);

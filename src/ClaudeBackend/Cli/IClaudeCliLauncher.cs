@@ -3,8 +3,8 @@ using System.Threading.Channels;
 namespace ClaudeProxy.ClaudeBackend.Cli;
 
 /// <summary>
-/// The one seam through which the backend gets a CLI process for a turn. Today every turn spawns a process;
-/// a pool of warm processes can stand behind the same interface.
+/// The one seam through which the backend gets a CLI process for a turn: a process spawned for it, a warm spare, or
+/// the process a kept conversation keeps between its turns (<see cref="ClaudeProcessPool"/>).
 /// </summary>
 public interface IClaudeCliLauncher
 {
@@ -14,13 +14,19 @@ public interface IClaudeCliLauncher
     Task StopAllAsync();
 }
 
-/// <summary>A running turn. Disposing it ends the process and its children if they still run.</summary>
+/// <summary>
+/// A running turn. Disposing it before the turn is over stops the turn: a process of its own is killed with its
+/// children; a kept process is interrupted, and killed only if it does not stop.
+/// </summary>
 public interface IClaudeCliRun : IAsyncDisposable
 {
-    /// <summary>stdout, one stream-json line per item, in order; completes when the process exits.</summary>
+    /// <summary>stdout, one stream-json line per item, in order; completes when the run ends.</summary>
     ChannelReader<string> Output { get; }
 
-    /// <summary>Completes when the process has exited (or could not start).</summary>
+    /// <summary>
+    /// Completes when the run has ended: the process exited (or could not start), or, on a process kept for the next
+    /// turn, the turn printed its result (exit code 0; the process goes on).
+    /// </summary>
     Task<ClaudeCliExit> Exited { get; }
 }
 
