@@ -1,7 +1,8 @@
 // A bounded soak of ClaudeProxy: mixed traffic at a fixed concurrency, with a share of clients that hang up
 // mid-answer, against the fake Anthropic API and the real CLI (--cli real) or the fake CLI (--cli fake).
 // It starts the gateway (Release build) as its own process on 127.0.0.1 and reports: requests answered, outcomes by
-// status and error code, claude processes left (must be 0), gateway memory before and after.
+// status and error code, claude processes left once the kept ones have idled out (must be 0), gateway memory before
+// and after.
 //
 //   dotnet run -c Release --project bench/Soak -- [--requests 2000] [--concurrency 32] [--disconnect 0.1] [--cli fake|real]
 using System.Collections.Concurrent;
@@ -35,6 +36,8 @@ using var gateway = await GatewayProcess.StartAsync(gatewayDll, new Dictionary<s
     ["ClaudeBackend__DataDirectory"] = data,
     ["ClaudeBackend__MaxQueuedTurns"] = "1000",
     ["ClaudeBackend__QueueTimeout"] = "00:05:00",
+    // Kept conversations' processes end 2 s after their last turn, so none should be left once the run is over.
+    ["ClaudeBackend__KeptProcessIdleTimeout"] = "00:00:02",
     ["ClaudeBackend__Environment__ANTHROPIC_BASE_URL"] = api.BaseUrl,
     ["ClaudeBackend__Environment__ANTHROPIC_API_KEY"] = "sk-ant-fake",
     ["ClaudeBackend__Environment__HOME"] = Directory.CreateTempSubdirectory("soak-home-").FullName,
