@@ -32,6 +32,7 @@ using var gateway = await GatewayProcess.StartAsync(gatewayDll, new Dictionary<s
 {
     ["OLLAMA_URL"] = "none",
     ["ClaudeBackend__Models__0__WarmSpares"] = settings.GetValueOrDefault("spares", "0"),
+    ["ClaudeBackend__Models__0__WarmConversationSpares"] = settings.GetValueOrDefault("spares", "0"),
     ["CLAUDE_CLI"] = realCli ? RepoPaths.RealClaudeCli : Path.Combine(AppContext.BaseDirectory, "fake-claude"),
     ["ClaudeBackend__DataDirectory"] = data,
     ["ClaudeBackend__MaxQueuedTurns"] = "1000",

@@ -194,9 +194,11 @@ public sealed partial class ClaudeBackendHandler(
             if (conversationKey is not null)
             {
                 lease = await conversations.EnterTurnAsync(conversationKey, cancellationToken);
-                workingDirectory = conversations.WorkingDirectoryOf(conversationKey);
-                var stored = await conversations.FindSessionAsync(conversationKey, cancellationToken);
-                (mode, sessionId) = stored is { } known ? (ClaudeSessionMode.Resume, known) : (ClaudeSessionMode.Create, Guid.NewGuid());
+                // A new conversation may get a warm process that brings a session and directory of its own instead.
+                var stored = await conversations.FindAsync(conversationKey, cancellationToken);
+                (mode, sessionId, workingDirectory) = stored is { } known
+                    ? (ClaudeSessionMode.Resume, known.Id, known.WorkingDirectory)
+                    : (ClaudeSessionMode.Create, Guid.NewGuid(), conversations.WorkingDirectoryOf(conversationKey));
             }
             else
             {
@@ -217,7 +219,8 @@ public sealed partial class ClaudeBackendHandler(
             var inputLine = TurnPrompt.ToInputLine(request.Messages, includeHistory: mode != ClaudeSessionMode.Resume);
             var invocation = new ClaudeCliInvocation(model.CliModel, inputLine, workingDirectory, mode, sessionId, systemPromptFile, request.AllowedTools);
             var run = await launcher.StartAsync(invocation, cancellationToken);
-            return new ClaudeTurn(run, conversations, conversationKey, sessionId, processLease, lease, ownedPaths, settings.IdleTimeout, health);
+            var session = sessionId is { } id ? run.Session ?? new ClaudeCliSession(id, workingDirectory) : null;
+            return new ClaudeTurn(run, conversations, conversationKey, session, processLease, lease, ownedPaths, settings.IdleTimeout, health);
         }
         catch
         {

@@ -96,6 +96,13 @@ public sealed class ClaudeModelOptions
     [Range(0, 64)]
     public int WarmSpares { get; set; }
 
+    /// <summary>
+    /// How many processes of this model to keep waiting for new conversations with an <c>id</c>. Each has a session and
+    /// working directory of its own ready; the conversation that takes it keeps it for its next turns.
+    /// </summary>
+    [Range(0, 64)]
+    public int WarmConversationSpares { get; set; }
+
     /// <summary>The context window reported by <c>/api/show</c>.</summary>
     [Range(1, int.MaxValue)]
     public int ContextLength { get; set; } = 200_000;

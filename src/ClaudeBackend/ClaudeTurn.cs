@@ -18,7 +18,7 @@ internal sealed class ClaudeTurn : IAsyncDisposable
     private readonly IClaudeCliRun _run;
     private readonly ConversationStore _conversations;
     private readonly string? _conversationId;
-    private readonly Guid? _sessionId;
+    private readonly ClaudeCliSession? _session;
     private readonly IDisposable? _turnLease;
     private readonly IDisposable _processLease;
     private readonly List<string> _ownedPaths;
@@ -35,7 +35,7 @@ internal sealed class ClaudeTurn : IAsyncDisposable
         IClaudeCliRun run,
         ConversationStore conversations,
         string? conversationId,
-        Guid? sessionId,
+        ClaudeCliSession? session,
         IDisposable processLease,
         IDisposable? turnLease,
         List<string> ownedPaths,
@@ -45,7 +45,7 @@ internal sealed class ClaudeTurn : IAsyncDisposable
         _run = run;
         _conversations = conversations;
         _conversationId = conversationId;
-        _sessionId = sessionId;
+        _session = session;
         _processLease = processLease;
         _turnLease = turnLease;
         _ownedPaths = ownedPaths;
@@ -149,10 +149,10 @@ internal sealed class ClaudeTurn : IAsyncDisposable
     private async Task CompleteAsync()
     {
         _health.ReportTurn(null);
-        if (_conversationId is not null && _sessionId is { } sessionId)
+        if (_conversationId is not null && _session is not null)
         {
             await WaitForExitAsync();
-            await _conversations.RememberAsync(_conversationId, sessionId, CancellationToken.None);
+            await _conversations.RememberAsync(_conversationId, _session, CancellationToken.None);
         }
     }
 

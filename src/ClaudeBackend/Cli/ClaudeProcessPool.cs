@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Threading.Channels;
+using ClaudeProxy.ClaudeBackend.Conversations;
 using ClaudeProxy.ClaudeBackend.StreamJson;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -12,6 +13,8 @@ namespace ClaudeProxy.ClaudeBackend.Cli;
 /// <item>A new chat takes a warm spare: one of <see cref="ClaudeModelOptions.WarmSpares"/> processes per model, started
 /// and waiting on stdin. Its system prompt arrives in an <c>initialize</c> control request, its prompt follows, stdin
 /// closes, and it ends after that one turn. The pool refills in the background.</item>
+/// <item>A new kept conversation (one with an <c>id</c>) takes a spare of <see cref="ClaudeModelOptions.WarmConversationSpares"/>,
+/// started with a session id and working directory of its own, which the conversation then keeps.</item>
 /// <item>A kept conversation keeps its own process between turns (session affinity): the CLI holds the history in
 /// memory, so the next turn is one more line on the same stdin. The process is ended when it has been idle too long, has
 /// served enough turns, grows too large, is pushed out by newer conversations, or the next turn wants another model,
@@ -23,6 +26,7 @@ namespace ClaudeProxy.ClaudeBackend.Cli;
 internal sealed partial class ClaudeProcessPool(
     CliWrapClaudeLauncher cold,
     ClaudeModelCatalog catalog,
+    ConversationStore conversations,
     ClaudeCliMetrics metrics,
     IOptions<ClaudeBackendOptions> options,
     TimeProvider timeProvider,
@@ -48,22 +52,28 @@ internal sealed partial class ClaudeProcessPool(
             return await StartKeptAsync(sessionId, invocation, cancellationToken);
         }
 
-        if (invocation.Tools is null or { Count: 0 } && TryTake(invocation.CliModel, out var spare))
+        if (invocation.Tools is null or { Count: 0 } && TryTake(Spare.KeyOf(invocation.CliModel, forConversation: false), out var spare))
         {
-            spare.Claim(await SystemPromptOfAsync(invocation, cancellationToken), invocation.InputLine);
-            Interlocked.Exchange(ref _lostSpares, 0);
-            metrics.TurnStarted("warm");
-            _ = RefillAsync();
-            return spare.Process;
+            var process = spare.ClaimForChat(await SystemPromptOfAsync(invocation, cancellationToken), invocation.InputLine);
+            OnSpareTaken();
+            return process;
         }
 
         metrics.TurnStarted("cold");
         return await cold.StartAsync(invocation, cancellationToken);
     }
 
+    private void OnSpareTaken()
+    {
+        Interlocked.Exchange(ref _lostSpares, 0);
+        metrics.TurnStarted("warm");
+        _ = RefillAsync();
+    }
+
     private async Task<IClaudeCliRun> StartKeptAsync(Guid sessionId, ClaudeCliInvocation invocation, CancellationToken cancellationToken)
     {
-        var fingerprint = $"{invocation.CliModel}\n{string.Join(',', invocation.Tools ?? [])}\n{await SystemPromptOfAsync(invocation, cancellationToken)}";
+        var systemPrompt = await SystemPromptOfAsync(invocation, cancellationToken);
+        var fingerprint = $"{invocation.CliModel}\n{string.Join(',', invocation.Tools ?? [])}\n{systemPrompt}";
         ResidentClaudeProcess? resident = null;
         lock (_gate)
         {
@@ -75,12 +85,12 @@ internal sealed partial class ClaudeProcessPool(
             }
         }
 
-        if (resident is not null)
+        if (resident is not null && !resident.Exited.IsCompleted)
         {
-            if (resident.Fingerprint == fingerprint && !resident.Exited.IsCompleted)
+            if (resident.Fingerprint == fingerprint)
             {
                 metrics.TurnStarted("kept");
-                return resident.BeginTurn(invocation.InputLine, turn => OnTurnEndedAsync(sessionId, turn));
+                return resident.BeginTurn(invocation.InputLine, turn => OnTurnEnded(sessionId, turn));
             }
 
             // Another model, tool list or system prompt: a process started that way resumes the session.
@@ -99,19 +109,33 @@ internal sealed partial class ClaudeProcessPool(
             await closing.WaitAsync(cancellationToken);
         }
 
-        metrics.TurnStarted("cold");
-        var process = new ResidentClaudeProcess(cold, invocation, fingerprint);
-        _ = process.Exited.ContinueWith(_ => Forget(sessionId, process), TaskScheduler.Default);
-        return process.BeginTurn(invocation.InputLine, turn => OnTurnEndedAsync(sessionId, turn));
+        ResidentClaudeProcess process;
+        if (invocation.SessionMode == ClaudeSessionMode.Create && invocation.Tools is null or { Count: 0 }
+            && TryTake(Spare.KeyOf(invocation.CliModel, forConversation: true), out var spare))
+        {
+            // The spare's own session and directory become the conversation's (the turn reports them to the store).
+            process = spare.ClaimForConversation(fingerprint, systemPrompt);
+            sessionId = process.Session.Id;
+            OnSpareTaken();
+        }
+        else
+        {
+            metrics.TurnStarted("cold");
+            process = new ResidentClaudeProcess(cold, invocation, fingerprint);
+        }
+
+        var keptAs = sessionId;
+        _ = process.Exited.ContinueWith(_ => Forget(keptAs, process), TaskScheduler.Default);
+        return process.BeginTurn(invocation.InputLine, turn => OnTurnEnded(keptAs, turn));
     }
 
     /// <summary>Keeps the process for the conversation's next turn, or ends it if it is unfit or over a bound.</summary>
-    private ValueTask OnTurnEndedAsync(Guid sessionId, ResidentClaudeTurn turn)
+    private void OnTurnEnded(Guid sessionId, ResidentClaudeTurn turn)
     {
         var process = turn.Process;
         if (process.Exited.IsCompleted)
         {
-            return ValueTask.CompletedTask;
+            return;
         }
 
         process.SessionRemembered |= turn.Succeeded;
@@ -126,7 +150,7 @@ internal sealed partial class ClaudeProcessPool(
         if (reason is not null)
         {
             Close(sessionId, process, reason);
-            return ValueTask.CompletedTask;
+            return;
         }
 
         List<(Guid, KeptProcess)> evicted = [];
@@ -157,7 +181,6 @@ internal sealed partial class ClaudeProcessPool(
             Close(id, kept.Process, "evicted");
         }
 
-        return ValueTask.CompletedTask;
     }
 
     private void EvictIdle(Guid sessionId, ResidentClaudeProcess process)
@@ -221,16 +244,21 @@ internal sealed partial class ClaudeProcessPool(
         await _refill.WaitAsync();
         try
         {
-            foreach (var model in catalog.Models.Where(m => m.WarmSpares > 0))
+            foreach (var model in catalog.Models)
             {
-                var spares = _spares.GetOrAdd(model.CliModel, static _ => new ConcurrentQueue<Spare>());
-                var missing = model.WarmSpares - spares.Count(s => !s.Process.Exited.IsCompleted);
-                for (var i = 0; i < missing && !_stopping; i++)
+                foreach (var (forConversation, wanted) in (ReadOnlySpan<(bool, int)>)[(false, model.WarmSpares), (true, model.WarmConversationSpares)])
                 {
-                    var spare = new Spare(cold, model.CliModel);
-                    spares.Enqueue(spare);
-                    metrics.SpareReady(1);
-                    _ = spare.Process.Exited.ContinueWith(exited => OnSpareEnded(spare, exited.Result), TaskScheduler.Default);
+                    var spares = _spares.GetOrAdd(Spare.KeyOf(model.CliModel, forConversation), static _ => new ConcurrentQueue<Spare>());
+                    var missing = wanted - spares.Count(s => !s.Exited.IsCompleted);
+                    for (var i = 0; i < missing && !_stopping; i++)
+                    {
+                        var spare = forConversation
+                            ? Spare.ForConversation(cold, model.CliModel, conversations.CreateWorkingDirectory())
+                            : Spare.ForNewChat(cold, model.CliModel);
+                        spares.Enqueue(spare);
+                        metrics.SpareReady(1);
+                        _ = spare.Exited.ContinueWith(exited => OnSpareEnded(spare, exited.Result), TaskScheduler.Default);
+                    }
                 }
             }
         }
@@ -272,10 +300,10 @@ internal sealed partial class ClaudeProcessPool(
         await cold.StopAllAsync();
     }
 
-    private bool TryTake(string cliModel, out Spare spare)
+    private bool TryTake(string poolKey, out Spare spare)
     {
         spare = null!;
-        if (!_spares.TryGetValue(cliModel, out var spares))
+        if (!_spares.TryGetValue(poolKey, out var spares))
         {
             return false;
         }
@@ -283,7 +311,7 @@ internal sealed partial class ClaudeProcessPool(
         while (spares.TryDequeue(out var candidate))
         {
             metrics.SpareReady(-1);
-            if (!candidate.Process.Exited.IsCompleted)
+            if (!candidate.Exited.IsCompleted)
             {
                 spare = candidate;
                 return true;
@@ -320,34 +348,73 @@ internal sealed partial class ClaudeProcessPool(
 
     private sealed record KeptProcess(ResidentClaudeProcess Process, ITimer IdleTimer, long KeptSince);
 
+    /// <summary>
+    /// A process started ahead of a turn, waiting on stdin. A new chat's spare serves one turn in a throw-away directory
+    /// and stores nothing; a conversation's spare is a <see cref="ResidentClaudeProcess"/> with a session and a directory
+    /// of its own, which the conversation that claims it keeps.
+    /// </summary>
     private sealed class Spare
     {
-        private readonly Channel<string> _input = Channel.CreateUnbounded<string>();
+        private readonly Channel<string>? _input;
         private readonly string _workingDirectory;
+        private readonly ClaudeCliProcess? _process;
+        private readonly ResidentClaudeProcess? _resident;
 
-        public Spare(CliWrapClaudeLauncher cold, string cliModel)
+        private Spare(string cliModel, string workingDirectory, ClaudeCliProcess? process, ResidentClaudeProcess? resident, Channel<string>? input)
         {
             CliModel = cliModel;
-            _workingDirectory = Directory.CreateTempSubdirectory("claudeproxy-warm-").FullName;
-            var invocation = new ClaudeCliInvocation(cliModel, InputLine: "", _workingDirectory, ClaudeSessionMode.Ephemeral, SessionId: null, SystemPromptFile: null);
-            Process = cold.Start(invocation, _input.Reader);
+            _workingDirectory = workingDirectory;
+            _process = process;
+            _resident = resident;
+            _input = input;
         }
 
         public string CliModel { get; }
 
-        public ClaudeCliProcess Process { get; }
+        public Task<ClaudeCliExit> Exited => _resident?.Exited ?? _process!.Exited;
 
         public bool Claimed { get; private set; }
 
-        /// <summary>Gives the waiting process its one turn; stdin closes after it, so the process ends with the turn.</summary>
-        public void Claim(string? systemPrompt, string inputLine)
+        public static string KeyOf(string cliModel, bool forConversation) => (forConversation ? "conversation:" : "chat:") + cliModel;
+
+        public static Spare ForNewChat(CliWrapClaudeLauncher cold, string cliModel)
         {
-            Claimed = true;
-            _input.Writer.TryWrite(CliControlRequest.Initialize(systemPrompt));
-            _input.Writer.TryWrite(inputLine);
-            _input.Writer.TryComplete();
+            var workingDirectory = Directory.CreateTempSubdirectory("claudeproxy-warm-").FullName;
+            var input = Channel.CreateUnbounded<string>();
+            var invocation = new ClaudeCliInvocation(cliModel, InputLine: "", workingDirectory, ClaudeSessionMode.Ephemeral, SessionId: null, SystemPromptFile: null);
+            return new Spare(cliModel, workingDirectory, cold.Start(invocation, input.Reader), resident: null, input);
         }
 
-        public void Cleanup() => TemporaryPaths.TryDelete(_workingDirectory);
+        public static Spare ForConversation(CliWrapClaudeLauncher cold, string cliModel, string workingDirectory)
+        {
+            var invocation = new ClaudeCliInvocation(cliModel, InputLine: "", workingDirectory, ClaudeSessionMode.Create, Guid.NewGuid(), SystemPromptFile: null);
+            return new Spare(cliModel, workingDirectory, process: null, new ResidentClaudeProcess(cold, invocation, fingerprint: null), input: null);
+        }
+
+        /// <summary>Gives a new chat's spare its one turn; stdin closes after it, so the process ends with the turn.</summary>
+        public ClaudeCliProcess ClaimForChat(string? systemPrompt, string inputLine)
+        {
+            Claimed = true;
+            _input!.Writer.TryWrite(CliControlRequest.Initialize(systemPrompt));
+            _input.Writer.TryWrite(inputLine);
+            _input.Writer.TryComplete();
+            return _process!;
+        }
+
+        public ResidentClaudeProcess ClaimForConversation(string fingerprint, string? systemPrompt)
+        {
+            Claimed = true;
+            _resident!.Claim(fingerprint, systemPrompt);
+            return _resident;
+        }
+
+        /// <summary>Removes the spare's directory, unless a conversation took it (its session lives there).</summary>
+        public void Cleanup()
+        {
+            if (_resident is null || !Claimed)
+            {
+                TemporaryPaths.TryDelete(_workingDirectory);
+            }
+        }
     }
 }

@@ -28,7 +28,13 @@ public interface IClaudeCliRun : IAsyncDisposable
     /// turn, the turn printed its result (exit code 0; the process goes on).
     /// </summary>
     Task<ClaudeCliExit> Exited { get; }
+
+    /// <summary>The stored session the turn runs in, when it keeps one: a warm process may bring its own.</summary>
+    ClaudeCliSession? Session => null;
 }
+
+/// <summary>A stored Claude session: its id, and the working directory the CLI keeps it under (needed to resume it).</summary>
+public sealed record ClaudeCliSession(Guid Id, string WorkingDirectory);
 
 /// <summary>How a CLI process ended.</summary>
 /// <param name="ExitCode">The exit code, or null when the process never started.</param>

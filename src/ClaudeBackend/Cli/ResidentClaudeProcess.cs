@@ -13,15 +13,22 @@ internal sealed class ResidentClaudeProcess
     private readonly Channel<string> _input = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true });
     private readonly ClaudeCliProcess _process;
 
-    /// <param name="fingerprint">What the process was started with (model, tools, system prompt): a turn asking for anything else needs another process.</param>
-    public ResidentClaudeProcess(CliWrapClaudeLauncher launcher, ClaudeCliInvocation invocation, string fingerprint)
+    /// <param name="invocation">How to start it: a session to create (<c>--session-id</c>) or to resume.</param>
+    /// <param name="fingerprint">
+    /// What the process runs with (model, tools, system prompt): a turn asking for anything else needs another process.
+    /// Null for a warm spare, whose system prompt comes when it is claimed (<see cref="Claim"/>).
+    /// </param>
+    public ResidentClaudeProcess(CliWrapClaudeLauncher launcher, ClaudeCliInvocation invocation, string? fingerprint)
     {
         Fingerprint = fingerprint;
+        Session = new ClaudeCliSession(invocation.SessionId!.Value, invocation.WorkingDirectory);
         SessionRemembered = invocation.SessionMode == ClaudeSessionMode.Resume;
         _process = launcher.Start(invocation, _input.Reader);
     }
 
-    public string Fingerprint { get; }
+    public string? Fingerprint { get; private set; }
+
+    public ClaudeCliSession Session { get; }
 
     /// <summary>
     /// Whether the conversation is known to map to this process's session: it was resumed, or one of its turns succeeded
@@ -38,9 +45,16 @@ internal sealed class ResidentClaudeProcess
 
     public long? ResidentMemoryBytes() => _process.ResidentMemoryBytes();
 
+    /// <summary>Gives a waiting spare its conversation's system prompt (an <c>initialize</c> control request).</summary>
+    public void Claim(string fingerprint, string? systemPrompt)
+    {
+        Fingerprint = fingerprint;
+        _input.Writer.TryWrite(CliControlRequest.Initialize(systemPrompt));
+    }
+
     /// <summary>Sends the turn's input. One turn at a time: the conversation's turn lock sees to that.</summary>
     /// <param name="onEnded">Called once the turn is over and disposed, to keep or end the process.</param>
-    public ResidentClaudeTurn BeginTurn(string inputLine, Func<ResidentClaudeTurn, ValueTask> onEnded)
+    public ResidentClaudeTurn BeginTurn(string inputLine, Action<ResidentClaudeTurn> onEnded)
     {
         TurnsServed++;
         while (_process.Output.TryRead(out _))
@@ -85,12 +99,12 @@ internal sealed class ResidentClaudeTurn : IClaudeCliRun
 
     private readonly Channel<string> _output = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
     private readonly TaskCompletionSource<ClaudeCliExit> _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly Func<ResidentClaudeTurn, ValueTask> _onEnded;
+    private readonly Action<ResidentClaudeTurn> _onEnded;
     private readonly Task _pump;
     private volatile bool _interrupted;
     private int _disposed;
 
-    public ResidentClaudeTurn(ResidentClaudeProcess process, Func<ResidentClaudeTurn, ValueTask> onEnded)
+    public ResidentClaudeTurn(ResidentClaudeProcess process, Action<ResidentClaudeTurn> onEnded)
     {
         Process = process;
         _onEnded = onEnded;
@@ -102,6 +116,8 @@ internal sealed class ResidentClaudeTurn : IClaudeCliRun
     public ChannelReader<string> Output => _output.Reader;
 
     public Task<ClaudeCliExit> Exited => _ended.Task;
+
+    public ClaudeCliSession Session => Process.Session;
 
     /// <summary>Whether the turn ended with a successful result.</summary>
     public bool Succeeded { get; private set; }
@@ -159,6 +175,6 @@ internal sealed class ResidentClaudeTurn : IClaudeCliRun
         }
 
         await _pump;
-        await _onEnded(this);
+        _onEnded(this);
     }
 }

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using ClaudeProxy.ClaudeBackend.Cli;
 using Microsoft.Extensions.Options;
 
 namespace ClaudeProxy.ClaudeBackend.Conversations;
@@ -56,12 +57,23 @@ public sealed class ConversationStore
         return new TurnLease(turnLock);
     }
 
-    public async Task<Guid?> FindSessionAsync(string conversationId, CancellationToken cancellationToken)
+    /// <summary>A fresh, empty working directory for a conversation not known yet (a warm process starts in it).</summary>
+    public string CreateWorkingDirectory()
+    {
+        var directory = Path.Combine(_workRoot, "new-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(directory);
+        return directory;
+    }
+
+    /// <summary>The session that holds the conversation, and the working directory the CLI keeps it under.</summary>
+    public async Task<ClaudeCliSession?> FindAsync(string conversationId, CancellationToken cancellationToken)
     {
         await _fileLock.WaitAsync(cancellationToken);
         try
         {
-            return (await LoadAsync(cancellationToken)).TryGetValue(conversationId, out var record) ? record.SessionId : null;
+            return (await LoadAsync(cancellationToken)).TryGetValue(conversationId, out var record)
+                ? new ClaudeCliSession(record.SessionId, record.WorkingDirectory ?? WorkingDirectoryOf(conversationId))
+                : null;
         }
         finally
         {
@@ -69,8 +81,8 @@ public sealed class ConversationStore
         }
     }
 
-    public Task RememberAsync(string conversationId, Guid sessionId, CancellationToken cancellationToken) =>
-        UpdateAsync(records => records[conversationId] = new ConversationRecord(sessionId, _timeProvider.GetUtcNow()), cancellationToken);
+    public Task RememberAsync(string conversationId, ClaudeCliSession session, CancellationToken cancellationToken) =>
+        UpdateAsync(records => records[conversationId] = new ConversationRecord(session.Id, _timeProvider.GetUtcNow(), session.WorkingDirectory), cancellationToken);
 
     public Task ForgetAsync(string conversationId, CancellationToken cancellationToken) =>
         UpdateAsync(records => records.Remove(conversationId), cancellationToken);
@@ -147,4 +159,5 @@ public sealed class ConversationStore
 
 internal sealed record ConversationFile(Dictionary<string, ConversationRecord> Conversations);
 
-internal sealed record ConversationRecord(Guid SessionId, DateTimeOffset UpdatedAt);
+/// <param name="WorkingDirectory">Where the session was started; null in files written before warm conversation spares (then <see cref="ConversationStore.WorkingDirectoryOf"/>).</param>
+internal sealed record ConversationRecord(Guid SessionId, DateTimeOffset UpdatedAt, string? WorkingDirectory = null);

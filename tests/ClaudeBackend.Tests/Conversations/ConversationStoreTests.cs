@@ -1,3 +1,4 @@
+using ClaudeProxy.ClaudeBackend.Cli;
 using ClaudeProxy.ClaudeBackend.Conversations;
 using Microsoft.Extensions.Options;
 
@@ -11,12 +12,12 @@ public sealed class ConversationStoreTests : IDisposable
         new(Options.Create(new ClaudeBackendOptions { DataDirectory = _directory }), TimeProvider.System);
 
     [Fact]
-    public async Task A_remembered_session_survives_a_restart()
+    public async Task A_remembered_session_and_its_directory_survive_a_restart()
     {
-        var session = Guid.NewGuid();
+        var session = new ClaudeCliSession(Guid.NewGuid(), "/work/x");
         await NewStore().RememberAsync("chat-1", session, TestContext.Current.CancellationToken);
 
-        var found = await NewStore().FindSessionAsync("chat-1", TestContext.Current.CancellationToken);
+        var found = await NewStore().FindAsync("chat-1", TestContext.Current.CancellationToken);
 
         Assert.Equal(session, found);
         Assert.Empty(Directory.GetFiles(_directory, "*.tmp"));
@@ -26,11 +27,11 @@ public sealed class ConversationStoreTests : IDisposable
     public async Task A_forgotten_conversation_has_no_session()
     {
         var store = NewStore();
-        await store.RememberAsync("chat-1", Guid.NewGuid(), TestContext.Current.CancellationToken);
+        await store.RememberAsync("chat-1", new ClaudeCliSession(Guid.NewGuid(), "/work/x"), TestContext.Current.CancellationToken);
 
         await store.ForgetAsync("chat-1", TestContext.Current.CancellationToken);
 
-        Assert.Null(await NewStore().FindSessionAsync("chat-1", TestContext.Current.CancellationToken));
+        Assert.Null(await NewStore().FindAsync("chat-1", TestContext.Current.CancellationToken));
     }
 
     [Theory]
@@ -64,11 +65,11 @@ public sealed class ConversationStoreTests : IDisposable
     public async Task A_write_cut_short_by_a_kill_leaves_the_last_mapping_whole()
     {
         var session = Guid.NewGuid();
-        await NewStore().RememberAsync("chat-1", session, TestContext.Current.CancellationToken);
+        await NewStore().RememberAsync("chat-1", new ClaudeCliSession(session, "/work/x"), TestContext.Current.CancellationToken);
         // What a kill -9 in the middle of the next save leaves behind: a half-written temporary file.
         await File.WriteAllTextAsync(Path.Combine(_directory, "conversations.json.0123.tmp"), "{\"conversations\":{\"chat-1\":{\"sessi", TestContext.Current.CancellationToken);
 
-        Assert.Equal(session, await NewStore().FindSessionAsync("chat-1", TestContext.Current.CancellationToken));
+        Assert.Equal(session, (await NewStore().FindAsync("chat-1", TestContext.Current.CancellationToken))?.Id);
     }
 
     [Fact]
@@ -77,11 +78,26 @@ public sealed class ConversationStoreTests : IDisposable
         await File.WriteAllTextAsync(Path.Combine(_directory, "conversations.json"), "{ not json", TestContext.Current.CancellationToken);
         var store = NewStore();
 
-        Assert.Null(await store.FindSessionAsync("chat-1", TestContext.Current.CancellationToken));
-        await store.RememberAsync("chat-1", Guid.NewGuid(), TestContext.Current.CancellationToken);
+        Assert.Null(await store.FindAsync("chat-1", TestContext.Current.CancellationToken));
+        await store.RememberAsync("chat-1", new ClaudeCliSession(Guid.NewGuid(), "/work/x"), TestContext.Current.CancellationToken);
 
         Assert.Single(Directory.GetFiles(_directory, "conversations.json.corrupt-*"));
-        Assert.NotNull(await NewStore().FindSessionAsync("chat-1", TestContext.Current.CancellationToken));
+        Assert.NotNull(await NewStore().FindAsync("chat-1", TestContext.Current.CancellationToken));
+    }
+
+    [Fact]
+    public async Task A_mapping_from_before_directories_were_stored_resumes_in_the_directory_derived_from_the_id()
+    {
+        var session = Guid.NewGuid();
+        await File.WriteAllTextAsync(
+            Path.Combine(_directory, "conversations.json"),
+            """{"conversations":{"chat-1":{"sessionId":"SESSION","updatedAt":"2026-11-23T10:00:00+00:00"}}}""".Replace("SESSION", session.ToString(), StringComparison.Ordinal),
+            TestContext.Current.CancellationToken);
+        var store = NewStore();
+
+        var found = await store.FindAsync("chat-1", TestContext.Current.CancellationToken);
+
+        Assert.Equal(new ClaudeCliSession(session, store.WorkingDirectoryOf("chat-1")), found);
     }
 
     [Fact]

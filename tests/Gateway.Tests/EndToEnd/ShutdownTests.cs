@@ -21,6 +21,7 @@ public sealed class ShutdownTests
         {
             ["OLLAMA_URL"] = "none",
             ["ClaudeBackend__Models__0__WarmSpares"] = "0",
+            ["ClaudeBackend__Models__0__WarmConversationSpares"] = "0",
             ["CLAUDE_CLI"] = RepoPaths.FakeClaudeCli,
             ["ClaudeBackend__DataDirectory"] = data,
             ["ClaudeBackend__Environment__FAKE_CLAUDE_SCRIPT"] = $"replay={replay}",

@@ -32,6 +32,19 @@ public sealed class WarmPoolTests
         }
     }
 
+    private static async Task WaitUntilEndedAsync(int pid)
+    {
+        try
+        {
+            using var process = Process.GetProcessById(pid);
+            await process.WaitForExitAsync(Cancel).WaitAsync(TimeSpan.FromSeconds(10), Cancel);
+        }
+        catch (ArgumentException)
+        {
+            // Already gone.
+        }
+    }
+
     private static async Task<JsonElement> ChatAsync(HttpClient client, string body)
     {
         using var response = await client.PostAsync("/api/chat", Json(body), Cancel);
@@ -96,6 +109,29 @@ public sealed class WarmPoolTests
         Assert.Equal(["cold", "cold", "kept", "warm", "kept", "kept"], turns.GetMeasurementSnapshot().Select(m => m.Tags["start"]));
         // The two kept processes and a spare, no more.
         Assert.InRange(ProcessProbe.FindMarked(app.Marker).Count, 2, 3);
+    }
+
+    [Fact]
+    public async Task A_new_kept_conversation_takes_a_warm_process_whose_session_a_cold_process_later_resumes()
+    {
+        await using var api = await FakeAnthropicServer.StartAsync("--reply", "history");
+        await using var app = GatewayApp.WithRealCli(api, configure: s =>
+        {
+            s["ClaudeBackend:Models:0:WarmConversationSpares"] = "1";
+            s["ClaudeBackend:MaxTurnsPerProcess"] = "1";
+        });
+        var client = app.CreateClient();
+        using var turns = Collect(app, "claudeproxy.cli.turns");
+        var spare = Assert.Single(await WaitForSparesAsync(app, 1));
+
+        await ChatAsync(client, """{"model":"claude-sonnet:latest","id":"warm-kept","stream":false,"messages":[{"role":"system","content":"Be the spare."},{"role":"user","content":"one"}]}""");
+        // One turn per process here: the spare is ended after its turn, and the next turn resumes its session cold.
+        await WaitUntilEndedAsync(spare);
+        var second = await ChatAsync(client, """{"model":"claude-sonnet:latest","id":"warm-kept","stream":false,"messages":[{"role":"system","content":"Be the spare."},{"role":"user","content":"one"},{"role":"assistant","content":"..."},{"role":"user","content":"two"}]}""");
+
+        Assert.Equal(["one", "two"], UserTexts(second));
+        Assert.Equal(["warm", "cold"], turns.GetMeasurementSnapshot().Select(m => m.Tags["start"]));
+        Assert.All(api.MessageRequests(), r => Assert.Contains(r.GetProperty("system").EnumerateArray(), b => b.GetProperty("text").GetString() == "Be the spare."));
     }
 
     [Fact]

@@ -62,6 +62,7 @@ public sealed class GatewayApp : WebApplicationFactory<Program>
         ["Gateway:OllamaUrl"] = "none",
         // No warm spares unless a test asks: they are processes of their own that tests count and wait for.
         ["ClaudeBackend:Models:0:WarmSpares"] = "0",
+        ["ClaudeBackend:Models:0:WarmConversationSpares"] = "0",
         ["ClaudeBackend:CliPath"] = cliPath,
         ["ClaudeBackend:DataDirectory"] = sameStoreAs?.DataDirectory ?? Directory.CreateTempSubdirectory("gateway-data-").FullName,
         ["ClaudeBackend:Environment:HOME"] = sameStoreAs?.Home ?? Directory.CreateTempSubdirectory("gateway-home-").FullName,
