@@ -180,7 +180,6 @@ internal sealed partial class ClaudeProcessPool(
             metrics.Kept(-1);
             Close(id, kept.Process, "evicted");
         }
-
     }
 
     private void EvictIdle(Guid sessionId, ResidentClaudeProcess process)
