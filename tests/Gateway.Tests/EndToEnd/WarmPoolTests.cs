@@ -61,9 +61,11 @@ public sealed class WarmPoolTests
         var client = app.CreateClient();
         using var turns = new MetricCollector<long>(app.Services.GetRequiredService<IMeterFactory>(), ClaudeCliMetrics.MeterName, "claudeproxy.cli.turns");
 
-        Assert.Single(await WaitForSparesAsync(app, 1));
+        var firstSpare = Assert.Single(await WaitForSparesAsync(app, 1));
         var first = await ChatAsync(client, """{"model":"claude-sonnet:latest","stream":false,"messages":[{"role":"system","content":"You are the first."},{"role":"user","content":"one"}]}""");
-        Assert.Single(await WaitForSparesAsync(app, 1));
+        // The first spare ends with its one turn (it may still be exiting as the answer arrives); a new one replaces it.
+        await WaitUntilEndedAsync(firstSpare);
+        Assert.NotEqual(firstSpare, Assert.Single(await WaitForSparesAsync(app, 1)));
         var second = await ChatAsync(client, """{"model":"claude-sonnet:latest","stream":false,"messages":[{"role":"user","content":"two"}]}""");
 
         Assert.Equal(["one"], first.GetProperty("user_texts").EnumerateArray().Select(t => t.GetString()));
@@ -107,7 +109,13 @@ public sealed class WarmPoolTests
         Assert.Equal(2, alpha3.GetProperty("assistant_texts").GetArrayLength());
         Assert.Equal(["n1"], UserTexts(newChat));
         Assert.Equal(["cold", "cold", "kept", "warm", "kept", "kept"], turns.GetMeasurementSnapshot().Select(m => m.Tags["start"]));
-        // The two kept processes and a spare, no more.
+        // The two kept processes and a spare, no more, once the new chat's process has exited.
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (ProcessProbe.FindMarked(app.Marker).Count > 3 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(100, Cancel);
+        }
+
         Assert.InRange(ProcessProbe.FindMarked(app.Marker).Count, 2, 3);
     }
 
