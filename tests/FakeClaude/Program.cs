@@ -4,7 +4,7 @@
 // FAKE_CLAUDE_SCRIPT holds `key=value` pairs separated by `;`:
 //   replay=<file>      the lines to print (default: a plain successful answer)
 //   delay-ms=<n>       pause before each line
-//   garbage            print a line that is not JSON first
+//   garbage            print a line that is not JSON before each turn
 //   crash-after=<n>    exit abruptly with code 3 after n lines
 //   hang-after=<n>     stop printing after n lines and wait forever
 //   stderr=<text>      print this on stderr before exiting

@@ -4,9 +4,8 @@ namespace ClaudeProxy.ClaudeBackend.Cli;
 
 /// <summary>
 /// Starts the warm spares with the gateway, and ends every CLI process as soon as the gateway is told to stop (SIGTERM).
-/// It acts on ApplicationStopping, before
-/// the web server drains its requests: answers in flight then end with an error at once instead of holding the
-/// shutdown until the server's timeout.
+/// It acts on ApplicationStopping, before the web server drains its requests: answers in flight then end with an error
+/// at once instead of holding the shutdown until the server's timeout.
 /// </summary>
 internal sealed class ClaudeCliShutdown(IClaudeCliLauncher launcher, IHostApplicationLifetime lifetime) : IHostedService
 {

@@ -52,7 +52,7 @@ internal sealed partial class ClaudeProcessPool(
             return await StartKeptAsync(sessionId, invocation, cancellationToken);
         }
 
-        if (invocation.Tools is null or { Count: 0 } && TryTake(Spare.KeyOf(invocation.CliModel, forConversation: false), out var spare))
+        if (FitsASpare(invocation) && TryTake(Spare.KeyOf(invocation.CliModel, forConversation: false), out var spare))
         {
             var process = spare.ClaimForChat(await SystemPromptOfAsync(invocation, cancellationToken), invocation.InputLine);
             OnSpareTaken();
@@ -79,8 +79,7 @@ internal sealed partial class ClaudeProcessPool(
         {
             if (_kept.Remove(sessionId, out var kept))
             {
-                kept.IdleTimer.Dispose();
-                metrics.Kept(-1);
+                Release(kept);
                 resident = kept.Process;
             }
         }
@@ -110,7 +109,7 @@ internal sealed partial class ClaudeProcessPool(
         }
 
         ResidentClaudeProcess process;
-        if (invocation.SessionMode == ClaudeSessionMode.Create && invocation.Tools is null or { Count: 0 }
+        if (invocation.SessionMode == ClaudeSessionMode.Create && FitsASpare(invocation)
             && TryTake(Spare.KeyOf(invocation.CliModel, forConversation: true), out var spare))
         {
             // The spare's own session and directory become the conversation's (the turn reports them to the store).
@@ -176,8 +175,7 @@ internal sealed partial class ClaudeProcessPool(
 
         foreach (var (id, kept) in evicted)
         {
-            kept.IdleTimer.Dispose();
-            metrics.Kept(-1);
+            Release(kept);
             Close(id, kept.Process, "evicted");
         }
     }
@@ -204,9 +202,15 @@ internal sealed partial class ClaudeProcessPool(
             _kept.Remove(sessionId);
         }
 
+        Release(kept);
+        return true;
+    }
+
+    /// <summary>What leaving the kept ones takes: its idle timer stops, and it is no longer counted.</summary>
+    private void Release(KeptProcess kept)
+    {
         kept.IdleTimer.Dispose();
         metrics.Kept(-1);
-        return true;
     }
 
     private void Close(Guid sessionId, ResidentClaudeProcess process, string reason)
@@ -232,6 +236,9 @@ internal sealed partial class ClaudeProcessPool(
             },
             TaskScheduler.Default);
     }
+
+    /// <summary>Spares run with no tools, so a turn with a tool allowlist needs a process started with it.</summary>
+    private static bool FitsASpare(ClaudeCliInvocation invocation) => invocation.Tools is null or { Count: 0 };
 
     private static async Task<string?> SystemPromptOfAsync(ClaudeCliInvocation invocation, CancellationToken cancellationToken) =>
         invocation.SystemPromptFile is { } file ? await File.ReadAllTextAsync(file, cancellationToken) : null;
@@ -284,8 +291,7 @@ internal sealed partial class ClaudeProcessPool(
 
         foreach (var (sessionId, entry) in kept)
         {
-            entry.IdleTimer.Dispose();
-            metrics.Kept(-1);
+            Release(entry);
             Close(sessionId, entry.Process, "stopping");
         }
 
