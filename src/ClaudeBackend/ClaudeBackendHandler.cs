@@ -79,11 +79,21 @@ public sealed partial class ClaudeBackendHandler(
             var retriedSilentEnd = false;
             while (error is not null)
             {
-                if (!retriedLostSession && conversationKey is not null && await turn.LostSessionAsync())
+                if (!retriedLostSession && conversationKey is not null && await turn.LostSessionAsync(error))
                 {
-                    // The stored session is gone (e.g. ~/.claude was cleared): start over, with the client's history.
+                    // The stored session is gone (~/.claude cleared, another config folder or login): start a new one
+                    // from the history the client sent, or afresh when it sent none.
                     retriedLostSession = true;
-                    LogSessionLost(logger, turnRequest.ConversationId!);
+                    var history = TurnPrompt.HistoryCount(turnRequest.Messages);
+                    if (history > 0)
+                    {
+                        LogSessionRebuilt(logger, turnRequest.ConversationId!, history);
+                    }
+                    else
+                    {
+                        LogSessionLostWithoutHistory(logger, turnRequest.ConversationId!);
+                    }
+
                     await conversations.ForgetAsync(conversationKey, cancellationToken);
                 }
                 else if (!retriedSilentEnd && await turn.EndedSilentlyAsync())
@@ -276,8 +286,11 @@ public sealed partial class ClaudeBackendHandler(
         return response;
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Claude session of conversation {ConversationId} is gone; starting a new one")]
-    private static partial void LogSessionLost(ILogger logger, string conversationId);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Claude session of conversation {ConversationId} is gone; starting a new one from the {Messages} earlier messages the client sent")]
+    private static partial void LogSessionRebuilt(ILogger logger, string conversationId, int messages);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Claude session of conversation {ConversationId} is gone and the client sent no history; the conversation starts afresh")]
+    private static partial void LogSessionLostWithoutHistory(ILogger logger, string conversationId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "A Claude CLI process ended without printing anything; trying the turn once more")]
     private static partial void LogProcessEndedSilently(ILogger logger);

@@ -11,7 +11,10 @@ public sealed class ClaudeBackendOptions
     [Required]
     public string CliPath { get; set; } = "claude";
 
-    /// <summary>Where conversation mappings and per-conversation working directories live. Default: the user's state folder.</summary>
+    /// <summary>
+    /// Where conversation mappings, per-conversation working directories and the record of running CLI processes live.
+    /// Default: <c>claudeproxy</c> in the user's local data folder. Made absolute when the options are bound.
+    /// </summary>
     public string? DataDirectory { get; set; }
 
     /// <summary>

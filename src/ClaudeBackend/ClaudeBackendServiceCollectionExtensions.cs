@@ -20,9 +20,14 @@ public static class ClaudeBackendServiceCollectionExtensions
                 "Claude model names must be unique.")
             .Validate(o => o.Models.TrueForAll(m => m.CliModel.Length > 0 && !m.CliModel.StartsWith('-')),
                 "Every Claude model needs a CliModel (a --model value, not a flag).")
+            .PostConfigure(o => o.DataDirectory = Path.GetFullPath(o.DataDirectory is { Length: > 0 } configured
+                ? configured
+                : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create), "claudeproxy")))
             .ValidateOnStart();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ClaudeCliMetrics>();
+        services.TryAddSingleton<ClaudeCliEnvironment>();
+        services.TryAddSingleton<ClaudeCliLedger>();
         services.TryAddSingleton<ClaudeCliProbe>();
         services.TryAddSingleton<CliWrapClaudeLauncher>();
         services.TryAddSingleton<IClaudeCliLauncher, ClaudeProcessPool>();

@@ -82,15 +82,29 @@ internal sealed class ClaudeTurn : IAsyncDisposable
     }
 
     /// <summary>
-    /// Whether the process ended without printing a single line although it did start: killed from outside, or a warm
-    /// spare that died just as it was claimed. Nothing has reached the client, so the turn can simply be tried again.
+    /// Whether the process ended before answering without saying why although it did start: without a single line
+    /// (killed from outside, or a warm spare that died just as it was claimed), or with exit code 0 and no result (seen
+    /// once from a warm spare under load). Nothing has reached the client, so the turn can simply be tried again.
     /// </summary>
-    public async Task<bool> EndedSilentlyAsync() =>
-        _buffered.Count == 0 && !_decoder.IsFinished && HasEnded && (await _run.Exited).StartFailure is null;
+    public async Task<bool> EndedSilentlyAsync()
+    {
+        if (_decoder.IsFinished || !HasEnded)
+        {
+            return false;
+        }
 
-    /// <summary>Whether the CLI said it does not know the session to resume (the user may have cleared it).</summary>
-    public async Task<bool> LostSessionAsync() =>
-        HasEnded && (await _run.Exited).StandardError.Contains("No conversation found", StringComparison.OrdinalIgnoreCase);
+        var exit = await _run.Exited;
+        return exit.StartFailure is null && (_buffered.Count == 0 || exit.ExitCode == 0);
+    }
+
+    /// <summary>
+    /// Whether the CLI said it does not know the session to resume: its folder was cleared, or the CLI now runs with
+    /// another config folder or login. It says so in its result line's <c>errors</c> (stream-json) and on stderr.
+    /// </summary>
+    public async Task<bool> LostSessionAsync(ClaudeBackendError error) =>
+        IsLostSession(error.Message) || (HasEnded && IsLostSession((await _run.Exited).StandardError));
+
+    private static bool IsLostSession(string text) => text.Contains("No conversation found with session ID", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>
     /// Whether the process's output is over, so its exit can be awaited. After a first-answer timeout it still runs,

@@ -15,21 +15,12 @@ internal static class TurnPrompt
     /// </summary>
     public static string ToInputLine(IReadOnlyList<ClaudeMessage> messages, bool includeHistory)
     {
-        var lastAssistant = -1;
-        for (var i = messages.Count - 1; i >= 0; i--)
-        {
-            if (messages[i].Role == ClaudeMessage.AssistantRole)
-            {
-                lastAssistant = i;
-                break;
-            }
-        }
-
+        var history = HistoryCount(messages);
         var text = new StringBuilder();
-        if (includeHistory && lastAssistant >= 0)
+        if (includeHistory && history > 0)
         {
             text.Append("<conversation_history>\n");
-            foreach (var message in messages.Take(lastAssistant + 1))
+            foreach (var message in messages.Take(history))
             {
                 var images = message.Images is { Count: > 0 } attached ? $"\n[{attached.Count} image(s) not repeated]" : "";
                 text.Append('<').Append(message.Role).Append(">\n")
@@ -40,7 +31,7 @@ internal static class TurnPrompt
             text.Append("</conversation_history>\n\n");
         }
 
-        var newTurn = messages.Skip(lastAssistant + 1).ToList();
+        var newTurn = messages.Skip(history).ToList();
         text.AppendJoin("\n\n", newTurn.Select(m => m.Text));
 
         List<CliInputBlock> blocks = [new CliInputBlock("text", EscapeSlashCommand(text.ToString()))];
@@ -50,6 +41,20 @@ internal static class TurnPrompt
         }
 
         return JsonSerializer.Serialize(new CliUserLine(new CliUserMessage(blocks)), ClaudeBackendJsonContext.Default.CliUserLine);
+    }
+
+    /// <summary>How many messages come before the new turn: every one up to the last assistant message.</summary>
+    public static int HistoryCount(IReadOnlyList<ClaudeMessage> messages)
+    {
+        for (var i = messages.Count - 1; i >= 0; i--)
+        {
+            if (messages[i].Role == ClaudeMessage.AssistantRole)
+            {
+                return i + 1;
+            }
+        }
+
+        return 0;
     }
 
     /// <summary>

@@ -29,11 +29,18 @@ public static class ErrorEnvelopes
         Create(style, error.StatusCode, error.Message, CodeOf(error.Kind));
 
     /// <summary>Answers the request with an error in the client's envelope.</summary>
-    public static async Task WriteAsync(HttpResponse response, ErrorStyle style, HttpStatusCode status, string message, CancellationToken cancellationToken)
+    public static Task WriteAsync(HttpResponse response, ErrorStyle style, HttpStatusCode status, string message, CancellationToken cancellationToken) =>
+        WriteAsync(response, status, Create(style, status, message), cancellationToken);
+
+    /// <summary>Answers the request with a backend error (its status, and its code for OpenAI clients) in the client's envelope.</summary>
+    public static Task WriteAsync(HttpResponse response, ErrorStyle style, ClaudeBackendError error, CancellationToken cancellationToken) =>
+        WriteAsync(response, error.StatusCode, Create(style, error), cancellationToken);
+
+    private static async Task WriteAsync(HttpResponse response, HttpStatusCode status, byte[] body, CancellationToken cancellationToken)
     {
         response.StatusCode = (int)status;
         response.ContentType = JsonContentType;
-        await response.Body.WriteAsync(Create(style, status, message), cancellationToken);
+        await response.Body.WriteAsync(body, cancellationToken);
     }
 
     /// <summary>snake_case of the kind, e.g. <c>rate_limited</c>: a stable code clients can branch on.</summary>

@@ -10,6 +10,8 @@
 //   stderr=<text>      print this on stderr before exiting
 //   exit-code=<n>      the exit code at the end (default 0)
 //   ignore-interrupt   do not answer an interrupt control request (a CLI that is stuck)
+//   quit-once=<file>   if <file> does not exist yet: create it, print the init line and exit 0 at the first turn,
+//                      without an answer or a result (a process that ends early but cleanly); later starts answer
 // A line "#hang" in the replayed file stops the output there and waits forever.
 // Like the real CLI in stream-json mode it reads stdin a line at a time: each user line is a turn (the replay), an
 // interrupt control request stops the turn being replayed with an error_during_execution result, and the process
@@ -153,6 +155,12 @@ while (await Console.In.ReadLineAsync() is { } input)
     if (turns++ == 0)
     {
         await WriteLogAsync(stdinSoFar.ToString());
+        if (script.TryGetValue("quit-once", out var quitMarker) && !File.Exists(quitMarker))
+        {
+            await File.WriteAllTextAsync(quitMarker, "");
+            Print(lines[0]);
+            return 0;
+        }
     }
 
     turnCancel = new CancellationTokenSource();

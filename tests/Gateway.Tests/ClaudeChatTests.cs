@@ -92,6 +92,20 @@ public sealed class ClaudeChatTests
         Assert.Equal("cli_failed", (await openAi.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("error").GetProperty("code").GetString());
     }
 
+    [Fact]
+    public async Task A_cli_that_ends_cleanly_before_answering_is_tried_once_more()
+    {
+        var marker = Path.Combine(Directory.CreateTempSubdirectory("quit-once-").FullName, "quit");
+        await using var app = GatewayApp.WithFakeCli($"replay={Fixture("print_stream_json_partial")};quit-once={marker}");
+
+        using var response = await app.CreateClient().PostAsync("/api/chat", Json("""{"model":"claude-sonnet:latest","stream":false,"messages":[{"role":"user","content":"x"}]}"""), Cancel);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("Hello, streaming world!", (await response.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("message").GetProperty("content").GetString());
+        Assert.True(File.Exists(marker));
+        Assert.Equal(2, File.ReadAllLines(app.FakeCliLog).Length);
+    }
+
     [Theory]
     [InlineData("error_401_stream_json", HttpStatusCode.Unauthorized)]
     [InlineData("error_529_always_stream_json_default_retries", HttpStatusCode.ServiceUnavailable)]
@@ -145,6 +159,21 @@ public sealed class ClaudeChatTests
         Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
         Assert.Equal(message, (await response.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("error").GetString());
         Assert.False(File.Exists(app.FakeCliLog));
+    }
+
+    [Theory]
+    [InlineData("/v1/chat/completions")]
+    [InlineData("/chat/completions")]
+    public async Task A_model_no_backend_serves_is_an_openai_404_envelope_on_both_openai_paths(string path)
+    {
+        await using var app = GatewayApp.WithFakeCli();
+
+        using var response = await app.CreateClient().PostAsync(path, Json("""{"model":"gpt-9","messages":[{"role":"user","content":"x"}]}"""), Cancel);
+
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        var error = (await response.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("error");
+        Assert.Equal("model 'gpt-9' not found", error.GetProperty("message").GetString());
+        Assert.Equal("model_not_found", error.GetProperty("code").GetString());
     }
 
     [Fact]

@@ -10,7 +10,7 @@ namespace ClaudeProxy.ClaudeBackend.Cli;
 /// Whether the CLI can serve: it answers <c>--version</c> (remembered briefly so probes stay cheap) and its last turn
 /// did not fail to authenticate (a lost login shows here until a turn succeeds again).
 /// </summary>
-public sealed class ClaudeCliProbe(IOptions<ClaudeBackendOptions> options, TimeProvider timeProvider)
+public sealed class ClaudeCliProbe(IOptions<ClaudeBackendOptions> options, ClaudeCliEnvironment environment, TimeProvider timeProvider)
 {
     private volatile string? _authenticationFailure;
 
@@ -61,7 +61,7 @@ public sealed class ClaudeCliProbe(IOptions<ClaudeBackendOptions> options, TimeP
         {
             var result = await CliWrap.Cli.Wrap(settings.CliPath)
                 .WithArguments("--version")
-                .WithEnvironmentVariables(settings.Environment.ToDictionary(e => e.Key, e => (string?)e.Value))
+                .WithEnvironmentVariables(environment.Variables)
                 .WithValidation(CommandResultValidation.None)
                 .ExecuteBufferedAsync(timeout.Token);
             return result.ExitCode == 0

@@ -2,6 +2,7 @@ using System.ComponentModel;
 using System.Globalization;
 using System.Text;
 using System.Threading.Channels;
+using ClaudeProxy.ClaudeBackend.StreamJson;
 using CliWrap;
 using Microsoft.Extensions.Logging;
 
@@ -19,14 +20,20 @@ internal sealed partial class ClaudeCliProcess : IClaudeCliRun
         new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
     private readonly StringBuilder _standardError = new();
     private readonly CancellationTokenSource _kill = new();
+    private readonly Action? _onResult;
+    private readonly ClaudeCliLedger _ledger;
     private readonly ClaudeCliMetrics _metrics;
     private readonly ILogger _logger;
     private readonly TimeProvider _timeProvider;
     private readonly long _spawned;
     private int _firstLine;
 
-    public ClaudeCliProcess(Command command, ChannelReader<string> input, ClaudeCliMetrics metrics, TimeProvider timeProvider, ILogger logger)
+    /// <param name="onResult">Called when a turn's <c>result</c> line is printed (a warm spare closes its stdin then).</param>
+    public ClaudeCliProcess(
+        Command command, ChannelReader<string> input, ClaudeCliLedger ledger, ClaudeCliMetrics metrics, TimeProvider timeProvider, ILogger logger, Action? onResult = null)
     {
+        _onResult = onResult;
+        _ledger = ledger;
         _metrics = metrics;
         _timeProvider = timeProvider;
         _logger = logger;
@@ -82,6 +89,10 @@ internal sealed partial class ClaudeCliProcess : IClaudeCliRun
         }
 
         _output.Writer.TryWrite(line);
+        if (_onResult is not null && CliLine.AsResult(line) is not null)
+        {
+            _onResult();
+        }
     }
 
     private async Task<ClaudeCliExit> RunAsync(Command command)
@@ -90,9 +101,10 @@ internal sealed partial class ClaudeCliProcess : IClaudeCliRun
         try
         {
             // Forceful cancellation kills the whole process tree: the CLI spawns git, rg and sh children.
-            var execution = command.ExecuteAsync(_kill.Token);
+            var execution = GatewayBoundProcesses.Start(() => command.ExecuteAsync(_kill.Token));
             ProcessId = execution.ProcessId;
             started = true;
+            _ledger.Record(execution.ProcessId);
             _metrics.Started();
             var result = await execution;
             LogExited(_logger, result.ExitCode);
@@ -112,6 +124,7 @@ internal sealed partial class ClaudeCliProcess : IClaudeCliRun
         {
             if (started)
             {
+                _ledger.Erase(ProcessId!.Value);
                 _metrics.Exited();
             }
 

@@ -387,7 +387,9 @@ internal sealed partial class ClaudeProcessPool(
             var workingDirectory = Directory.CreateTempSubdirectory("claudeproxy-warm-").FullName;
             var input = Channel.CreateUnbounded<string>();
             var invocation = new ClaudeCliInvocation(cliModel, InputLine: "", workingDirectory, ClaudeSessionMode.Ephemeral, SessionId: null, SystemPromptFile: null);
-            return new Spare(cliModel, workingDirectory, cold.Start(invocation, input.Reader), resident: null, input);
+            // Stdin closes once the turn's result is out, not right after the prompt: a loaded CLI that gets initialize,
+            // a prompt and EOF at once sometimes exits 0 without answering (seen with 2.1.197, about 1 in 25).
+            return new Spare(cliModel, workingDirectory, cold.Start(invocation, input.Reader, onResult: () => input.Writer.TryComplete()), resident: null, input);
         }
 
         public static Spare ForConversation(CliWrapClaudeLauncher cold, string cliModel, string workingDirectory)
@@ -396,13 +398,12 @@ internal sealed partial class ClaudeProcessPool(
             return new Spare(cliModel, workingDirectory, process: null, new ResidentClaudeProcess(cold, invocation, fingerprint: null), input: null);
         }
 
-        /// <summary>Gives a new chat's spare its one turn; stdin closes after it, so the process ends with the turn.</summary>
+        /// <summary>Gives a new chat's spare its one turn; stdin closes after its result, so the process ends with the turn.</summary>
         public ClaudeCliProcess ClaimForChat(string? systemPrompt, string inputLine)
         {
             Claimed = true;
             _input!.Writer.TryWrite(CliControlRequest.Initialize(systemPrompt));
             _input.Writer.TryWrite(inputLine);
-            _input.Writer.TryComplete();
             return _process!;
         }
 

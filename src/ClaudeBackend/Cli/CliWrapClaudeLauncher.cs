@@ -6,9 +6,14 @@ using Microsoft.Extensions.Options;
 
 namespace ClaudeProxy.ClaudeBackend.Cli;
 
-/// <summary>Spawns <c>claude</c> processes with CliWrap, and knows every one that still runs.</summary>
+/// <summary>
+/// Spawns <c>claude</c> processes with CliWrap, bound to the gateway's life (<see cref="GatewayBoundProcesses"/>) and
+/// recorded in the <see cref="ClaudeCliLedger"/>, and knows every one that still runs.
+/// </summary>
 internal sealed partial class CliWrapClaudeLauncher(
     IOptions<ClaudeBackendOptions> options,
+    ClaudeCliEnvironment environment,
+    ClaudeCliLedger ledger,
     ClaudeCliMetrics metrics,
     TimeProvider timeProvider,
     ILogger<CliWrapClaudeLauncher> logger) : IClaudeCliLauncher
@@ -29,10 +34,13 @@ internal sealed partial class CliWrapClaudeLauncher(
     /// and stdin closes when <paramref name="input"/> completes (the CLI then ends after its turn). Until the first item
     /// the process loads and waits, which is what a warm spare is.
     /// </summary>
-    public ClaudeCliProcess Start(ClaudeCliInvocation invocation, ChannelReader<string> input)
+    /// <param name="onResult">Called when the process prints a turn's <c>result</c> line.</param>
+    public ClaudeCliProcess Start(ClaudeCliInvocation invocation, ChannelReader<string> input, Action? onResult = null)
     {
         LogStarted(logger, options.Value.CliPath, invocation.CliModel, invocation.SessionMode);
-        var process = new ClaudeCliProcess(Command(invocation), input, metrics, timeProvider, logger);
+        // A conversation's folder is made when its first process starts there (a warm process may bring its own).
+        Directory.CreateDirectory(invocation.WorkingDirectory);
+        var process = new ClaudeCliProcess(Command(invocation), input, ledger, metrics, timeProvider, logger, onResult);
         _running.TryAdd(process, 0);
         _ = process.Exited.ContinueWith(_ => _running.TryRemove(process, out byte _), TaskScheduler.Default);
         return process;
@@ -40,34 +48,15 @@ internal sealed partial class CliWrapClaudeLauncher(
 
     private Command Command(ClaudeCliInvocation invocation)
     {
-        var settings = options.Value;
-        return CliWrap.Cli.Wrap(settings.CliPath)
-            .WithArguments(invocation.ToArguments())
+        var (executable, arguments) = GatewayBoundProcesses.Bind(options.Value.CliPath, invocation.ToArguments());
+        return CliWrap.Cli.Wrap(executable)
+            .WithArguments(arguments)
             .WithWorkingDirectory(invocation.WorkingDirectory)
-            .WithEnvironmentVariables(CliEnvironment(settings))
+            .WithEnvironmentVariables(environment.Variables)
             .WithValidation(CommandResultValidation.None);
     }
 
     public Task StopAllAsync() => Task.WhenAll(_running.Keys.Select(run => run.DisposeAsync().AsTask()));
-
-    private static Dictionary<string, string?> CliEnvironment(ClaudeBackendOptions settings)
-    {
-        // Without these the CLI also calls Anthropic's bootstrap, telemetry and update endpoints on every start.
-        var environment = new Dictionary<string, string?>
-        {
-            ["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] = "1",
-            ["DISABLE_AUTOUPDATER"] = "1",
-            ["DISABLE_TELEMETRY"] = "1",
-            ["DISABLE_ERROR_REPORTING"] = "1",
-            ["CLAUDE_CODE_MAX_RETRIES"] = settings.MaxRetries.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        };
-        foreach (var (name, value) in settings.Environment)
-        {
-            environment[name] = value;
-        }
-
-        return environment;
-    }
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Starting {CliPath} --model {Model} ({SessionMode})")]
     private static partial void LogStarted(ILogger logger, string cliPath, string model, ClaudeSessionMode sessionMode);

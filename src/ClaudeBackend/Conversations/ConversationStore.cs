@@ -23,9 +23,7 @@ public sealed class ConversationStore
 
     public ConversationStore(IOptions<ClaudeBackendOptions> options, TimeProvider timeProvider)
     {
-        DataDirectory = options.Value.DataDirectory is { Length: > 0 } configured
-            ? Path.GetFullPath(configured)
-            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create), "claudeproxy");
+        DataDirectory = options.Value.DataDirectory!;
         _file = Path.Combine(DataDirectory, FileName);
         _workRoot = Path.Combine(DataDirectory, "conversations");
         _timeProvider = timeProvider;

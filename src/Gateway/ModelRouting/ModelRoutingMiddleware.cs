@@ -1,5 +1,6 @@
 using System.Net;
 using ClaudeProxy.ClaudeBackend;
+using ClaudeProxy.ClaudeBackend.Contract;
 using ClaudeProxy.Gateway.Ollama;
 using ClaudeProxy.Transforms;
 using ClaudeProxy.Transforms.Telemetry;
@@ -152,7 +153,8 @@ internal sealed partial class ModelRoutingMiddleware(
     private async Task NotFoundAsync(HttpContext context, ErrorStyle style, string model)
     {
         LogUnknownModel(logger, model);
-        await ErrorEnvelopes.WriteAsync(context.Response, style, HttpStatusCode.NotFound, $"model '{model}' not found", context.RequestAborted);
+        var error = new ClaudeBackendError(ClaudeErrorKind.ModelNotFound, $"model '{model}' not found");
+        await ErrorEnvelopes.WriteAsync(context.Response, style, error, context.RequestAborted);
     }
 
     private static async Task WriteJsonAsync(HttpResponse response, byte[] body, CancellationToken cancellationToken)

@@ -110,6 +110,16 @@ public sealed class ClaudeStreamDecoderTests
     }
 
     [Fact]
+    public void A_resume_of_a_session_the_cli_does_not_hold_fails_naming_the_lost_session()
+    {
+        // Recorded in the gateway's stream-json profile: the reason is in the result line's errors, not only on stderr.
+        var failed = Assert.IsType<TurnFailed>(Assert.Single(Decode("resume_unknown_session_stream_json")));
+
+        Assert.Equal(ClaudeErrorKind.CliFailed, failed.Error.Kind);
+        Assert.Equal("No conversation found with session ID: 99999999-2222-4333-8444-555555555555", failed.Error.Message);
+    }
+
+    [Fact]
     public void The_gateways_own_error_line_ends_the_turn()
     {
         var decoder = new ClaudeStreamDecoder();

@@ -91,6 +91,42 @@ public sealed class RealCliTests
     }
 
     [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_conversation_whose_claude_session_is_gone_is_rebuilt_from_the_history_the_client_sent(bool clientSendsHistory)
+    {
+        await using var api = await FakeAnthropicServer.StartAsync("--reply", "history");
+        GatewayApp first;
+        await using (first = GatewayApp.WithRealCli(api, configure: s => s["ClaudeBackend:Environment:CLAUDE_CONFIG_DIR"] = Directory.CreateTempSubdirectory("config-1-").FullName))
+        {
+            using var one = await first.CreateClient().PostAsync("/api/chat", Json("""{"model":"claude-sonnet:latest","id":"plain-id-1","stream":false,"messages":[{"role":"user","content":"first turn"}]}"""), Cancel);
+            Assert.Equal(HttpStatusCode.OK, one.StatusCode);
+        }
+
+        // The same data folder (the mapping survives), but the CLI's config folder is another one: the session is gone.
+        await using var second = GatewayApp.WithRealCli(api, sameStoreAs: first, configure: s => s["ClaudeBackend:Environment:CLAUDE_CONFIG_DIR"] = Directory.CreateTempSubdirectory("config-2-").FullName);
+        var client = second.CreateClient();
+        var history = clientSendsHistory ? """{"role":"user","content":"first turn"},{"role":"assistant","content":"..."},""" : "";
+        using var two = await client.PostAsync("/api/chat", Json($$"""{"model":"claude-sonnet:latest","id":"plain-id-1","stream":false,"messages":[{{history}}{"role":"user","content":"second turn"}]}"""), Cancel);
+        using var three = await client.PostAsync("/api/chat", Json("""{"model":"claude-sonnet:latest","id":"plain-id-1","stream":false,"messages":[{"role":"user","content":"third turn"}]}"""), Cancel);
+
+        Assert.Equal(HttpStatusCode.OK, two.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, three.StatusCode);
+        var rebuilt = string.Join("\n", UserTexts(await two.Content.ReadFromJsonAsync<JsonElement>(Cancel)));
+        Assert.Equal(clientSendsHistory, rebuilt.Contains("first turn", StringComparison.Ordinal));
+        Assert.Contains("second turn", rebuilt, StringComparison.Ordinal);
+        // The new session is kept: the next turn continues it with only its own message sent.
+        var continued = UserTexts(await three.Content.ReadFromJsonAsync<JsonElement>(Cancel)).ToList();
+        Assert.Equal(2, continued.Count);
+        Assert.Equal("third turn", continued[^1]);
+        Assert.Contains(second.Logs, entry => entry.Contains("plain-id-1", StringComparison.Ordinal) && entry.Contains(clientSendsHistory ? "from the 2 earlier messages" : "starts afresh", StringComparison.Ordinal));
+    }
+
+    private static IEnumerable<string> UserTexts(JsonElement ollamaAnswer) =>
+        JsonDocument.Parse(ollamaAnswer.GetProperty("message").GetProperty("content").GetString()!).RootElement
+            .GetProperty("user_texts").EnumerateArray().Select(t => t.GetString()!);
+
+    [Theory]
     [InlineData("429", HttpStatusCode.TooManyRequests, "rate_limit_error")]
     [InlineData("529", HttpStatusCode.ServiceUnavailable, "api_error")]
     [InlineData("401", HttpStatusCode.Unauthorized, "authentication_error")]

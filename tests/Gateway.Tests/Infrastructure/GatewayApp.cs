@@ -71,10 +71,13 @@ public sealed class GatewayApp : WebApplicationFactory<Program>
     /// <summary>Every error the gateway logged, with its exception: a test can prove nothing went unhandled.</summary>
     public ErrorLogCollector Errors { get; } = new();
 
+    /// <summary>The messages the gateway logged so far, at every level its configuration lets through.</summary>
+    public IReadOnlyList<string> Logs => Services.GetFakeLogCollector().GetSnapshot().Select(record => record.Message).ToList();
+
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseEnvironment("Testing");
-        builder.ConfigureLogging(logging => logging.AddProvider(Errors));
+        builder.ConfigureLogging(logging => logging.AddProvider(Errors).AddFakeLogging());
         _settings[$"ClaudeBackend:Environment:{ProcessProbe.MarkerVariable}"] = Marker;
         foreach (var (key, value) in _settings)
         {

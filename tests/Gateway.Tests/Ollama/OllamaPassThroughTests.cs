@@ -87,6 +87,27 @@ public sealed class OllamaPassThroughTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_original_servers_unprefixed_paths_reach_ollama_under_its_v1_paths()
+    {
+        const string completion = """{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}]}""";
+        const string model = """{"id":"llama3.2:latest","object":"model","created":1746405464,"owned_by":"library"}""";
+        _ollama.Server.Given(Request.Create().WithPath("/v1/chat/completions").UsingPost())
+            .RespondWith(Response.Create().WithHeader("Content-Type", "application/json").WithBody(completion));
+        _ollama.Get("/v1/models/llama3.2:latest", model);
+        const string request = """{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}""";
+
+        using var chat = await _client.PostAsync("/chat/completions", Json(request), Cancel);
+        using var one = await _client.GetAsync("/models/llama3.2:latest", Cancel);
+
+        Assert.Equal(HttpStatusCode.OK, chat.StatusCode);
+        Assert.Equal(completion, await chat.Content.ReadAsStringAsync(Cancel));
+        Assert.Equal(request, _ollama.LastRequestTo("/v1/chat/completions").Body);
+        Assert.Equal(HttpStatusCode.OK, one.StatusCode);
+        Assert.Equal(model, await one.Content.ReadAsStringAsync(Cancel));
+        Assert.DoesNotContain(_ollama.Server.LogEntries, e => e.RequestMessage!.Path is "/chat/completions" or "/models/llama3.2:latest");
+    }
+
+    [Fact]
     public async Task The_host_header_is_the_upstreams_not_the_clients()
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, "/api/chat") { Content = Json("""{"model":"llama3.2","messages":[]}""") };

@@ -1,0 +1,89 @@
+using System.Globalization;
+using Microsoft.Extensions.Options;
+
+namespace ClaudeProxy.ClaudeBackend.Cli;
+
+/// <summary>
+/// What every <c>claude</c> process the gateway runs gets from its environment, and where the CLI therefore keeps its
+/// state: its config folder (<c>CLAUDE_CONFIG_DIR</c>, else <c>$HOME/.claude</c>), with a project folder per working
+/// directory that holds the sessions started there.
+/// </summary>
+public sealed class ClaudeCliEnvironment
+{
+    /// <summary>The CLI names a working directory's project folder after its path, every character but [A-Za-z0-9] a '-'.</summary>
+    private const int MaxProjectFolderName = 200;
+
+    public ClaudeCliEnvironment(IOptions<ClaudeBackendOptions> options)
+    {
+        var settings = options.Value;
+        // Without these the CLI also calls Anthropic's bootstrap, telemetry and update endpoints on every start.
+        var variables = new Dictionary<string, string?>(StringComparer.Ordinal)
+        {
+            ["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] = "1",
+            ["DISABLE_AUTOUPDATER"] = "1",
+            ["DISABLE_TELEMETRY"] = "1",
+            ["DISABLE_ERROR_REPORTING"] = "1",
+            ["CLAUDE_CODE_MAX_RETRIES"] = settings.MaxRetries.ToString(CultureInfo.InvariantCulture),
+        };
+        foreach (var (name, value) in settings.Environment)
+        {
+            variables[name] = value;
+        }
+
+        Variables = variables;
+        ConfigDirectory = Path.GetFullPath(
+            Variable(variables, "CLAUDE_CONFIG_DIR")
+            ?? Path.Combine(Variable(variables, "HOME") ?? Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".claude"));
+    }
+
+    /// <summary>The variables set for every CLI process, on top of the gateway's own environment.</summary>
+    public IReadOnlyDictionary<string, string?> Variables { get; }
+
+    /// <summary>The CLI's config folder: its login, and under <c>projects/</c> the sessions of each working directory.</summary>
+    public string ConfigDirectory { get; }
+
+    /// <summary>
+    /// The folder where the CLI keeps what it stores for <paramref name="workingDirectory"/>: a <c>memory</c> folder
+    /// even for a turn that stores no session, and each session's <c>&lt;id&gt;.jsonl</c>. Null if it has none.
+    /// </summary>
+    public string? ProjectFolderOf(string workingDirectory)
+    {
+        var projects = Path.Combine(ConfigDirectory, "projects");
+        var name = string.Create(workingDirectory.Length, workingDirectory, static (chars, path) =>
+        {
+            for (var i = 0; i < path.Length; i++)
+            {
+                chars[i] = char.IsAsciiLetterOrDigit(path[i]) ? path[i] : '-';
+            }
+        });
+        if (name.Length <= MaxProjectFolderName)
+        {
+            var folder = Path.Combine(projects, name);
+            return Directory.Exists(folder) ? folder : null;
+        }
+
+        // Longer names are cut and given a hash suffix by the CLI; the cut prefix still names one working directory here.
+        return Directory.Exists(projects) ? Directory.EnumerateDirectories(projects, name[..MaxProjectFolderName] + "*").FirstOrDefault() : null;
+    }
+
+    /// <summary>Removes what the CLI stored for <paramref name="workingDirectory"/> and, if given, for one session.</summary>
+    public void DeleteStateOf(string workingDirectory, Guid? sessionId = null)
+    {
+        if (ProjectFolderOf(workingDirectory) is { } project)
+        {
+            TemporaryPaths.TryDelete(project);
+        }
+
+        if (sessionId is { } id)
+        {
+            TemporaryPaths.TryDelete(Path.Combine(ConfigDirectory, "session-env", id.ToString()));
+        }
+    }
+
+    /// <summary>A variable as the CLI sees it: set by the gateway's configuration, else inherited; empty counts as unset.</summary>
+    private static string? Variable(Dictionary<string, string?> variables, string name)
+    {
+        var value = variables.TryGetValue(name, out var configured) ? configured : Environment.GetEnvironmentVariable(name);
+        return string.IsNullOrEmpty(value) ? null : value;
+    }
+}

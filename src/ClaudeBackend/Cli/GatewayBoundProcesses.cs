@@ -1,0 +1,103 @@
+using System.Collections.Concurrent;
+
+namespace ClaudeProxy.ClaudeBackend.Cli;
+
+/// <summary>
+/// Ties the CLI processes to the gateway's life, so that not even <c>kill -9</c> of the gateway leaves one running:
+/// each is started through util-linux's <c>setpriv --pdeathsig KILL</c>, which has the kernel kill it when its parent
+/// goes. Where <c>setpriv</c> is missing (not Linux, a trimmed image) processes start as they are, and the
+/// <see cref="ClaudeCliLedger"/> ends leftovers at the next start instead.
+/// </summary>
+/// <remarks>
+/// Linux sends the parent-death signal when the <em>thread</em> that forked the child ends, not the process. The thread
+/// pool retires threads that idle for 20 s, so a child forked on a pool thread would be killed at random, kept
+/// conversations first. Every fork therefore happens on one dedicated thread that lives as long as the process.
+/// </remarks>
+internal static class GatewayBoundProcesses
+{
+    private static readonly string? SetPriv = OperatingSystem.IsLinux() ? ExecutablePath.Find("setpriv") : null;
+    private static readonly Lazy<BlockingCollection<Action>> Starts = new(StartForkThread);
+
+    /// <summary>Whether processes die with the gateway (<c>setpriv</c> was found).</summary>
+    public static bool IsAvailable => SetPriv is not null;
+
+    /// <summary>
+    /// The executable and arguments that run <paramref name="executable"/> bound to the gateway. A CLI that cannot be
+    /// found is left as it is, so that starting it fails as it would have (the client hears "CLI unavailable").
+    /// </summary>
+    public static (string Executable, IReadOnlyList<string> Arguments) Bind(string executable, IReadOnlyList<string> arguments) =>
+        SetPriv is not null && ExecutablePath.Find(executable) is { } resolved
+            ? (SetPriv, ["--pdeathsig", "KILL", "--", resolved, .. arguments])
+            : (executable, arguments);
+
+    /// <summary>Runs <paramref name="start"/> (which forks) on the thread that never ends, and returns what it returns.</summary>
+    public static T Start<T>(Func<T> start)
+    {
+        if (SetPriv is null)
+        {
+            return start();
+        }
+
+        var started = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Starts.Value.Add(() =>
+        {
+            try
+            {
+                started.SetResult(start());
+            }
+            catch (Exception exception)
+            {
+                started.SetException(exception);
+            }
+        });
+
+        // A fork and exec take milliseconds, and the fork thread never waits on anything of the caller's.
+        return started.Task.GetAwaiter().GetResult();
+    }
+
+    private static BlockingCollection<Action> StartForkThread()
+    {
+        var starts = new BlockingCollection<Action>();
+        var thread = new Thread(() =>
+        {
+            foreach (var start in starts.GetConsumingEnumerable())
+            {
+                start();
+            }
+        })
+        {
+            IsBackground = true,
+            Name = "claude-cli-fork",
+        };
+        thread.Start();
+        return starts;
+    }
+}
+
+/// <summary>Where <c>exec</c> would find an executable.</summary>
+internal static class ExecutablePath
+{
+    /// <summary>A path with a <c>/</c> as it is, a bare name by the first match on <c>PATH</c>; null if none is executable.</summary>
+    public static string? Find(string name)
+    {
+        if (name.Contains('/', StringComparison.Ordinal))
+        {
+            return IsExecutable(name) ? Path.GetFullPath(name) : null;
+        }
+
+        foreach (var directory in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var candidate = Path.Combine(directory, name);
+            if (IsExecutable(candidate))
+            {
+                return candidate;
+            }
+        }
+
+        return null;
+    }
+
+    private static bool IsExecutable(string path) =>
+        File.Exists(path) && !OperatingSystem.IsWindows()
+        && (File.GetUnixFileMode(path) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) != 0;
+}
