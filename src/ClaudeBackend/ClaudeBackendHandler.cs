@@ -22,6 +22,7 @@ public sealed partial class ClaudeBackendHandler(
     ClaudeModelCatalog catalog,
     ConversationStore conversations,
     ClaudeCliProbe health,
+    ClaudeCliEnvironment cli,
     ClaudeCliMetrics metrics,
     TimeProvider timeProvider,
     IOptions<ClaudeBackendOptions> options,
@@ -194,7 +195,7 @@ public sealed partial class ClaudeBackendHandler(
         ClaudeTurnRequest request, string? conversationKey, ClaudeModelOptions model, IDisposable processLease, CancellationToken cancellationToken)
     {
         var settings = options.Value;
-        List<string> ownedPaths = [];
+        var files = new TurnFiles(cli);
         IDisposable? lease = null;
         try
         {
@@ -212,29 +213,24 @@ public sealed partial class ClaudeBackendHandler(
             }
             else
             {
-                workingDirectory = Directory.CreateTempSubdirectory("claudeproxy-turn-").FullName;
-                ownedPaths.Add(workingDirectory);
+                workingDirectory = files.CreateWorkingDirectory();
             }
 
-            string? systemPromptFile = null;
-            if ((request.SystemPrompt ?? settings.DefaultSystemPrompt) is { Length: > 0 } systemPrompt)
-            {
-                // A file, not argv: prompts stay out of the process list.
-                systemPromptFile = Path.Combine(Path.GetTempPath(), $"claudeproxy-system-{Guid.NewGuid():N}.txt");
-                await File.WriteAllTextAsync(systemPromptFile, systemPrompt, cancellationToken);
-                ownedPaths.Add(systemPromptFile);
-            }
+            var systemPromptFile = (request.SystemPrompt ?? settings.DefaultSystemPrompt) is { Length: > 0 } systemPrompt
+                ? await files.WriteSystemPromptAsync(systemPrompt, cancellationToken)
+                : null;
 
             // A resumed session already holds the history; only the new turn is sent.
             var inputLine = TurnPrompt.ToInputLine(request.Messages, includeHistory: mode != ClaudeSessionMode.Resume);
             var invocation = new ClaudeCliInvocation(model.CliModel, inputLine, workingDirectory, mode, sessionId, systemPromptFile, request.AllowedTools);
             var run = await launcher.StartAsync(invocation, cancellationToken);
             var session = sessionId is { } id ? run.Session ?? new ClaudeCliSession(id, workingDirectory) : null;
-            return new ClaudeTurn(run, conversations, conversationKey, session, processLease, lease, ownedPaths, settings.IdleTimeout, health);
+            return new ClaudeTurn(run, conversations, conversationKey, session, processLease, lease, files, settings.IdleTimeout, health);
         }
         catch
         {
             lease?.Dispose();
+            files.Delete();
             throw;
         }
     }

@@ -67,6 +67,21 @@ public sealed class ClaudeBackendOptions
     [Range(1, 1_000_000)]
     public int MaxProcessMemoryMB { get; set; } = 1024;
 
+    /// <summary>
+    /// A kept conversation (one with an <c>id</c>) unused this long is removed: its mapping, its working directory and
+    /// the session files the CLI keeps for it. Its next turn then starts a new session from the history the client sends.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:01:00", "3650.00:00:00")]
+    public TimeSpan ConversationIdleLimit { get; set; } = TimeSpan.FromDays(30);
+
+    /// <summary>The most kept conversations held; beyond it the ones unused the longest are removed as above.</summary>
+    [Range(1, 10_000_000)]
+    public int MaxConversations { get; set; } = 10_000;
+
+    /// <summary>How often the two limits above are applied (also once at start).</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
+    public TimeSpan RetentionInterval { get; set; } = TimeSpan.FromHours(1);
+
     /// <summary>The system prompt when a request has none; empty keeps the CLI's own (a coding-agent prompt).</summary>
     public string? DefaultSystemPrompt { get; set; }
 

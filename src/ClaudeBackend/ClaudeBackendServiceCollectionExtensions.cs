@@ -34,7 +34,8 @@ public static class ClaudeBackendServiceCollectionExtensions
         services.TryAddSingleton<ClaudeModelCatalog>();
         services.TryAddSingleton<ConversationStore>();
         services.TryAddSingleton<ClaudeBackendHandler>();
-        services.AddHostedService<ClaudeCliShutdown>();
+        services.TryAddSingleton<ConversationRetention>();
+        services.AddHostedService<ClaudeBackendLifetime>();
         return services;
     }
 }

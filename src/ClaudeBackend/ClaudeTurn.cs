@@ -7,8 +7,8 @@ using ClaudeProxy.ClaudeBackend.StreamJson;
 namespace ClaudeProxy.ClaudeBackend;
 
 /// <summary>
-/// One turn: the CLI run and everything it holds (the conversation's turn lock, a throw-away working directory,
-/// the system prompt file). Disposing it ends the process if it still runs and frees the rest.
+/// One turn: the CLI run and everything it holds (the conversation's turn lock, its throw-away files). Disposing it
+/// ends the process if it still runs and frees the rest.
 /// </summary>
 internal sealed class ClaudeTurn : IAsyncDisposable
 {
@@ -21,7 +21,7 @@ internal sealed class ClaudeTurn : IAsyncDisposable
     private readonly ClaudeCliSession? _session;
     private readonly IDisposable? _turnLease;
     private readonly IDisposable _processLease;
-    private readonly List<string> _ownedPaths;
+    private readonly TurnFiles _files;
     private readonly TimeSpan _idleTimeout;
     private readonly ClaudeCliProbe _health;
     private readonly ClaudeStreamDecoder _decoder = new();
@@ -38,7 +38,7 @@ internal sealed class ClaudeTurn : IAsyncDisposable
         ClaudeCliSession? session,
         IDisposable processLease,
         IDisposable? turnLease,
-        List<string> ownedPaths,
+        TurnFiles files,
         TimeSpan idleTimeout,
         ClaudeCliProbe health)
     {
@@ -48,7 +48,7 @@ internal sealed class ClaudeTurn : IAsyncDisposable
         _session = session;
         _processLease = processLease;
         _turnLease = turnLease;
-        _ownedPaths = ownedPaths;
+        _files = files;
         _idleTimeout = idleTimeout;
         _health = health;
     }
@@ -233,10 +233,7 @@ internal sealed class ClaudeTurn : IAsyncDisposable
             }
 
             _turnLease?.Dispose();
-            foreach (var path in _ownedPaths)
-            {
-                TemporaryPaths.TryDelete(path);
-            }
+            _files.Delete();
         }
     }
 }

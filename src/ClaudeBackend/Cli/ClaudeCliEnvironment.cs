@@ -10,7 +10,7 @@ namespace ClaudeProxy.ClaudeBackend.Cli;
 /// </summary>
 public sealed class ClaudeCliEnvironment
 {
-    /// <summary>The CLI names a working directory's project folder after its path, every character but [A-Za-z0-9] a '-'.</summary>
+    /// <summary>The longest project folder name the CLI uses as it is; longer ones it cuts and gives a hash suffix.</summary>
     private const int MaxProjectFolderName = 200;
 
     public ClaudeCliEnvironment(IOptions<ClaudeBackendOptions> options)
@@ -49,22 +49,35 @@ public sealed class ClaudeCliEnvironment
     public string? ProjectFolderOf(string workingDirectory)
     {
         var projects = Path.Combine(ConfigDirectory, "projects");
-        var name = string.Create(workingDirectory.Length, workingDirectory, static (chars, path) =>
-        {
-            for (var i = 0; i < path.Length; i++)
-            {
-                chars[i] = char.IsAsciiLetterOrDigit(path[i]) ? path[i] : '-';
-            }
-        });
-        if (name.Length <= MaxProjectFolderName)
+        var name = ProjectFolderKeyOf(workingDirectory);
+        if (name.Length < MaxProjectFolderName)
         {
             var folder = Path.Combine(projects, name);
             return Directory.Exists(folder) ? folder : null;
         }
 
-        // Longer names are cut and given a hash suffix by the CLI; the cut prefix still names one working directory here.
-        return Directory.Exists(projects) ? Directory.EnumerateDirectories(projects, name[..MaxProjectFolderName] + "*").FirstOrDefault() : null;
+        return Directory.Exists(projects) ? Directory.EnumerateDirectories(projects, name + "*").FirstOrDefault() : null;
     }
+
+    /// <summary>
+    /// The name of a working directory's project folder: its path with every character but [A-Za-z0-9] a '-'. The CLI
+    /// cuts longer names and adds a hash; for those this is the cut part, which is all that can be matched.
+    /// </summary>
+    public static string ProjectFolderKeyOf(string workingDirectory)
+    {
+        var length = Math.Min(workingDirectory.Length, MaxProjectFolderName);
+        return string.Create(length, workingDirectory, static (chars, path) =>
+        {
+            for (var i = 0; i < chars.Length; i++)
+            {
+                chars[i] = char.IsAsciiLetterOrDigit(path[i]) ? path[i] : '-';
+            }
+        });
+    }
+
+    /// <summary>The part of a project folder's name that <see cref="ProjectFolderKeyOf"/> gives.</summary>
+    public static string KeyOfProjectFolder(string folderName) =>
+        folderName.Length > MaxProjectFolderName ? folderName[..MaxProjectFolderName] : folderName;
 
     /// <summary>Removes what the CLI stored for <paramref name="workingDirectory"/> and, if given, for one session.</summary>
     public void DeleteStateOf(string workingDirectory, Guid? sessionId = null)

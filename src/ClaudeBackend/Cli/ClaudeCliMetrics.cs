@@ -30,7 +30,7 @@ public sealed class ClaudeCliMetrics
         _turns = meter.CreateCounter<long>("claudeproxy.cli.turns", "{turn}", "Turns by where their process came from: warm (a waiting spare), kept (the conversation's own process, still up) or cold (spawned for the turn).");
         _spares = meter.CreateUpDownCounter<long>("claudeproxy.cli.spares", "{process}", "Warm CLI processes waiting for a turn now.");
         _kept = meter.CreateUpDownCounter<long>("claudeproxy.cli.kept", "{process}", "CLI processes kept up for their conversation's next turn now.");
-        _recycled = meter.CreateCounter<long>("claudeproxy.cli.recycled", "{process}", "Kept CLI processes ended, by reason: idle, turns, memory, evicted, changed, unclean, stopping.");
+        _recycled = meter.CreateCounter<long>("claudeproxy.cli.recycled", "{process}", "Kept CLI processes ended, by reason: idle, turns, memory, evicted, changed, unclean, retention, stopping.");
         _queueWait = meter.CreateHistogram("claudeproxy.requests.queue.duration", "s", "How long a turn waited for a free CLI process.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60] });
     }

@@ -25,6 +25,7 @@ namespace ClaudeProxy.ClaudeBackend.Cli;
 /// </summary>
 internal sealed partial class ClaudeProcessPool(
     CliWrapClaudeLauncher cold,
+    ClaudeCliEnvironment cli,
     ClaudeModelCatalog catalog,
     ConversationStore conversations,
     ClaudeCliMetrics metrics,
@@ -237,6 +238,32 @@ internal sealed partial class ClaudeProcessPool(
             TaskScheduler.Default);
     }
 
+    public async Task EndSessionAsync(Guid sessionId)
+    {
+        KeptProcess? kept;
+        lock (_gate)
+        {
+            _kept.Remove(sessionId, out kept);
+        }
+
+        if (kept is not null)
+        {
+            Release(kept);
+            Close(sessionId, kept.Process, "retention");
+        }
+
+        Task? closing;
+        lock (_gate)
+        {
+            closing = _closing.GetValueOrDefault(sessionId);
+        }
+
+        if (closing is not null)
+        {
+            await closing;
+        }
+    }
+
     /// <summary>Spares run with no tools, so a turn with a tool allowlist needs a process started with it.</summary>
     private static bool FitsASpare(ClaudeCliInvocation invocation) => invocation.Tools is null or { Count: 0 };
 
@@ -328,7 +355,7 @@ internal sealed partial class ClaudeProcessPool(
 
     private void OnSpareEnded(Spare spare, ClaudeCliExit exit)
     {
-        spare.Cleanup();
+        spare.Cleanup(cli);
         if (spare.Claimed || _stopping)
         {
             return;
@@ -384,7 +411,7 @@ internal sealed partial class ClaudeProcessPool(
 
         public static Spare ForNewChat(CliWrapClaudeLauncher cold, string cliModel)
         {
-            var workingDirectory = Directory.CreateTempSubdirectory("claudeproxy-warm-").FullName;
+            var workingDirectory = TemporaryPaths.CreateFolder("warm");
             var input = Channel.CreateUnbounded<string>();
             var invocation = new ClaudeCliInvocation(cliModel, InputLine: "", workingDirectory, ClaudeSessionMode.Ephemeral, SessionId: null, SystemPromptFile: null);
             // Stdin closes once the turn's result is out, not right after the prompt: a loaded CLI that gets initialize,
@@ -414,11 +441,12 @@ internal sealed partial class ClaudeProcessPool(
             return _resident;
         }
 
-        /// <summary>Removes the spare's directory, unless a conversation took it (its session lives there).</summary>
-        public void Cleanup()
+        /// <summary>Removes the spare's directory and what the CLI stored for it, unless a conversation took it (its session lives there).</summary>
+        public void Cleanup(ClaudeCliEnvironment cli)
         {
             if (_resident is null || !Claimed)
             {
+                cli.DeleteStateOf(_workingDirectory);
                 TemporaryPaths.TryDelete(_workingDirectory);
             }
         }

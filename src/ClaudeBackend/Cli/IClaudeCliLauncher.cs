@@ -12,6 +12,12 @@ public interface IClaudeCliLauncher
 
     /// <summary>Ends every process it started that still runs (the gateway is shutting down).</summary>
     Task StopAllAsync();
+
+    /// <summary>
+    /// Ends the process kept up for <paramref name="sessionId"/> between turns, if there is one, and completes once it has
+    /// exited (with its session written out). For a session no turn is using: the caller holds its conversation's lock.
+    /// </summary>
+    Task EndSessionAsync(Guid sessionId) => Task.CompletedTask;
 }
 
 /// <summary>

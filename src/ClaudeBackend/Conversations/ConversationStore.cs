@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -15,21 +14,26 @@ public sealed class ConversationStore
 {
     private const string FileName = "conversations.json";
     private readonly string _file;
-    private readonly string _workRoot;
     private readonly TimeProvider _timeProvider;
     private readonly SemaphoreSlim _fileLock = new(1, 1);
-    private readonly ConcurrentDictionary<string, SemaphoreSlim> _turnLocks = new(StringComparer.Ordinal);
+
+    // One lock per conversation with a turn running or waiting, dropped when the last one leaves: bounded by activity.
+    private readonly Lock _turnLocksGate = new();
+    private readonly Dictionary<string, TurnLock> _turnLocks = new(StringComparer.Ordinal);
     private Dictionary<string, ConversationRecord>? _records;
 
     public ConversationStore(IOptions<ClaudeBackendOptions> options, TimeProvider timeProvider)
     {
         DataDirectory = options.Value.DataDirectory!;
         _file = Path.Combine(DataDirectory, FileName);
-        _workRoot = Path.Combine(DataDirectory, "conversations");
+        WorkRoot = Path.Combine(DataDirectory, "conversations");
         _timeProvider = timeProvider;
     }
 
     public string DataDirectory { get; }
+
+    /// <summary>The folder that holds every conversation's working directory.</summary>
+    public string WorkRoot { get; }
 
     /// <summary>
     /// The store's key for a client's conversation id, scoped by owner so one caller can never name another's. The
@@ -38,27 +42,87 @@ public sealed class ConversationStore
     public static string KeyOf(string? owner, string conversationId) =>
         owner is null ? $"-:{conversationId}" : $"{owner.Length}:{owner}/{conversationId}";
 
-    /// <summary>The conversation's own working directory. The id is hashed, so no id can name a path.</summary>
+    /// <summary>
+    /// The conversation's own working directory (made when a process first starts there). The id is hashed, so no id
+    /// can name a path.
+    /// </summary>
     public string WorkingDirectoryOf(string conversationId)
     {
         var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(conversationId)));
-        var directory = Path.Combine(_workRoot, hash[..32]);
-        Directory.CreateDirectory(directory);
-        return directory;
+        return Path.Combine(WorkRoot, hash[..32]);
     }
 
     /// <summary>Waits until no other turn of the same conversation runs: one session, one CLI process at a time.</summary>
     public async Task<IDisposable> EnterTurnAsync(string conversationId, CancellationToken cancellationToken)
     {
-        var turnLock = _turnLocks.GetOrAdd(conversationId, static _ => new SemaphoreSlim(1, 1));
-        await turnLock.WaitAsync(cancellationToken);
-        return new TurnLease(turnLock);
+        var turnLock = Join(conversationId);
+        try
+        {
+            await turnLock.Semaphore.WaitAsync(cancellationToken);
+        }
+        catch
+        {
+            Leave(conversationId, turnLock);
+            throw;
+        }
+
+        return new TurnLease(this, conversationId, turnLock);
+    }
+
+    /// <summary>The conversation's turn lock if no turn of it runs or waits now; null otherwise.</summary>
+    public IDisposable? TryEnterTurn(string conversationId)
+    {
+        var turnLock = Join(conversationId);
+        if (turnLock.Semaphore.Wait(0))
+        {
+            return new TurnLease(this, conversationId, turnLock);
+        }
+
+        Leave(conversationId, turnLock);
+        return null;
+    }
+
+    private TurnLock Join(string conversationId)
+    {
+        lock (_turnLocksGate)
+        {
+            if (!_turnLocks.TryGetValue(conversationId, out var turnLock))
+            {
+                _turnLocks[conversationId] = turnLock = new TurnLock();
+            }
+
+            turnLock.Users++;
+            return turnLock;
+        }
+    }
+
+    private void Leave(string conversationId, TurnLock turnLock)
+    {
+        lock (_turnLocksGate)
+        {
+            if (--turnLock.Users == 0)
+            {
+                _turnLocks.Remove(conversationId);
+            }
+        }
+    }
+
+    /// <summary>How many conversations have a turn lock now (running or waiting turns).</summary>
+    internal int ActiveTurnLocks
+    {
+        get
+        {
+            lock (_turnLocksGate)
+            {
+                return _turnLocks.Count;
+            }
+        }
     }
 
     /// <summary>A fresh, empty working directory for a conversation not known yet (a warm process starts in it).</summary>
     public string CreateWorkingDirectory()
     {
-        var directory = Path.Combine(_workRoot, "new-" + Guid.NewGuid().ToString("N"));
+        var directory = Path.Combine(WorkRoot, "new-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(directory);
         return directory;
     }
@@ -84,6 +148,35 @@ public sealed class ConversationStore
 
     public Task ForgetAsync(string conversationId, CancellationToken cancellationToken) =>
         UpdateAsync(records => records.Remove(conversationId), cancellationToken);
+
+    /// <summary>Forgets several conversations in one write.</summary>
+    public Task ForgetAsync(IReadOnlyCollection<string> conversationIds, CancellationToken cancellationToken) =>
+        UpdateAsync(
+            records =>
+            {
+                foreach (var id in conversationIds)
+                {
+                    records.Remove(id);
+                }
+            },
+            cancellationToken);
+
+    /// <summary>Every conversation the store knows, with its session, working directory and when it was last used.</summary>
+    public async Task<IReadOnlyList<StoredConversation>> ListAsync(CancellationToken cancellationToken)
+    {
+        await _fileLock.WaitAsync(cancellationToken);
+        try
+        {
+            return [.. (await LoadAsync(cancellationToken)).Select(entry => new StoredConversation(
+                entry.Key,
+                new ClaudeCliSession(entry.Value.SessionId, entry.Value.WorkingDirectory ?? WorkingDirectoryOf(entry.Key)),
+                entry.Value.UpdatedAt))];
+        }
+        finally
+        {
+            _fileLock.Release();
+        }
+    }
 
     private async Task UpdateAsync(Action<Dictionary<string, ConversationRecord>> change, CancellationToken cancellationToken)
     {
@@ -141,7 +234,15 @@ public sealed class ConversationStore
         File.Move(temporary, _file, overwrite: true);
     }
 
-    private sealed class TurnLease(SemaphoreSlim turnLock) : IDisposable
+    private sealed class TurnLock
+    {
+        public SemaphoreSlim Semaphore { get; } = new(1, 1);
+
+        /// <summary>Turns holding or waiting for the lock; guarded by the store's gate.</summary>
+        public int Users { get; set; }
+    }
+
+    private sealed class TurnLease(ConversationStore store, string conversationId, TurnLock turnLock) : IDisposable
     {
         private int _disposed;
 
@@ -149,11 +250,17 @@ public sealed class ConversationStore
         {
             if (Interlocked.Exchange(ref _disposed, 1) == 0)
             {
-                turnLock.Release();
+                turnLock.Semaphore.Release();
+                store.Leave(conversationId, turnLock);
             }
         }
     }
 }
+
+/// <summary>A conversation as the store holds it.</summary>
+/// <param name="Key">The store's key (<see cref="ConversationStore.KeyOf"/>).</param>
+/// <param name="LastUsed">When a turn of it last succeeded.</param>
+public sealed record StoredConversation(string Key, ClaudeCliSession Session, DateTimeOffset LastUsed);
 
 internal sealed record ConversationFile(Dictionary<string, ConversationRecord> Conversations);
 

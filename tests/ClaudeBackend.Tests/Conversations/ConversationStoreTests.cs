@@ -62,6 +62,36 @@ public sealed class ConversationStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task Turn_locks_are_dropped_once_no_turn_holds_or_waits_for_them()
+    {
+        var store = NewStore();
+        using var cancelled = new CancellationTokenSource();
+        var first = await store.EnterTurnAsync("chat-1", TestContext.Current.CancellationToken);
+        var waiting = store.EnterTurnAsync("chat-1", cancelled.Token);
+        Assert.Null(store.TryEnterTurn("chat-1"));
+
+        await cancelled.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting);
+        first.Dispose();
+        for (var i = 0; i < 100; i++)
+        {
+            (await store.EnterTurnAsync($"chat-{i}", TestContext.Current.CancellationToken)).Dispose();
+        }
+
+        Assert.Equal(0, store.ActiveTurnLocks);
+        using var again = store.TryEnterTurn("chat-1");
+        Assert.NotNull(again);
+    }
+
+    [Fact]
+    public void A_conversations_folder_is_not_made_before_a_process_starts_there()
+    {
+        var directory = NewStore().WorkingDirectoryOf("chat-1");
+
+        Assert.False(Directory.Exists(directory));
+    }
+
+    [Fact]
     public async Task A_write_cut_short_by_a_kill_leaves_the_last_mapping_whole()
     {
         var session = Guid.NewGuid();
