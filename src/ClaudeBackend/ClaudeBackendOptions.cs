@@ -63,6 +63,10 @@ public sealed class ClaudeBackendOptions
     [Range(1, 100_000)]
     public int MaxTurnsPerProcess { get; set; } = 100;
 
+    /// <summary>How far back the pool looks for bursts of new chats when it decides how many spares to keep (<see cref="ClaudeModelOptions.MaxWarmSpares"/>).</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
+    public TimeSpan SpareDemandWindow { get; set; } = TimeSpan.FromMinutes(5);
+
     /// <summary>The resident memory (MB) above which a process is ended after its turn rather than kept.</summary>
     [Range(1, 1_000_000)]
     public int MaxProcessMemoryMB { get; set; } = 1024;
@@ -113,6 +117,14 @@ public sealed class ClaudeModelOptions
     /// </summary>
     [Range(0, 64)]
     public int WarmSpares { get; set; }
+
+    /// <summary>
+    /// How many new-chat spares recent demand may raise <see cref="WarmSpares"/> to: when new chats of this model come in
+    /// bursts (a chat, then its title and tags requests), the pool keeps as many spares as the largest burst of the last
+    /// <see cref="ClaudeBackendOptions.SpareDemandWindow"/> used, up to this.
+    /// </summary>
+    [Range(0, 64)]
+    public int MaxWarmSpares { get; set; } = 2;
 
     /// <summary>
     /// How many processes of this model to keep waiting for new conversations with an <c>id</c>. Each has a session and

@@ -43,6 +43,8 @@ internal sealed partial class ClaudeProcessPool(
     private readonly Lock _gate = new();
     private readonly Dictionary<Guid, KeptProcess> _kept = [];
     private readonly Dictionary<Guid, Task> _closing = [];
+    private readonly SpareDemand _demand = new(timeProvider, options.Value.SpareDemandWindow);
+    private ITimer? _demandCheck;
     private volatile bool _stopping;
     private int _lostSpares;
 
@@ -53,11 +55,18 @@ internal sealed partial class ClaudeProcessPool(
             return await StartKeptAsync(sessionId, invocation, cancellationToken);
         }
 
-        if (FitsASpare(invocation) && TryTake(Spare.KeyOf(invocation.CliModel, forConversation: false), out var spare))
+        if (FitsASpare(invocation))
         {
-            var process = spare.ClaimForChat(await SystemPromptOfAsync(invocation, cancellationToken), invocation.InputLine);
-            OnSpareTaken();
-            return process;
+            _demand.Record(invocation.CliModel);
+            if (TryTake(Spare.KeyOf(invocation.CliModel, forConversation: false), out var spare))
+            {
+                var process = spare.ClaimForChat(await SystemPromptOfAsync(invocation, cancellationToken), invocation.InputLine);
+                OnSpareTaken();
+                return process;
+            }
+
+            // None was left: the refill starts as many as the demand now calls for.
+            _ = RefillAsync();
         }
 
         metrics.TurnStarted("cold");
@@ -270,19 +279,37 @@ internal sealed partial class ClaudeProcessPool(
     private static async Task<string?> SystemPromptOfAsync(ClaudeCliInvocation invocation, CancellationToken cancellationToken) =>
         invocation.SystemPromptFile is { } file ? await File.ReadAllTextAsync(file, cancellationToken) : null;
 
-    /// <summary>Starts the spares the configuration asks for, replacing any that ended while they waited.</summary>
+    /// <summary>
+    /// Starts the spares the configuration and recent demand ask for, replacing any that ended while they waited, and
+    /// ends new-chat spares beyond what recent demand still calls for.
+    /// </summary>
     public async Task RefillAsync()
     {
         // One refill at a time, each counting afresh: a spare taken during a refill is made up by the next one.
         await _refill.WaitAsync();
         try
         {
+            if (_stopping)
+            {
+                return;
+            }
+
+            // Demand fades: look again now and then, so spares a past burst called for do not wait forever.
+            var period = TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(30).Ticks, _demand.Window.Ticks / 4));
+            _demandCheck ??= timeProvider.CreateTimer(_ => _ = RefillAsync(), null, period, period);
             foreach (var model in catalog.Models)
             {
-                foreach (var (forConversation, wanted) in (ReadOnlySpan<(bool, int)>)[(false, model.WarmSpares), (true, model.WarmConversationSpares)])
+                var forChats = Math.Max(model.WarmSpares, Math.Min(_demand.Peak(model.CliModel), model.MaxWarmSpares));
+                foreach (var (forConversation, wanted) in (ReadOnlySpan<(bool, int)>)[(false, forChats), (true, model.WarmConversationSpares)])
                 {
                     var spares = _spares.GetOrAdd(Spare.KeyOf(model.CliModel, forConversation), static _ => new ConcurrentQueue<Spare>());
                     var missing = wanted - spares.Count(s => !s.Exited.IsCompleted);
+                    for (var surplus = -missing; surplus > 0 && spares.TryDequeue(out var spare); surplus--)
+                    {
+                        metrics.SpareReady(-1);
+                        spare.Retire();
+                    }
+
                     for (var i = 0; i < missing && !_stopping; i++)
                     {
                         var spare = forConversation
@@ -309,6 +336,7 @@ internal sealed partial class ClaudeProcessPool(
     public async Task StopAllAsync()
     {
         _stopping = true;
+        _demandCheck?.Dispose();
         List<(Guid, KeptProcess)> kept;
         lock (_gate)
         {
@@ -356,7 +384,7 @@ internal sealed partial class ClaudeProcessPool(
     private void OnSpareEnded(Spare spare, ClaudeCliExit exit)
     {
         spare.Cleanup(cli);
-        if (spare.Claimed || _stopping)
+        if (spare.Claimed || spare.Retired || _stopping)
         {
             return;
         }
@@ -407,6 +435,9 @@ internal sealed partial class ClaudeProcessPool(
 
         public bool Claimed { get; private set; }
 
+        /// <summary>Whether the pool ended it because demand no longer calls for it.</summary>
+        public bool Retired { get; private set; }
+
         public static string KeyOf(string cliModel, bool forConversation) => (forConversation ? "conversation:" : "chat:") + cliModel;
 
         public static Spare ForNewChat(CliWrapClaudeLauncher cold, string cliModel)
@@ -439,6 +470,13 @@ internal sealed partial class ClaudeProcessPool(
             Claimed = true;
             _resident!.Claim(fingerprint, systemPrompt);
             return _resident;
+        }
+
+        /// <summary>Ends a spare no turn has claimed.</summary>
+        public void Retire()
+        {
+            Retired = true;
+            _ = _resident is not null ? _resident.KillAsync().AsTask() : _process!.DisposeAsync().AsTask();
         }
 
         /// <summary>Removes the spare's directory and what the CLI stored for it, unless a conversation took it (its session lives there).</summary>

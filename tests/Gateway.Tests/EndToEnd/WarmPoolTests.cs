@@ -288,6 +288,51 @@ public sealed class WarmPoolTests
     }
 
     [Fact]
+    public async Task After_a_burst_of_new_chats_the_pool_keeps_as_many_spares_until_the_demand_fades()
+    {
+        await using var api = await FakeAnthropicServer.StartAsync("--reply", "history");
+        await using var app = GatewayApp.WithRealCli(api, configure: s =>
+        {
+            s["ClaudeBackend:Models:0:WarmSpares"] = "1";
+            s["ClaudeBackend:Models:0:MaxWarmSpares"] = "3";
+            s["ClaudeBackend:SpareDemandWindow"] = "00:00:08";
+        });
+        var client = app.CreateClient();
+        using var turns = Collect(app, "claudeproxy.cli.turns");
+        const string chat = """{"model":"claude-sonnet:latest","stream":false,"messages":[{"role":"user","content":"hi"}]}""";
+        await WaitForSparesAsync(client, 1);
+
+        // A chat and, at once, its title request: one spare was waiting, so the second starts cold (or on a spare still loading).
+        await Task.WhenAll(ChatAsync(client, chat), ChatAsync(client, chat));
+        // The pool now keeps two, and the next burst finds both warm.
+        await WaitForSparesAsync(client, 2);
+        turns.Clear();
+        await Task.WhenAll(ChatAsync(client, chat), ChatAsync(client, chat));
+        Assert.Equal(["warm", "warm"], turns.GetMeasurementSnapshot().Select(m => m.Tags["start"]));
+
+        // Eight seconds without a burst: back to the one spare the configuration asks for.
+        await WaitForSparesAsync(client, 1, exactly: true);
+    }
+
+    /// <summary>Waits until the pool counts <paramref name="count"/> spares (at least, or exactly), and 1 s more for them to load.</summary>
+    private static async Task WaitForSparesAsync(HttpClient client, int count, bool exactly = false)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        double now;
+        while ((now = SparesNow(await client.GetStringAsync("/metrics", Cancel))) != count && (exactly || now < count) && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(100, Cancel);
+        }
+
+        Assert.True(exactly ? now == count : now >= count, $"{now} spares, expected {(exactly ? "" : "at least ")}{count}");
+        await Task.Delay(TimeSpan.FromSeconds(1), Cancel);
+    }
+
+    private static double SparesNow(string metrics) =>
+        metrics.Split('\n').Where(l => l.StartsWith("claudeproxy_cli_spares", StringComparison.Ordinal))
+            .Sum(l => double.Parse(l.Split(' ')[^1], System.Globalization.CultureInfo.InvariantCulture));
+
+    [Fact]
     public async Task A_missing_cli_does_not_make_the_pool_spin()
     {
         await using var app = GatewayApp.WithFakeCli(configure: s =>

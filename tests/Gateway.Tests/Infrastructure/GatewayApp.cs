@@ -60,9 +60,12 @@ public sealed class GatewayApp : WebApplicationFactory<Program>
     {
         // No Ollama unless a test puts one behind the gateway (a developer's real one must never answer a test).
         ["Gateway:OllamaUrl"] = "none",
-        // No warm spares unless a test asks: they are processes of their own that tests count and wait for.
+        // No warm spares unless a test asks, not even on demand: they are processes of their own that tests count and wait for.
         ["ClaudeBackend:Models:0:WarmSpares"] = "0",
         ["ClaudeBackend:Models:0:WarmConversationSpares"] = "0",
+        ["ClaudeBackend:Models:0:MaxWarmSpares"] = "0",
+        ["ClaudeBackend:Models:1:MaxWarmSpares"] = "0",
+        ["ClaudeBackend:Models:2:MaxWarmSpares"] = "0",
         ["ClaudeBackend:CliPath"] = cliPath,
         ["ClaudeBackend:DataDirectory"] = sameStoreAs?.DataDirectory ?? Directory.CreateTempSubdirectory("gateway-data-").FullName,
         ["ClaudeBackend:Environment:HOME"] = sameStoreAs?.Home ?? Directory.CreateTempSubdirectory("gateway-home-").FullName,
