@@ -5,8 +5,9 @@ COPY . .
 RUN dotnet publish src/Gateway -c Release -o /app
 
 FROM mcr.microsoft.com/dotnet/aspnet:10.0
+# util-linux's setpriv makes the CLI processes die with the gateway (README, "Safe by default").
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends nodejs npm git ca-certificates \
+    && apt-get install -y --no-install-recommends nodejs npm git ca-certificates util-linux \
     && rm -rf /var/lib/apt/lists/* \
     && npm install -g @anthropic-ai/claude-code
 WORKDIR /app

@@ -1,22 +1,30 @@
-// A bounded soak of ClaudeProxy: mixed traffic at a fixed concurrency, with a share of clients that hang up
-// mid-answer, against the fake Anthropic API and the real CLI (--cli real) or the fake CLI (--cli fake).
-// It starts the gateway (Release build) as its own process on 127.0.0.1 and reports: requests answered, outcomes by
-// status and error code, claude processes left once the kept ones have idled out (must be 0), gateway memory before
-// and after.
+// A bounded soak of ClaudeProxy against the fake Anthropic API, with the real CLI (--cli real) or the fake CLI (--cli
+// fake). It starts the gateway (Release build) as its own process on 127.0.0.1, in one of three modes:
 //
-//   dotnet run -c Release --project bench/Soak -- [--requests 2000] [--concurrency 32] [--disconnect 0.1] [--cli fake|real]
+//   mixed (default)   mixed traffic at a fixed concurrency, a share of clients hanging up mid-answer, --rounds times in
+//                     the same gateway after a warm-up of 200 such requests; reports outcomes by status, claude
+//                     processes left once kept ones idled out (must be 0), and the gateway's RSS, GC heap, pool
+//                     threads and compiled methods after the warm-up and after each round.
+//   --conversations N N new kept conversations (an id each), with the gateway's retention set to --max-conversations
+//                     and --retention-interval; reports mappings, working folders and CLI session files left, and the
+//                     disk they use.
+//   --streams N       N streamed answers open at once (the fake CLI answers slowly); reports the gateway's own RSS
+//                     while they are all open (CLI processes are separate processes and not counted).
+//
+//   dotnet run -c Release --project bench/Soak -- [--requests 2000] [--concurrency 32] [--disconnect 0.1] [--rounds 1]
+//       [--cli fake|real] [--spares 0] [--conversations N --max-conversations 500 --retention-interval 00:00:02]
+//       [--streams 64] [--gc workstation|server]
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using ClaudeProxy.TestSupport;
 
 var settings = args.Chunk(2).ToDictionary(pair => pair[0].TrimStart('-'), pair => pair.Length > 1 ? pair[1] : "");
-int Setting(string name, int fallback) => settings.TryGetValue(name, out var value) ? int.Parse(value) : fallback;
-var total = Setting("requests", 2000);
-var concurrency = Setting("concurrency", 32);
-var disconnectShare = settings.TryGetValue("disconnect", out var share) ? double.Parse(share, System.Globalization.CultureInfo.InvariantCulture) : 0.1;
+int Setting(string name, int fallback) => settings.TryGetValue(name, out var value) ? int.Parse(value, CultureInfo.InvariantCulture) : fallback;
 var realCli = settings.GetValueOrDefault("cli", "fake") == "real";
+var mode = settings.ContainsKey("conversations") ? "conversations" : settings.ContainsKey("streams") ? "streams" : "mixed";
 
 var gatewayDll = Path.Combine(RepoPaths.Root, "src", "Gateway", "bin", "Release", "net10.0", "ClaudeProxy.Gateway.dll");
 if (!File.Exists(gatewayDll))
@@ -27,12 +35,18 @@ if (!File.Exists(gatewayDll))
 
 await using var api = await FakeAnthropicServer.StartAsync("--reply", "echo", "--chunk-chars", "16", "--chunk-delay-ms", "20");
 var data = Directory.CreateTempSubdirectory("soak-").FullName;
+var home = Directory.CreateTempSubdirectory("soak-home-").FullName;
 var marker = Guid.NewGuid().ToString("N");
-using var gateway = await GatewayProcess.StartAsync(gatewayDll, new Dictionary<string, string>
+var replay = Path.Combine(RepoPaths.Fixtures, "print_stream_json_partial", "stdout.txt");
+var environment = new Dictionary<string, string>
 {
     ["OLLAMA_URL"] = "none",
     ["ClaudeBackend__Models__0__WarmSpares"] = settings.GetValueOrDefault("spares", "0"),
     ["ClaudeBackend__Models__0__WarmConversationSpares"] = settings.GetValueOrDefault("spares", "0"),
+    // Spares on demand too, so that "processes left" counts leaks only.
+    ["ClaudeBackend__Models__0__MaxWarmSpares"] = settings.GetValueOrDefault("spares", "0"),
+    ["ClaudeBackend__Models__1__MaxWarmSpares"] = settings.GetValueOrDefault("spares", "0"),
+    ["ClaudeBackend__Models__2__MaxWarmSpares"] = settings.GetValueOrDefault("spares", "0"),
     ["CLAUDE_CLI"] = realCli ? RepoPaths.RealClaudeCli : Path.Combine(AppContext.BaseDirectory, "fake-claude"),
     ["ClaudeBackend__DataDirectory"] = data,
     ["ClaudeBackend__MaxQueuedTurns"] = "1000",
@@ -41,55 +55,166 @@ using var gateway = await GatewayProcess.StartAsync(gatewayDll, new Dictionary<s
     ["ClaudeBackend__KeptProcessIdleTimeout"] = "00:00:02",
     ["ClaudeBackend__Environment__ANTHROPIC_BASE_URL"] = api.BaseUrl,
     ["ClaudeBackend__Environment__ANTHROPIC_API_KEY"] = "sk-ant-fake",
-    ["ClaudeBackend__Environment__HOME"] = Directory.CreateTempSubdirectory("soak-home-").FullName,
-    ["ClaudeBackend__Environment__FAKE_CLAUDE_SCRIPT"] = $"replay={Path.Combine(RepoPaths.Fixtures, "print_stream_json_partial", "stdout.txt")};delay-ms=10",
+    ["ClaudeBackend__Environment__HOME"] = home,
+    ["ClaudeBackend__Environment__FAKE_CLAUDE_SCRIPT"] = mode == "streams"
+        ? $"replay={replay};delay-ms=1000"
+        : $"replay={replay};delay-ms=10",
     [$"ClaudeBackend__Environment__{ProcessProbe.MarkerVariable}"] = marker,
-});
-var http = gateway.Client;
+};
+if (settings.TryGetValue("gc", out var gc))
 {
-    // Warm up, so "before" is the memory of a gateway that has served, not of one that has only started.
-    for (var i = 0; i < 5; i++)
+    environment["DOTNET_gcServer"] = gc == "server" ? "1" : "0";
+}
+
+if (mode == "conversations")
+{
+    environment["ClaudeBackend__MaxConversations"] = settings.GetValueOrDefault("max-conversations", "500");
+    environment["ClaudeBackend__RetentionInterval"] = settings.GetValueOrDefault("retention-interval", "00:00:02");
+}
+else if (mode == "streams")
+{
+    environment["ClaudeBackend__MaxConcurrentProcesses"] = settings.GetValueOrDefault("streams", "64");
+}
+
+using var gateway = await GatewayProcess.StartAsync(gatewayDll, environment);
+var http = gateway.Client;
+
+// Warm up with a tenth of a round of the same mix, so that the rounds compare a gateway that has served every kind of
+// request (compiled its code, grown its pools), not one that has only started.
+var warmUp = 0;
+await Task.WhenAll(Enumerable.Range(0, 32).Select(async worker =>
+{
+    var random = new Random(-1 - worker);
+    while (Interlocked.Increment(ref warmUp) <= 200)
     {
-        (await http.PostAsync("/api/chat", new StringContent("""{"model":"claude-haiku:latest","stream":false,"messages":[{"role":"user","content":"warm"}]}"""))).Dispose();
+        await SendOneAsync(http, random, 0.1);
+    }
+}));
+await ProcessProbe.WaitUntilGoneAsync(marker, TimeSpan.FromSeconds(10));
+
+var rssWarm = RssMiB(gateway.Process.Id);
+Console.WriteLine($"gateway RSS after warm-up: {rssWarm:0} MiB; CLI: {(realCli ? "real" : "fake")}");
+return mode switch
+{
+    "conversations" => await ConversationsAsync(),
+    "streams" => await StreamsAsync(),
+    _ => await MixedAsync(),
+};
+
+async Task<int> MixedAsync()
+{
+    var total = Setting("requests", 2000);
+    var concurrency = Setting("concurrency", 32);
+    var disconnectShare = settings.TryGetValue("disconnect", out var share) ? double.Parse(share, CultureInfo.InvariantCulture) : 0.1;
+    var failed = false;
+    for (var round = 1; round <= Setting("rounds", 1); round++)
+    {
+        var outcomes = new ConcurrentDictionary<string, int>();
+        var clock = Stopwatch.StartNew();
+        var next = 0;
+        await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async worker =>
+        {
+            var random = new Random(worker * 1000 + round);
+            while (Interlocked.Increment(ref next) <= total)
+            {
+                var outcome = await SendOneAsync(http, random, disconnectShare);
+                outcomes.AddOrUpdate(outcome, 1, (_, n) => n + 1);
+            }
+        }));
+        var elapsed = clock.Elapsed;
+
+        var left = await ProcessProbe.WaitUntilGoneAsync(marker, TimeSpan.FromSeconds(10));
+        await Task.Delay(2000);
+        var rss = RssMiB(gateway.Process.Id);
+        Console.WriteLine($"round {round}: {total} requests at concurrency {concurrency}, {disconnectShare:P0} disconnects, {elapsed.TotalSeconds:0.0} s ({total / elapsed.TotalSeconds:0.0} req/s)");
+        foreach (var (outcome, count) in outcomes.OrderBy(o => o.Key))
+        {
+            Console.WriteLine($"  {outcome}: {count}");
+        }
+
+        Console.WriteLine($"  claude processes left: {left.Count}");
+        foreach (var pid in left)
+        {
+            Console.WriteLine($"    pid {pid}: {File.ReadAllText($"/proc/{pid}/cmdline").Replace('\0', ' ')}");
+        }
+
+        Console.WriteLine($"  gateway RSS after round {round}: {rss:0} MiB ({rss / rssWarm:0.00} of the warm-up's), GC heap after its last collection: {await RuntimeMetricAsync("dotnet_gc_last_collection_heap_size_bytes") / (1024 * 1024):0.0} MiB, {await RuntimeMetricAsync("dotnet_thread_pool_thread_count_total"):0} pool threads, {await RuntimeMetricAsync("dotnet_jit_compiled_methods_total"):0} methods compiled");
+        failed |= left.Count > 0 || outcomes.Keys.Any(k => k.StartsWith('5'));
     }
 
-    var rssBefore = RssMiB(gateway.Process.Id);
+    return failed ? 1 : 0;
+}
+
+async Task<int> ConversationsAsync()
+{
+    var total = Setting("conversations", 2000);
+    var concurrency = Setting("concurrency", 4);
     var outcomes = new ConcurrentDictionary<string, int>();
     var clock = Stopwatch.StartNew();
     var next = 0;
-    await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async worker =>
+    await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
     {
-        var random = new Random(worker);
-        while (Interlocked.Increment(ref next) <= total)
+        int n;
+        while ((n = Interlocked.Increment(ref next)) <= total)
         {
-            var outcome = await SendOneAsync(http, random, disconnectShare);
-            outcomes.AddOrUpdate(outcome, 1, (_, n) => n + 1);
+            using var response = await http.PostAsync("/api/chat", new StringContent($$"""{"model":"claude-sonnet:latest","id":"soak-{{n}}","stream":false,"messages":[{"role":"user","content":"conversation {{n}}"}]}"""));
+            outcomes.AddOrUpdate(((int)response.StatusCode).ToString(CultureInfo.InvariantCulture), 1, (_, c) => c + 1);
         }
     }));
     var elapsed = clock.Elapsed;
 
-    var left = await ProcessProbe.WaitUntilGoneAsync(marker, TimeSpan.FromSeconds(10));
-    GC.Collect();
-    await Task.Delay(2000);
-    var rssAfter = RssMiB(gateway.Process.Id);
+    // Past the last retention sweep, and past the kept processes' idle timeout (they write their sessions as they end).
+    await ProcessProbe.WaitUntilGoneAsync(marker, TimeSpan.FromSeconds(30));
+    await Task.Delay(TimeSpan.Parse(environment["ClaudeBackend__RetentionInterval"], CultureInfo.InvariantCulture) * 2 + TimeSpan.FromSeconds(1));
 
-    Console.WriteLine($"requests: {total} at concurrency {concurrency}, {disconnectShare:P0} disconnects, CLI: {(realCli ? "real" : "fake")}, {elapsed.TotalSeconds:0.0} s ({total / elapsed.TotalSeconds:0.0} req/s)");
+    var mappings = JsonDocument.Parse(File.ReadAllText(Path.Combine(data, "conversations.json"))).RootElement.GetProperty("conversations").EnumerateObject().Count();
+    var folders = Directory.GetDirectories(Path.Combine(data, "conversations")).Length;
+    var configDirectory = Path.Combine(home, ".claude");
+    var sessionFiles = Directory.Exists(Path.Combine(configDirectory, "projects"))
+        ? Directory.GetFiles(Path.Combine(configDirectory, "projects"), "*.jsonl", SearchOption.AllDirectories).Length
+        : 0;
+    var projectFolders = Directory.Exists(Path.Combine(configDirectory, "projects")) ? Directory.GetDirectories(Path.Combine(configDirectory, "projects")).Length : 0;
+    Console.WriteLine($"{total} new kept conversations at concurrency {concurrency}, cap {environment["ClaudeBackend__MaxConversations"]}, {elapsed.TotalSeconds:0.0} s");
     foreach (var (outcome, count) in outcomes.OrderBy(o => o.Key))
     {
         Console.WriteLine($"  {outcome}: {count}");
     }
 
-    Console.WriteLine($"claude processes left: {left.Count}");
-    foreach (var pid in left)
+    Console.WriteLine($"  mappings: {mappings}, working folders: {folders}, CLI project folders: {projectFolders}, CLI session files: {sessionFiles}");
+    Console.WriteLine($"  disk: data folder {DiskKiB(data):0} KiB (conversations.json {new FileInfo(Path.Combine(data, "conversations.json")).Length / 1024.0:0} KiB), CLI config folder {DiskKiB(configDirectory):0} KiB");
+    Console.WriteLine($"  gateway RSS: {RssMiB(gateway.Process.Id):0} MiB");
+    var cap = int.Parse(environment["ClaudeBackend__MaxConversations"], CultureInfo.InvariantCulture);
+    return mappings <= cap && folders == mappings && sessionFiles == mappings && outcomes.Keys.All(k => k == "200") ? 0 : 1;
+}
+
+async Task<int> StreamsAsync()
+{
+    var count = Setting("streams", 64);
+    var responses = new List<(HttpResponseMessage Response, Stream Body)>();
+    var opened = await Task.WhenAll(Enumerable.Range(0, count).Select(async i =>
     {
-        var status = File.ReadAllLines($"/proc/{pid}/status").Where(l => l.StartsWith("State", StringComparison.Ordinal) || l.StartsWith("PPid", StringComparison.Ordinal));
-        Console.WriteLine($"  pid {pid}: {File.ReadAllText($"/proc/{pid}/cmdline").Replace('\0', ' ')} {string.Join(" ", status)}");
+        var request = new HttpRequestMessage(HttpMethod.Post, "/api/chat")
+        {
+            Content = new StringContent($$"""{"model":"claude-sonnet:latest","messages":[{"role":"user","content":"stream {{i}}"}]}"""),
+        };
+        var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        var body = await response.Content.ReadAsStreamAsync();
+        // The first chunk is out: the stream is open and the CLI behind it still answering.
+        _ = await body.ReadAsync(new byte[1]);
+        return (response, body);
+    }));
+    responses.AddRange(opened);
+    var cliProcesses = ProcessProbe.FindMarked(marker).Count;
+    var rss = RssMiB(gateway.Process.Id);
+    Console.WriteLine($"{count} streams open at once, {cliProcesses} CLI processes: gateway RSS {rss:0} MiB (CLI processes not counted)");
+    foreach (var (response, body) in responses)
+    {
+        await body.DisposeAsync();
+        response.Dispose();
     }
 
-    var running = (await http.GetStringAsync("/metrics")).Split('\n').FirstOrDefault(l => l.StartsWith("claudeproxy_cli_processes", StringComparison.Ordinal));
-    Console.WriteLine($"gateway's own count: {running}");
-    Console.WriteLine($"gateway RSS: {rssBefore:0} MiB before, {rssAfter:0} MiB after (ratio {rssAfter / rssBefore:0.00})");
-    return left.Count == 0 && !outcomes.Keys.Any(k => k.StartsWith('5')) ? 0 : 1;
+    await ProcessProbe.WaitUntilGoneAsync(marker, TimeSpan.FromSeconds(30));
+    return cliProcesses >= count ? 0 : 1;
 }
 
 static async Task<string> SendOneAsync(HttpClient http, Random random, double disconnectShare)
@@ -153,6 +278,21 @@ static string ErrorCode(string body)
     }
 }
 
+// The runtime's own figures (System.Runtime meter), summed over their series: e.g. what the managed heap held after the
+// last GC (free space not counted), or how many thread pool threads there are.
+async Task<double> RuntimeMetricAsync(string name) =>
+    (await http.GetStringAsync("/metrics")).Split('\n')
+        .Where(l => l.StartsWith(name, StringComparison.Ordinal) && (l.Length == name.Length || l[name.Length] is ' ' or '{'))
+        .Sum(l => double.Parse(l.Split(' ')[^1], CultureInfo.InvariantCulture));
+
 static double RssMiB(int pid) =>
     File.ReadAllLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal))
-        .Split(' ', StringSplitOptions.RemoveEmptyEntries)[1] is var kb ? double.Parse(kb) / 1024 : 0;
+        .Split(' ', StringSplitOptions.RemoveEmptyEntries)[1] is var kb ? double.Parse(kb, CultureInfo.InvariantCulture) / 1024 : 0;
+
+static double DiskKiB(string folder)
+{
+    using var du = Process.Start(new ProcessStartInfo("du", ["-sk", folder]) { RedirectStandardOutput = true })!;
+    var output = du.StandardOutput.ReadToEnd();
+    du.WaitForExit();
+    return double.Parse(output.Split('\t')[0], CultureInfo.InvariantCulture);
+}

@@ -18,6 +18,9 @@
 // ends when stdin closes.
 // FAKE_CLAUDE_LOG names a file that gets one JSON line per start, written at its first turn: pid, args, stdin so far,
 // cwd, what cwd held, the system prompt.
+// Like the real CLI (tests/Fixtures/session_files_per_working_directory) it keeps its state under CLAUDE_CONFIG_DIR or
+// $HOME/.claude: projects/<cwd, every character but [A-Za-z0-9] a '-'>/memory for every run, and there
+// <session id>.jsonl, a line per turn, for --session-id and --resume. (A --resume of a missing session still answers.)
 using System.Text;
 using System.Text.Json;
 
@@ -43,6 +46,7 @@ var lines = script.TryGetValue("replay", out var file)
         """{"type":"result","subtype":"success","is_error":false,"duration_ms":10,"num_turns":1,"result":"fake answer","stop_reason":"end_turn","session_id":"00000000-0000-0000-0000-000000000001","total_cost_usd":0.001,"usage":{"input_tokens":5,"output_tokens":2,"cache_read_input_tokens":0,"cache_creation_input_tokens":0}}""",
     ];
 
+var sessionFile = SessionFile();
 var delay = Number("delay-ms", 0);
 var crashAfter = Number("crash-after", int.MaxValue);
 var hangAfter = Number("hang-after", int.MaxValue);
@@ -114,6 +118,18 @@ async Task WriteLogAsync(string stdin)
     }
 }
 
+string? SessionFile()
+{
+    var configDirectory = Environment.GetEnvironmentVariable("CLAUDE_CONFIG_DIR") is { Length: > 0 } configured
+        ? configured
+        : Path.Combine(Environment.GetEnvironmentVariable("HOME") ?? Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".claude");
+    var cwd = Environment.CurrentDirectory;
+    var project = Path.Combine(configDirectory, "projects", string.Concat(cwd.Select(c => char.IsAsciiLetterOrDigit(c) ? c : '-')));
+    Directory.CreateDirectory(Path.Combine(project, "memory"));
+    var at = Array.FindIndex(args, a => a is "--session-id" or "--resume");
+    return at >= 0 && at + 1 < args.Length ? Path.Combine(project, args[at + 1] + ".jsonl") : null;
+}
+
 static string ControlResponse(string? requestId) =>
     "{\"type\":\"control_response\",\"response\":{\"subtype\":\"success\",\"request_id\":" + JsonSerializer.Serialize(requestId) + "}}";
 
@@ -152,6 +168,11 @@ while (await Console.In.ReadLineAsync() is { } input)
     }
 
     await turn;
+    if (sessionFile is not null)
+    {
+        await File.AppendAllTextAsync(sessionFile, input + "\n");
+    }
+
     if (turns++ == 0)
     {
         await WriteLogAsync(stdinSoFar.ToString());

@@ -101,7 +101,7 @@ internal sealed partial class ClaudeCliProcess : IClaudeCliRun
         try
         {
             // Forceful cancellation kills the whole process tree: the CLI spawns git, rg and sh children.
-            var execution = GatewayBoundProcesses.Start(() => command.ExecuteAsync(_kill.Token));
+            var execution = await GatewayBoundProcesses.StartAsync(() => command.ExecuteAsync(_kill.Token));
             ProcessId = execution.ProcessId;
             started = true;
             _ledger.Record(execution.ProcessId);

@@ -65,8 +65,12 @@ internal sealed partial class ClaudeProcessPool(
                 return process;
             }
 
-            // None was left: the refill starts as many as the demand now calls for.
-            _ = RefillAsync();
+            // None was left: the refill starts as many as the demand now calls for, unless spares are being lost (a
+            // missing or broken CLI), when the growing pause before the next refill stands.
+            if (Volatile.Read(ref _lostSpares) == 0)
+            {
+                _ = RefillAsync();
+            }
         }
 
         metrics.TurnStarted("cold");
@@ -304,6 +308,11 @@ internal sealed partial class ClaudeProcessPool(
                 {
                     var spares = _spares.GetOrAdd(Spare.KeyOf(model.CliModel, forConversation), static _ => new ConcurrentQueue<Spare>());
                     var missing = wanted - spares.Count(s => !s.Exited.IsCompleted);
+                    if (missing < 0)
+                    {
+                        LogSparesRetired(logger, -missing, model.CliModel, wanted);
+                    }
+
                     for (var surplus = -missing; surplus > 0 && spares.TryDequeue(out var spare); surplus--)
                     {
                         metrics.SpareReady(-1);
@@ -399,6 +408,9 @@ internal sealed partial class ClaudeProcessPool(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "A warm Claude CLI process for --model {Model} ended while it waited ({Reason}); replacing it in {Seconds} s")]
     private static partial void LogSpareEnded(ILogger logger, string model, string reason, double seconds);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Ending {Count} warm Claude CLI process(es) for --model {Model}: recent demand calls for {Wanted}")]
+    private static partial void LogSparesRetired(ILogger logger, int count, string model, int wanted);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not start warm Claude CLI processes")]
     private static partial void LogRefillFailed(ILogger logger, Exception exception);

@@ -31,11 +31,12 @@ internal static class GatewayBoundProcesses
             : (executable, arguments);
 
     /// <summary>Runs <paramref name="start"/> (which forks) on the thread that never ends, and returns what it returns.</summary>
-    public static T Start<T>(Func<T> start)
+    /// <remarks>The caller waits without holding a thread: many turns may start at once.</remarks>
+    public static Task<T> StartAsync<T>(Func<T> start)
     {
         if (SetPriv is null)
         {
-            return start();
+            return Task.FromResult(start());
         }
 
         var started = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -50,9 +51,7 @@ internal static class GatewayBoundProcesses
                 started.SetException(exception);
             }
         });
-
-        // A fork and exec take milliseconds, and the fork thread never waits on anything of the caller's.
-        return started.Task.GetAwaiter().GetResult();
+        return started.Task;
     }
 
     private static BlockingCollection<Action> StartForkThread()

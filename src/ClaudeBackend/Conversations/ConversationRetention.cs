@@ -51,7 +51,11 @@ internal sealed partial class ConversationRetention(
                 }
             }
 
-            await store.ForgetAsync([.. removing.Select(r => r.Conversation.Key)], cancellationToken);
+            if (removing.Count > 0)
+            {
+                await store.ForgetAsync([.. removing.Select(r => r.Conversation.Key)], cancellationToken);
+            }
+
             foreach (var (conversation, _) in removing)
             {
                 DeleteFiles(conversation.Session.WorkingDirectory, conversation.Session.Id);
