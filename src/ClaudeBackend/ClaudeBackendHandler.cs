@@ -288,7 +288,7 @@ public sealed partial class ClaudeBackendHandler(
     [LoggerMessage(Level = LogLevel.Warning, Message = "Claude session of conversation {ConversationId} is gone and the client sent no history; the conversation starts afresh")]
     private static partial void LogSessionLostWithoutHistory(ILogger logger, string conversationId);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "A Claude CLI process ended without printing anything; trying the turn once more")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "A Claude CLI process ended before answering without saying why; trying the turn once more")]
     private static partial void LogProcessEndedSilently(ILogger logger);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Claude turn failed before answering: {Kind}: {Message}")]

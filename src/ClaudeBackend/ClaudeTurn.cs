@@ -83,8 +83,9 @@ internal sealed class ClaudeTurn : IAsyncDisposable
 
     /// <summary>
     /// Whether the process ended before answering without saying why although it did start: without a single line
-    /// (killed from outside, or a warm spare that died just as it was claimed), or with exit code 0 and no result (seen
-    /// once from a warm spare under load). Nothing has reached the client, so the turn can simply be tried again.
+    /// (killed from outside, or a warm spare that died just as it was claimed), or with exit code 0 and no result (a loaded
+    /// CLI given its prompt and EOF at once, which warm spares now avoid). Nothing has reached the client, so the turn
+    /// can simply be tried again.
     /// </summary>
     public async Task<bool> EndedSilentlyAsync()
     {
