@@ -133,10 +133,22 @@ public sealed class ClaudeChatTests
         Assert.Equal(3173, answer.GetProperty("prompt_eval_count").GetInt64());
     }
 
-    [Fact]
-    public async Task A_missing_cli_is_a_clear_503_that_openai_sdks_do_not_retry()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_missing_cli_is_a_clear_503_that_openai_sdks_do_not_retry(bool presentButItsInterpreterIsNot)
     {
-        await using var app = GatewayApp.WithFakeCli(configure: s => s["ClaudeBackend:CliPath"] = "/nonexistent/claude");
+        var folder = Directory.CreateTempSubdirectory("cli-");
+        var cliPath = "/nonexistent/claude";
+        if (presentButItsInterpreterIsNot && !OperatingSystem.IsWindows())
+        {
+            // As an npm install whose node has gone: the file runs, its interpreter does not (nor does setpriv's exec of it).
+            cliPath = Path.Combine(folder.FullName, "claude");
+            File.WriteAllText(cliPath, "#!/nonexistent/node\n");
+            File.SetUnixFileMode(cliPath, UnixFileMode.UserRead | UnixFileMode.UserExecute);
+        }
+
+        await using var app = GatewayApp.WithFakeCli(configure: s => s["ClaudeBackend:CliPath"] = cliPath);
 
         using var response = await app.CreateClient().PostAsync("/v1/chat/completions", Json(OpenAiStream), Cancel);
 
@@ -145,6 +157,7 @@ public sealed class ClaudeChatTests
         var error = (await response.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("error");
         Assert.Contains("CLAUDE_CLI", error.GetProperty("message").GetString(), StringComparison.Ordinal);
         Assert.Equal("cli_unavailable", error.GetProperty("code").GetString());
+        folder.Delete(recursive: true);
     }
 
     [Theory]

@@ -40,39 +40,63 @@ internal sealed partial class ClaudeCliLedger(IOptions<ClaudeBackendOptions> opt
     public void Erase(int pid) => TemporaryPaths.TryDelete(PathOf(pid));
 
     /// <summary>Kills the recorded CLI processes of gateways that no longer run; returns how many were still running.</summary>
+    /// <remarks>Never throws for what it finds on disk: a ledger it cannot read must not keep the gateway from starting.</remarks>
     public int ReapLeftovers()
     {
-        if (!Directory.Exists(_folder))
-        {
-            return 0;
-        }
-
         var reaped = 0;
-        foreach (var file in Directory.EnumerateFiles(_folder))
+        try
         {
-            if (!int.TryParse(Path.GetFileName(file), NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
-                || Parse(File.ReadAllText(file)) is not { } entry)
+            if (!Directory.Exists(_folder))
             {
-                TemporaryPaths.TryDelete(file);
-                continue;
+                return 0;
             }
 
-            if (entry.Owner.IsRunning())
+            foreach (var file in Directory.EnumerateFiles(_folder))
             {
-                // A gateway that is still up (this one, or another one on the same folder) minds its own processes.
-                continue;
+                if (TryReap(file) is { } pid)
+                {
+                    reaped++;
+                    LogReaped(logger, pid.Process, pid.Gateway);
+                }
             }
-
-            if (new ProcessIdentity(pid, entry.StartTicks).IsRunning() && TryKill(pid))
-            {
-                reaped++;
-                LogReaped(logger, pid, entry.Owner.Pid);
-            }
-
-            TemporaryPaths.TryDelete(file);
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            LogReapFailed(logger, _folder, exception);
         }
 
         return reaped;
+    }
+
+    /// <summary>Ends the process a ledger file names if its gateway is gone; the pids if it was still running.</summary>
+    private static (int Process, int Gateway)? TryReap(string file)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(file);
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            // Erased meanwhile by the gateway that owns it, or not ours to read.
+            return null;
+        }
+
+        if (!int.TryParse(Path.GetFileName(file), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) || Parse(text) is not { } entry)
+        {
+            TemporaryPaths.TryDelete(file);
+            return null;
+        }
+
+        if (entry.Owner.IsRunning())
+        {
+            // A gateway that is still up (this one, or another one on the same folder) minds its own processes.
+            return null;
+        }
+
+        var killed = new ProcessIdentity(pid, entry.StartTicks).IsRunning() && TryKill(pid);
+        TemporaryPaths.TryDelete(file);
+        return killed ? (pid, entry.Owner.Pid) : null;
     }
 
     private string PathOf(int pid) => Path.Combine(_folder, pid.ToString(CultureInfo.InvariantCulture));
@@ -93,7 +117,7 @@ internal sealed partial class ClaudeCliLedger(IOptions<ClaudeBackendOptions> opt
             process.Kill(entireProcessTree: true);
             return true;
         }
-        catch (Exception exception) when (exception is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception)
+        catch (Exception exception) when (exception is ArgumentException or InvalidOperationException or AggregateException or System.ComponentModel.Win32Exception)
         {
             // Gone meanwhile, or not ours to kill.
             return false;
@@ -102,6 +126,9 @@ internal sealed partial class ClaudeCliLedger(IOptions<ClaudeBackendOptions> opt
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Ended Claude CLI process {Pid}, left running by gateway process {GatewayPid} that is gone")]
     private static partial void LogReaped(ILogger logger, int pid, int gatewayPid);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not read the Claude CLI process ledger in {Folder}; processes a gone gateway left running are not ended")]
+    private static partial void LogReapFailed(ILogger logger, string folder, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not record Claude CLI process {Pid}; if the gateway dies it may outlive it")]
     private static partial void LogRecordFailed(ILogger logger, int pid, Exception exception);

@@ -77,6 +77,15 @@ internal sealed partial class ClaudeProcessPool(
         return await cold.StartAsync(invocation, cancellationToken);
     }
 
+    /// <summary>The periodic look at fading demand; while spares are being lost, the growing pause before a refill stands.</summary>
+    private void CheckDemand()
+    {
+        if (Volatile.Read(ref _lostSpares) == 0)
+        {
+            _ = RefillAsync();
+        }
+    }
+
     private void OnSpareTaken()
     {
         Interlocked.Exchange(ref _lostSpares, 0);
@@ -300,7 +309,7 @@ internal sealed partial class ClaudeProcessPool(
 
             // Demand fades: look again now and then, so spares a past burst called for do not wait forever.
             var period = TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(30).Ticks, _demand.Window.Ticks / 4));
-            _demandCheck ??= timeProvider.CreateTimer(_ => _ = RefillAsync(), null, period, period);
+            _demandCheck ??= timeProvider.CreateTimer(_ => CheckDemand(), null, period, period);
             foreach (var model in catalog.Models)
             {
                 var forChats = Math.Max(model.WarmSpares, Math.Min(_demand.Peak(model.CliModel), model.MaxWarmSpares));

@@ -1,12 +1,15 @@
 using System.Collections.Concurrent;
+using System.ComponentModel;
+using System.Diagnostics;
 
 namespace ClaudeProxy.ClaudeBackend.Cli;
 
 /// <summary>
 /// Ties the CLI processes to the gateway's life, so that not even <c>kill -9</c> of the gateway leaves one running:
 /// each is started through util-linux's <c>setpriv --pdeathsig KILL</c>, which has the kernel kill it when its parent
-/// goes. Where <c>setpriv</c> is missing (not Linux, a trimmed image) processes start as they are, and the
-/// <see cref="ClaudeCliLedger"/> ends leftovers at the next start instead.
+/// goes. Where <c>setpriv</c> is missing or too old (not Linux, a trimmed image) processes start as they are, and the
+/// <see cref="ClaudeCliLedger"/> ends leftovers at the next start instead. Only the CLI itself is bound: the kernel
+/// clears the signal for its own children (the commands its tools run, when tools are allowed; none by default).
 /// </summary>
 /// <remarks>
 /// Linux sends the parent-death signal when the <em>thread</em> that forked the child ends, not the process. The thread
@@ -15,7 +18,7 @@ namespace ClaudeProxy.ClaudeBackend.Cli;
 /// </remarks>
 internal static class GatewayBoundProcesses
 {
-    private static readonly string? SetPriv = OperatingSystem.IsLinux() ? ExecutablePath.Find("setpriv") : null;
+    private static readonly string? SetPriv = OperatingSystem.IsLinux() ? FindSetPriv() : null;
     private static readonly Lazy<BlockingCollection<Action>> Starts = new(StartForkThread);
 
     /// <summary>Whether processes die with the gateway (<c>setpriv</c> was found).</summary>
@@ -52,6 +55,34 @@ internal static class GatewayBoundProcesses
             }
         });
         return started.Task;
+    }
+
+    /// <summary>
+    /// <c>setpriv</c> if it is there and knows <c>--pdeathsig</c> (util-linux 2.33 and later): an older one refuses the
+    /// option, and every CLI start through it would fail.
+    /// </summary>
+    private static string? FindSetPriv()
+    {
+        if (ExecutablePath.Find("setpriv") is not { } setpriv || ExecutablePath.Find("true") is not { } noop)
+        {
+            return null;
+        }
+
+        try
+        {
+            using var probe = Process.Start(new ProcessStartInfo(setpriv, ["--pdeathsig", "KILL", "--", noop]) { RedirectStandardError = true });
+            if (probe is null)
+            {
+                return null;
+            }
+
+            _ = probe.StandardError.ReadToEnd();
+            return probe.WaitForExit(TimeSpan.FromSeconds(5)) && probe.ExitCode == 0 ? setpriv : null;
+        }
+        catch (Exception exception) when (exception is Win32Exception or InvalidOperationException)
+        {
+            return null;
+        }
     }
 
     private static BlockingCollection<Action> StartForkThread()

@@ -46,9 +46,22 @@ internal sealed partial class ConversationRetention(
                 if (store.TryEnterTurn(conversation.Key) is { } lease)
                 {
                     removing.Add((conversation, lease));
-                    // A process kept for its next turn writes its session out as it ends: end it before the files go.
-                    await launcher.EndSessionAsync(conversation.Session.Id);
                 }
+            }
+
+            // A turn may have ended between the listing and its lock (used just now, perhaps in a new session): only a
+            // conversation still as it was listed goes.
+            var unchanged = (await store.ListAsync(cancellationToken)).ToHashSet();
+            foreach (var moved in removing.Where(r => !unchanged.Contains(r.Conversation)).ToList())
+            {
+                moved.TurnLease.Dispose();
+                removing.Remove(moved);
+            }
+
+            foreach (var (conversation, _) in removing)
+            {
+                // A process kept for its next turn writes its session out as it ends: end it before the files go.
+                await launcher.EndSessionAsync(conversation.Session.Id);
             }
 
             if (removing.Count > 0)
@@ -140,8 +153,9 @@ internal sealed partial class ConversationRetention(
                 {
                     await SweepAsync(stopping);
                 }
-                catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+                catch (Exception exception) when (exception is not OperationCanceledException)
                 {
+                    // Whatever failed, the next interval tries again: a loop that ended here would leave the disk unbounded.
                     LogSweepFailed(logger, exception);
                 }
             }

@@ -66,6 +66,18 @@ public sealed class ClaudeCliLedgerTests : IDisposable
         Assert.Empty(Directory.GetFiles(Path.Combine(_data, "processes")));
     }
 
+    [Fact]
+    public void A_ledger_entry_it_cannot_read_does_not_stop_the_gateway_from_starting()
+    {
+        var deadGateway = new ProcessIdentity(int.MaxValue, 1);
+        WriteRecord(_sleeper.Id, ProcessIdentity.Of(_sleeper.Id)!.Value.StartTicks, deadGateway);
+        // Listed, but gone by the time it is read: as a file another gateway on the folder erases meanwhile.
+        File.CreateSymbolicLink(Path.Combine(_data, "processes", "12345"), Path.Combine(_data, "erased"));
+
+        Assert.Equal(1, NewLedger().ReapLeftovers());
+        Assert.True(_sleeper.WaitForExit(TimeSpan.FromSeconds(5)));
+    }
+
     public void Dispose()
     {
         if (!_sleeper.HasExited)
