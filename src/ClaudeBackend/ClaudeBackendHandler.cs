@@ -1,296 +1,54 @@
 using System.Net;
-using System.Net.Http.Headers;
-using System.Text;
-using System.Text.Json;
-using System.Threading.RateLimiting;
-using ClaudeProxy.ClaudeBackend.Cli;
 using ClaudeProxy.ClaudeBackend.Contract;
-using ClaudeProxy.ClaudeBackend.Conversations;
-using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 
 namespace ClaudeProxy.ClaudeBackend;
 
 /// <summary>
-/// The claude backend as an in-process HTTP destination. <c>POST /v1/turns</c> with a <see cref="ClaudeTurnRequest"/>
-/// runs the CLI and answers <c>application/x-ndjson</c>: the CLI's stream-json lines as it prints them. A turn that
-/// fails before the model answers gets an error status and a <see cref="ClaudeBackendErrorBody"/>.
+/// The claude backend as a YARP destination: <c>POST /v1/turns</c> runs a turn on the <see cref="IClaudeBackend"/>. In
+/// process the request transform hands the turn over typed (<see cref="ClaudeBackendContract.TurnRequest"/>) and gets
+/// the typed events back (<see cref="ClaudeTurnContent"/>); a request with a JSON body, as bytes from a socket bring it,
+/// gets the NDJSON answer. A turn that fails before the model answers gets its error status either way.
 /// </summary>
-/// <remarks>The contract is plain HTTP, so the same handler could run behind a socket in a worker process.</remarks>
-public sealed partial class ClaudeBackendHandler(
-    IClaudeCliLauncher launcher,
-    ClaudeModelCatalog catalog,
-    ConversationStore conversations,
-    ClaudeCliProbe health,
-    ClaudeCliEnvironment cli,
-    ClaudeCliMetrics metrics,
-    TimeProvider timeProvider,
-    IOptions<ClaudeBackendOptions> options,
-    ILogger<ClaudeBackendHandler> logger) : HttpMessageHandler
+public sealed class ClaudeBackendHandler(IClaudeBackend backend) : HttpMessageHandler
 {
-    public const string TurnsPath = ClaudeBackendPaths.Turns;
-    public const string StreamMediaType = "application/x-ndjson";
-
-    /// <summary>Ollama's own words for a full queue, which its clients already know how to handle.</summary>
-    private const string BusyMessage = "server busy, please try again.  maximum pending requests exceeded";
-
-    private readonly ConcurrencyLimiter _processes = new(new ConcurrencyLimiterOptions
-    {
-        PermitLimit = options.Value.MaxConcurrentProcesses,
-        QueueLimit = options.Value.MaxQueuedTurns,
-        QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
-    });
-
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
-        if (request.Method != HttpMethod.Post || request.RequestUri?.AbsolutePath != TurnsPath)
+        if (request.Method != HttpMethod.Post || request.RequestUri?.AbsolutePath != ClaudeBackendPaths.Turns)
         {
-            return ErrorResponse(new ClaudeBackendError(ClaudeErrorKind.InvalidRequest, $"The claude backend serves only POST {TurnsPath}."), HttpStatusCode.NotFound);
+            var wrongPath = new ClaudeBackendError(ClaudeErrorKind.InvalidRequest, $"The claude backend serves only POST {ClaudeBackendPaths.Turns}.");
+            return new HttpResponseMessage(HttpStatusCode.NotFound) { Content = ClaudeBackendContract.ErrorContent(wrongPath), RequestMessage = request };
         }
 
-        // YARP's request content cannot be read as a stream (it throws); read it whole.
-        var body = request.Content is null ? [] : await request.Content.ReadAsByteArrayAsync(cancellationToken);
-        var turnRequest = Parse(body, out var invalid);
-        if (turnRequest is null)
+        var typed = request.Options.TryGetValue(ClaudeBackendContract.TurnRequest, out var turnRequest);
+        if (!typed)
         {
-            return ErrorResponse(invalid!);
-        }
-
-        if (!catalog.TryFind(turnRequest.Model, out var model))
-        {
-            return ErrorResponse(new ClaudeBackendError(ClaudeErrorKind.ModelNotFound, $"model '{turnRequest.Model}' not found"));
-        }
-
-        var processLease = await AcquireProcessAsync(cancellationToken);
-        if (processLease is null)
-        {
-            return ErrorResponse(new ClaudeBackendError(ClaudeErrorKind.Busy, BusyMessage, RetryAfterSeconds: 5));
-        }
-
-        var conversationKey = turnRequest.ConversationId is { } id ? ConversationStore.KeyOf(turnRequest.Owner, id) : null;
-        ClaudeTurn? turn = null;
-        ClaudeBackendError? error;
-        try
-        {
-            turn = await StartTurnAsync(turnRequest, conversationKey, model, processLease, cancellationToken);
-            error = await WaitForAnswerAsync(turn, cancellationToken);
-            // Each cause is worth one more try, and both can happen in a row: a kept process that died while it waited
-            // ends silently, and the process that resumes in its place may not find the session it had not yet saved.
-            var retriedLostSession = false;
-            var retriedSilentEnd = false;
-            while (error is not null)
+            // YARP's request content cannot be read as a stream (it throws); read it whole.
+            var body = request.Content is null ? [] : await request.Content.ReadAsByteArrayAsync(cancellationToken);
+            turnRequest = ClaudeBackendContract.ParseRequest(body, out var invalid);
+            if (turnRequest is null)
             {
-                if (!retriedLostSession && conversationKey is not null && await turn.LostSessionAsync(error))
-                {
-                    // The stored session is gone (~/.claude cleared, another config folder or login): start a new one
-                    // from the history the client sent, or afresh when it sent none.
-                    retriedLostSession = true;
-                    var history = TurnPrompt.HistoryCount(turnRequest.Messages);
-                    if (history > 0)
-                    {
-                        LogSessionRebuilt(logger, turnRequest.ConversationId!, history);
-                    }
-                    else
-                    {
-                        LogSessionLostWithoutHistory(logger, turnRequest.ConversationId!);
-                    }
-
-                    await conversations.ForgetAsync(conversationKey, cancellationToken);
-                }
-                else if (!retriedSilentEnd && await turn.EndedSilentlyAsync())
-                {
-                    retriedSilentEnd = true;
-                    LogProcessEndedSilently(logger);
-                }
-                else
-                {
-                    break;
-                }
-
-                await turn.DisposeAsync(keepProcessLease: true);
-                // The lease now belongs to no turn: should the restart fail, the catch below must free it.
-                turn = null;
-                turn = await StartTurnAsync(turnRequest, conversationKey, model, processLease, cancellationToken);
-                error = await WaitForAnswerAsync(turn, cancellationToken);
+                return Answer(request, ClaudeTurnEvents.Failed(invalid!), typed);
             }
         }
-        catch
-        {
-            if (turn is null)
-            {
-                processLease.Dispose();
-            }
-            else
-            {
-                await turn.DisposeAsync();
-            }
 
-            throw;
-        }
-
-        if (error is not null)
-        {
-            await turn.DisposeAsync();
-            health.ReportTurn(error);
-            LogTurnFailed(logger, error.Kind, error.Message);
-            return ErrorResponse(error);
-        }
-
-        var content = new StreamContent(new ClaudeTurnStream(turn));
-        content.Headers.ContentType = new MediaTypeHeaderValue(StreamMediaType);
-        return new HttpResponseMessage(HttpStatusCode.OK) { Content = content, RequestMessage = request };
+        return Answer(request, await backend.StartTurnAsync(turnRequest!, cancellationToken), typed);
     }
 
-    /// <summary>
-    /// A place under the process cap, waiting in the bounded queue if need be. Null when the queue is full or the wait
-    /// timed out; a client that leaves while queued is dropped from the queue (the acquire is cancelled).
-    /// </summary>
-    private async Task<RateLimitLease?> AcquireProcessAsync(CancellationToken cancellationToken)
+    private static HttpResponseMessage Answer(HttpRequestMessage request, IClaudeTurnEvents events, bool typed)
     {
-        var waitStarted = timeProvider.GetTimestamp();
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(options.Value.QueueTimeout);
-        metrics.Queued(1);
-        try
+        var error = events.FailedBeforeAnswer;
+        var response = new HttpResponseMessage(error?.StatusCode ?? HttpStatusCode.OK)
         {
-            var lease = await _processes.AcquireAsync(1, timeout.Token);
-            if (lease.IsAcquired)
-            {
-                metrics.QueueWait(timeProvider.GetElapsedTime(waitStarted));
-                return lease;
-            }
-
-            lease.Dispose();
-            metrics.Rejected("queue_full");
-            return null;
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            metrics.Rejected("queue_timeout");
-            return null;
-        }
-        finally
-        {
-            metrics.Queued(-1);
-        }
-    }
-
-    /// <summary>Waits for the answer to start, within <see cref="ClaudeBackendOptions.FirstAnswerTimeout"/>.</summary>
-    private async Task<ClaudeBackendError?> WaitForAnswerAsync(ClaudeTurn turn, CancellationToken cancellationToken)
-    {
-        var limit = options.Value.FirstAnswerTimeout;
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(limit);
-        try
-        {
-            return await turn.WaitForAnswerAsync(timeout.Token);
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            return new ClaudeBackendError(ClaudeErrorKind.Timeout, $"The Claude CLI did not start answering within {limit.TotalSeconds:0} s.");
-        }
-    }
-
-    private async Task<ClaudeTurn> StartTurnAsync(
-        ClaudeTurnRequest request, string? conversationKey, ClaudeModelOptions model, IDisposable processLease, CancellationToken cancellationToken)
-    {
-        var settings = options.Value;
-        var files = new TurnFiles(cli);
-        IDisposable? lease = null;
-        try
-        {
-            string workingDirectory;
-            Guid? sessionId = null;
-            var mode = ClaudeSessionMode.Ephemeral;
-            if (conversationKey is not null)
-            {
-                lease = await conversations.EnterTurnAsync(conversationKey, cancellationToken);
-                // A new conversation may get a warm process that brings a session and directory of its own instead.
-                var stored = await conversations.FindAsync(conversationKey, cancellationToken);
-                (mode, sessionId, workingDirectory) = stored is { } known
-                    ? (ClaudeSessionMode.Resume, known.Id, known.WorkingDirectory)
-                    : (ClaudeSessionMode.Create, Guid.NewGuid(), conversations.WorkingDirectoryOf(conversationKey));
-            }
-            else
-            {
-                workingDirectory = files.CreateWorkingDirectory();
-            }
-
-            var systemPromptFile = (request.SystemPrompt ?? settings.DefaultSystemPrompt) is { Length: > 0 } systemPrompt
-                ? await files.WriteSystemPromptAsync(systemPrompt, cancellationToken)
-                : null;
-
-            // A resumed session already holds the history; only the new turn is sent.
-            var inputLine = TurnPrompt.ToInputLine(request.Messages, includeHistory: mode != ClaudeSessionMode.Resume);
-            var invocation = new ClaudeCliInvocation(model.CliModel, inputLine, workingDirectory, mode, sessionId, systemPromptFile, request.AllowedTools);
-            var run = await launcher.StartAsync(invocation, cancellationToken);
-            var session = sessionId is { } id ? run.Session ?? new ClaudeCliSession(id, workingDirectory) : null;
-            return new ClaudeTurn(run, conversations, conversationKey, session, processLease, lease, files, settings.IdleTimeout, health);
-        }
-        catch
-        {
-            lease?.Dispose();
-            files.Delete();
-            throw;
-        }
-    }
-
-    private static ClaudeTurnRequest? Parse(byte[] body, out ClaudeBackendError? error)
-    {
-        error = null;
-        ClaudeTurnRequest? request;
-        try
-        {
-            request = JsonSerializer.Deserialize(body, ClaudeBackendJsonContext.Default.ClaudeTurnRequest);
-        }
-        catch (JsonException exception)
-        {
-            error = new ClaudeBackendError(ClaudeErrorKind.InvalidRequest, $"Invalid turn request: {exception.Message}");
-            return null;
-        }
-
-        var problem = request switch
-        {
-            null => "The turn request is empty.",
-            { Model: null or "" } => "model is required",
-            { Messages: null or { Count: 0 } } => "messages must not be empty",
-            _ when request.Messages.Any(m => m.Role is not (ClaudeMessage.UserRole or ClaudeMessage.AssistantRole)) =>
-                "message roles must be 'user' or 'assistant'",
-            _ when request.Messages[^1].Role != ClaudeMessage.UserRole => "the last message must be a user message",
-            _ => null,
+            RequestMessage = request,
+            Content = typed ? new ClaudeTurnContent(events)
+                : error is not null ? ClaudeBackendContract.ErrorContent(error)
+                : new StreamContent(new ClaudeEventLineStream(events)) { Headers = { ContentType = new(ClaudeBackendContract.EventsMediaType) } },
         };
-        if (problem is not null)
+        if (error?.RetryAfterSeconds is { } seconds)
         {
-            error = new ClaudeBackendError(ClaudeErrorKind.InvalidRequest, problem);
-            return null;
-        }
-
-        return request;
-    }
-
-    private static HttpResponseMessage ErrorResponse(ClaudeBackendError error, HttpStatusCode? status = null)
-    {
-        var json = JsonSerializer.SerializeToUtf8Bytes(new ClaudeBackendErrorBody(error), ClaudeBackendJsonContext.Default.ClaudeBackendErrorBody);
-        var content = new ByteArrayContent(json);
-        content.Headers.ContentType = new MediaTypeHeaderValue("application/json") { CharSet = Encoding.UTF8.WebName };
-        var response = new HttpResponseMessage(status ?? error.StatusCode) { Content = content };
-        if (error.RetryAfterSeconds is { } seconds)
-        {
-            response.Headers.RetryAfter = new RetryConditionHeaderValue(TimeSpan.FromSeconds(seconds));
+            response.Headers.RetryAfter = new System.Net.Http.Headers.RetryConditionHeaderValue(TimeSpan.FromSeconds(seconds));
         }
 
         return response;
     }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Claude session of conversation {ConversationId} is gone; starting a new one from the {Messages} earlier messages the client sent")]
-    private static partial void LogSessionRebuilt(ILogger logger, string conversationId, int messages);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Claude session of conversation {ConversationId} is gone and the client sent no history; the conversation starts afresh")]
-    private static partial void LogSessionLostWithoutHistory(ILogger logger, string conversationId);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "A Claude CLI process ended before answering without saying why; trying the turn once more")]
-    private static partial void LogProcessEndedSilently(ILogger logger);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Claude turn failed before answering: {Kind}: {Message}")]
-    private static partial void LogTurnFailed(ILogger logger, ClaudeErrorKind kind, string message);
 }

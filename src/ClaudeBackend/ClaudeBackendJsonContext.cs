@@ -12,7 +12,7 @@ namespace ClaudeProxy.ClaudeBackend;
     UseStringEnumConverter = true)]
 [JsonSerializable(typeof(ClaudeTurnRequest))]
 [JsonSerializable(typeof(ClaudeBackendErrorBody))]
-[JsonSerializable(typeof(GatewayErrorLine))]
+[JsonSerializable(typeof(ClaudeStreamEvent))]
 [JsonSerializable(typeof(CliLine))]
 [JsonSerializable(typeof(CliUserLine))]
 [JsonSerializable(typeof(CliControlRequest))]

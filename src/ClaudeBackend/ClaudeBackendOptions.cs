@@ -24,6 +24,12 @@ public sealed class ClaudeBackendOptions
     [Range(0, 10)]
     public int MaxRetries { get; set; } = 2;
 
+    /// <summary>
+    /// Sends each turn to the in-process backend as bytes (a JSON request, NDJSON events), exactly as a worker behind a
+    /// socket gets it, instead of handing over the typed request and events. Off by default; the tests run with it too.
+    /// </summary>
+    public bool SerializedHop { get; set; }
+
     /// <summary>How many CLI processes may run at once; each takes about 0.75 CPU-seconds to start and 200-300 MB.</summary>
     [Range(1, 256)]
     public int MaxConcurrentProcesses { get; set; } = 8;

@@ -1,4 +1,5 @@
 using ClaudeProxy.ClaudeBackend.Cli;
+using ClaudeProxy.ClaudeBackend.Contract;
 using ClaudeProxy.ClaudeBackend.Conversations;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -33,6 +34,7 @@ public static class ClaudeBackendServiceCollectionExtensions
         services.TryAddSingleton<IClaudeCliLauncher, ClaudeProcessPool>();
         services.TryAddSingleton<ClaudeModelCatalog>();
         services.TryAddSingleton<ConversationStore>();
+        services.TryAddSingleton<IClaudeBackend, ClaudeCliBackend>();
         services.TryAddSingleton<ClaudeBackendHandler>();
         services.TryAddSingleton<ConversationRetention>();
         services.AddHostedService<ClaudeBackendLifetime>();

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using ClaudeProxy.ClaudeBackend.Cli;
 using ClaudeProxy.ClaudeBackend.Contract;
 using ClaudeProxy.ClaudeBackend.Conversations;
@@ -7,10 +6,10 @@ using ClaudeProxy.ClaudeBackend.StreamJson;
 namespace ClaudeProxy.ClaudeBackend;
 
 /// <summary>
-/// One turn: the CLI run and everything it holds (the conversation's turn lock, its throw-away files). Disposing it
-/// ends the process if it still runs and frees the rest.
+/// One turn: the CLI run and everything it holds (the conversation's turn lock, its throw-away files), and its events,
+/// each CLI line decoded once as it arrives. Disposing it ends the process if it still runs and frees the rest.
 /// </summary>
-internal sealed class ClaudeTurn : IAsyncDisposable
+internal sealed class ClaudeTurn : IClaudeTurnEvents
 {
     /// <summary>How long a CLI that has finished its turn may take to exit by itself (it needs about 30 ms).</summary>
     private static readonly TimeSpan ExitGrace = TimeSpan.FromSeconds(5);
@@ -25,8 +24,10 @@ internal sealed class ClaudeTurn : IAsyncDisposable
     private readonly TimeSpan _idleTimeout;
     private readonly ClaudeCliProbe _health;
     private readonly ClaudeStreamDecoder _decoder = new();
-    private readonly List<ClaudeStreamEvent> _events = [];
-    private readonly Queue<string> _buffered = new();
+    // Events decoded while waiting for the answer to start, not yet read.
+    private readonly List<ClaudeStreamEvent> _pending = [];
+    private int _lines;
+    private bool _ended;
     private int _disposed;
 
     /// <param name="processLease">The turn's place under the process cap, freed when the process has ended.</param>
@@ -64,22 +65,26 @@ internal sealed class ClaudeTurn : IAsyncDisposable
         {
             while (_run.Output.TryRead(out var line))
             {
-                _buffered.Enqueue(line);
-                switch (Decode(line))
+                var first = _pending.Count;
+                await DecodeAsync(line, _pending);
+                for (var i = first; i < _pending.Count; i++)
                 {
-                    case TurnFailed failed:
-                        return failed.Error;
-                    case TurnCompleted:
-                        await CompleteAsync();
-                        return null;
-                    case TextDelta or ThinkingDelta:
-                        return null;
+                    switch (_pending[i])
+                    {
+                        case TurnFailed failed:
+                            return failed.Error;
+                        case TurnCompleted or TextDelta or ThinkingDelta:
+                            return null;
+                    }
                 }
             }
         }
 
         return await ExitErrorAsync();
     }
+
+    /// <summary>Null: a turn is handed out only once its answer has started (or it is complete).</summary>
+    public ClaudeBackendError? FailedBeforeAnswer => null;
 
     /// <summary>
     /// Whether the process ended before answering without saying why although it did start: without a single line
@@ -89,13 +94,13 @@ internal sealed class ClaudeTurn : IAsyncDisposable
     /// </summary>
     public async Task<bool> EndedSilentlyAsync()
     {
-        if (_decoder.IsFinished || !HasEnded)
+        if (_ended || !HasEnded)
         {
             return false;
         }
 
         var exit = await _run.Exited;
-        return exit.StartFailure is null && (_buffered.Count == 0 || exit.ExitCode == 0);
+        return exit.StartFailure is null && (_lines == 0 || exit.ExitCode == 0);
     }
 
     /// <summary>
@@ -113,17 +118,14 @@ internal sealed class ClaudeTurn : IAsyncDisposable
     /// </summary>
     private bool HasEnded => _run.Output.Completion.IsCompleted;
 
-    /// <summary>The next line of output for the client, or null at the end. A crash becomes a <c>gateway_error</c> line.</summary>
-    public async ValueTask<string?> ReadLineAsync(CancellationToken cancellationToken)
+    public async ValueTask<bool> ReadAsync(List<ClaudeStreamEvent> events, CancellationToken cancellationToken)
     {
-        if (_buffered.TryDequeue(out var buffered))
+        events.Clear();
+        if (_pending.Count > 0)
         {
-            return buffered;
-        }
-
-        if (_decoder.IsFinished)
-        {
-            return null;
+            events.AddRange(_pending);
+            _pending.Clear();
+            return true;
         }
 
         ClaudeBackendError? error = null;
@@ -131,14 +133,18 @@ internal sealed class ClaudeTurn : IAsyncDisposable
         idle.CancelAfter(_idleTimeout);
         try
         {
-            if (await _run.Output.WaitToReadAsync(idle.Token) && _run.Output.TryRead(out var line))
+            while (!_ended && events.Count == 0)
             {
-                if (Decode(line) is TurnCompleted)
+                if (!await _run.Output.WaitToReadAsync(idle.Token))
                 {
-                    await CompleteAsync();
+                    break;
                 }
 
-                return line;
+                while (!_ended && _run.Output.TryRead(out var line))
+                {
+                    await DecodeAsync(line, events);
+                    idle.CancelAfter(_idleTimeout);
+                }
             }
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
@@ -148,10 +154,15 @@ internal sealed class ClaudeTurn : IAsyncDisposable
             error = new ClaudeBackendError(ClaudeErrorKind.Timeout, $"The Claude CLI was silent for {_idleTimeout.TotalSeconds:0} s and was stopped.");
         }
 
+        if (events.Count > 0 || (_ended && error is null))
+        {
+            return events.Count > 0;
+        }
+
         // The process ended without a result line: it crashed, was killed or went silent.
-        var errorLine = JsonSerializer.Serialize(new GatewayErrorLine(error ?? await ExitErrorAsync()), ClaudeBackendJsonContext.Default.GatewayErrorLine);
-        Decode(errorLine);
-        return errorLine;
+        events.Add(new TurnFailed(error ?? await ExitErrorAsync()));
+        _ended = true;
+        return true;
     }
 
     /// <summary>
@@ -183,11 +194,23 @@ internal sealed class ClaudeTurn : IAsyncDisposable
         }
     }
 
-    private ClaudeStreamEvent? Decode(string line)
+    /// <summary>Decodes one CLI line into <paramref name="events"/>; a completed turn is recorded before its outcome is read.</summary>
+    private async ValueTask DecodeAsync(string line, List<ClaudeStreamEvent> events)
     {
-        _events.Clear();
-        _decoder.Decode(line, _events);
-        return _events.Find(e => e is TurnFailed or TurnCompleted) ?? _events.FirstOrDefault();
+        _lines++;
+        var first = events.Count;
+        _decoder.Decode(line, events);
+        for (var i = first; i < events.Count; i++)
+        {
+            if (events[i] is TurnCompleted or TurnFailed)
+            {
+                _ended = true;
+                if (events[i] is TurnCompleted)
+                {
+                    await CompleteAsync();
+                }
+            }
+        }
     }
 
     private async Task<ClaudeBackendError> ExitErrorAsync()
@@ -226,7 +249,7 @@ internal sealed class ClaudeTurn : IAsyncDisposable
 
         try
         {
-            if (_decoder.IsFinished)
+            if (_ended)
             {
                 // The turn is over: let the CLI finish its own work (session file, cleanup) before ending it.
                 await WaitForExitAsync();

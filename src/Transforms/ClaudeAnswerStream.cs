@@ -1,5 +1,6 @@
 using System.Buffers;
 using ClaudeProxy.ClaudeBackend;
+using ClaudeProxy.ClaudeBackend.Contract;
 using ClaudeProxy.ClaudeBackend.StreamJson;
 using ClaudeProxy.Transforms.Telemetry;
 
@@ -10,7 +11,7 @@ namespace ClaudeProxy.Transforms;
 /// arrived, so every token reaches the client as soon as the CLI prints it. Disposing it disposes the backend
 /// stream, which ends the CLI process.
 /// </summary>
-internal sealed class ClaudeAnswerStream(ClaudeEventReader events, AnswerWriter writer, GenAiRequestTimer? timer) : ChunkStream
+internal sealed class ClaudeAnswerStream(IClaudeTurnEvents events, AnswerWriter writer, GenAiRequestTimer? timer) : ChunkStream
 {
     private readonly List<ClaudeStreamEvent> _batch = [];
     private readonly ArrayBufferWriter<byte> _output = new();

@@ -1,5 +1,6 @@
 using System.Text;
 using ClaudeProxy.ClaudeBackend.Contract;
+using ClaudeProxy.ClaudeBackend.StreamJson;
 using ClaudeProxy.TestSupport;
 
 namespace ClaudeProxy.Transforms.Tests;
@@ -14,11 +15,27 @@ internal static class DialectHarness
         return Assert.IsType<DialectRequest>(request);
     }
 
-    /// <summary>What a streaming client receives for the fixture's stdout.</summary>
-    public static async Task<string> StreamAsync(ClaudeDialect dialect, DialectRequest request, IEnumerable<string> backendLines)
+    /// <summary>
+    /// What a streaming client receives for these CLI lines, decoded as the backend decodes them (a batch per line),
+    /// and then <paramref name="failure"/> if the lines end without an outcome.
+    /// </summary>
+    public static async Task<string> StreamAsync(ClaudeDialect dialect, DialectRequest request, IEnumerable<string> cliLines, ClaudeBackendError? failure = null)
     {
-        var backend = new MemoryStream(Encoding.UTF8.GetBytes(string.Join("\n", backendLines) + "\n"));
-        await using var answer = new ClaudeAnswerStream(new ClaudeEventReader(backend), dialect.CreateWriter(request, TimeProvider.System, TimeProvider.System.GetTimestamp()), timer: null);
+        var decoder = new ClaudeStreamDecoder();
+        List<List<ClaudeStreamEvent>> batches = [];
+        foreach (var line in cliLines)
+        {
+            List<ClaudeStreamEvent> batch = [];
+            decoder.Decode(line, batch);
+            batches.Add(batch);
+        }
+
+        if (!decoder.IsFinished)
+        {
+            batches.Add([new TurnFailed(Assert.IsType<ClaudeBackendError>(failure))]);
+        }
+
+        await using var answer = new ClaudeAnswerStream(new RecordedTurn(batches), dialect.CreateWriter(request, TimeProvider.System, TimeProvider.System.GetTimestamp()), timer: null);
         using var reader = new StreamReader(answer);
         return await reader.ReadToEndAsync(TestContext.Current.CancellationToken);
     }
@@ -26,6 +43,23 @@ internal static class DialectHarness
     public static Task<string> StreamAsync(ClaudeDialect dialect, DialectRequest request, string fixture) =>
         StreamAsync(dialect, request, Fixtures.StdoutLines(fixture));
 
-    public static string GatewayErrorLine(ClaudeErrorKind kind, string message) =>
-        System.Text.Json.JsonSerializer.Serialize(new { type = "gateway_error", error = new { kind = kind.ToString(), message } });
+    private sealed class RecordedTurn(List<List<ClaudeStreamEvent>> batches) : IClaudeTurnEvents
+    {
+        private int _next;
+
+        public ClaudeBackendError? FailedBeforeAnswer => null;
+
+        public ValueTask<bool> ReadAsync(List<ClaudeStreamEvent> events, CancellationToken cancellationToken)
+        {
+            events.Clear();
+            while (events.Count == 0 && _next < batches.Count)
+            {
+                events.AddRange(batches[_next++]);
+            }
+
+            return ValueTask.FromResult(events.Count > 0);
+        }
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
 }

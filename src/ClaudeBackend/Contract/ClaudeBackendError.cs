@@ -20,8 +20,8 @@ public enum ClaudeErrorKind
 }
 
 /// <summary>
-/// A failed turn. Before the backend's response starts it is the JSON body of a non-2xx response
-/// (<see cref="ClaudeBackendErrorBody"/>); after it started, one <c>{"type":"gateway_error","error":…}</c> line.
+/// A failed turn: the <see cref="StreamJson.TurnFailed"/> event that ends it and, when it failed before the model
+/// answered, the status the client gets.
 /// </summary>
 public sealed record ClaudeBackendError(ClaudeErrorKind Kind, string Message, int? RetryAfterSeconds = null)
 {
@@ -53,12 +53,5 @@ public sealed record ClaudeBackendError(ClaudeErrorKind Kind, string Message, in
     };
 }
 
+/// <summary>The body of a non-2xx answer in the contract's serialized form.</summary>
 public sealed record ClaudeBackendErrorBody(ClaudeBackendError Error);
-
-/// <summary>The line the backend appends to its stream when a turn fails after the response started.</summary>
-public sealed record GatewayErrorLine(ClaudeBackendError Error)
-{
-    public const string LineType = "gateway_error";
-
-    public string Type => LineType;
-}

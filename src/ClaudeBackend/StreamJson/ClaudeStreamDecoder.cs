@@ -5,8 +5,7 @@ using ClaudeProxy.ClaudeBackend.Contract;
 namespace ClaudeProxy.ClaudeBackend.StreamJson;
 
 /// <summary>
-/// Turns the CLI's stream-json lines (and the backend's own <c>gateway_error</c> line) into
-/// <see cref="ClaudeStreamEvent"/>s. One instance per turn: it remembers what was streamed so far.
+/// Turns the CLI's stream-json lines into <see cref="ClaudeStreamEvent"/>s. One instance per turn: it remembers what was streamed so far.
 /// </summary>
 /// <remarks>
 /// Text is streamed from <c>stream_event</c> deltas as they arrive. The <c>assistant</c> line that closes each
@@ -75,12 +74,6 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
                 break;
             case "result":
                 DecodeResult(line, events);
-                break;
-            case GatewayErrorLine.LineType:
-                var error = line.Error.ValueKind == JsonValueKind.Object
-                    ? line.Error.Deserialize(ClaudeBackendJsonContext.Default.ClaudeBackendError)
-                    : null;
-                Finish(new TurnFailed(error ?? new ClaudeBackendError(ClaudeErrorKind.CliFailed, "The Claude CLI failed.")), events);
                 break;
         }
     }

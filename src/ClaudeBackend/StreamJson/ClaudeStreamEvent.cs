@@ -1,8 +1,18 @@
+using System.Text.Json.Serialization;
 using ClaudeProxy.ClaudeBackend.Contract;
 
 namespace ClaudeProxy.ClaudeBackend.StreamJson;
 
-/// <summary>What a turn's stream-json output means to a client, one event at a time.</summary>
+/// <summary>
+/// What a turn means to a client, one event at a time: decoded once from the CLI's stream-json lines, read by the
+/// dialects as they are. Where a turn crosses a socket, each event is one JSON line of the backend's contract, its kind
+/// in <c>type</c>.
+/// </summary>
+[JsonPolymorphic(TypeDiscriminatorPropertyName = "type")]
+[JsonDerivedType(typeof(TextDelta), "text")]
+[JsonDerivedType(typeof(ThinkingDelta), "thinking")]
+[JsonDerivedType(typeof(TurnCompleted), "completed")]
+[JsonDerivedType(typeof(TurnFailed), "failed")]
 public abstract record ClaudeStreamEvent;
 
 /// <summary>Answer text, in the order the model produced it.</summary>

@@ -26,7 +26,6 @@ internal sealed record CliLine(
     string[]? Errors,
     string? Model,
     [property: JsonPropertyName("retry_delay_ms")] double? RetryDelayMs,
-    JsonElement Error,
     [property: JsonPropertyName("rate_limit_info")] CliRateLimitInfo? RateLimitInfo)
 {
     /// <summary>The line parsed, when it is a <c>result</c> line (a turn's last); null for any other line.</summary>

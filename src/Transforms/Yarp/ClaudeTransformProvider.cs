@@ -2,10 +2,12 @@ using System.Buffers;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
+using ClaudeProxy.ClaudeBackend;
 using ClaudeProxy.ClaudeBackend.Contract;
 using ClaudeProxy.ClaudeBackend.StreamJson;
 using ClaudeProxy.Transforms.Telemetry;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy.Model;
 using Yarp.ReverseProxy.Transforms;
 using Yarp.ReverseProxy.Transforms.Builder;
@@ -17,7 +19,7 @@ namespace ClaudeProxy.Transforms.Yarp;
 /// request was routed to a cluster whose metadata says <c>Backend: claude-cli</c>; traffic for any other cluster
 /// passes untouched.
 /// </summary>
-public sealed class ClaudeTransformProvider(TimeProvider timeProvider) : ITransformProvider
+public sealed class ClaudeTransformProvider(TimeProvider timeProvider, IOptions<ClaudeBackendOptions> backendOptions) : ITransformProvider
 {
     public const string DialectMetadataKey = "ClaudeDialect";
     public const string BackendMetadataKey = "Backend";
@@ -91,13 +93,21 @@ public sealed class ClaudeTransformProvider(TimeProvider timeProvider) : ITransf
                 AllowedTools = ClaudeCallerClaims.AllowedTools(httpContext.User),
             },
         };
-        var turn = ClaudeBackendContract.Serialize(request.Turn);
-        httpContext.Request.Body = new MemoryStream(turn);
-        httpContext.Request.ContentLength = turn.Length;
-        if (context.ProxyRequest.Content is { } content)
+        if (backendOptions.Value.SerializedHop)
         {
-            content.Headers.ContentLength = turn.Length;
-            content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+            // The turn as bytes, exactly as a worker behind a socket gets it.
+            var turn = ClaudeBackendContract.Serialize(request.Turn);
+            httpContext.Request.Body = new MemoryStream(turn);
+            httpContext.Request.ContentLength = turn.Length;
+            SetContentHeaders(context.ProxyRequest.Content, turn.Length, "application/json");
+        }
+        else
+        {
+            // In process the turn goes over as it is; the destination reads no body.
+            context.ProxyRequest.Options.Set(ClaudeBackendContract.TurnRequest, request.Turn);
+            httpContext.Request.Body = Stream.Null;
+            httpContext.Request.ContentLength = 0;
+            SetContentHeaders(context.ProxyRequest.Content, 0, null);
         }
 
         context.Path = ClaudeBackendPaths.Turns;
@@ -121,11 +131,10 @@ public sealed class ClaudeTransformProvider(TimeProvider timeProvider) : ITransf
             return;
         }
 
-        if (!backendResponse.IsSuccessStatusCode)
+        var events = await ClaudeBackendContract.ReadEventsAsync(backendResponse, context.CancellationToken);
+        if (events.FailedBeforeAnswer is { } error)
         {
-            var body = await backendResponse.Content.ReadAsByteArrayAsync(context.CancellationToken);
-            var error = ClaudeBackendContract.ReadError(body)
-                ?? new ClaudeBackendError(ClaudeBackendError.KindOf(backendResponse.StatusCode), $"The claude backend answered {(int)backendResponse.StatusCode}.");
+            await events.DisposeAsync();
             if (error.Kind == ClaudeErrorKind.CliUnavailable)
             {
                 // The OpenAI SDKs retry 5xx twice unless told not to; a missing CLI will not appear between tries.
@@ -137,7 +146,6 @@ public sealed class ClaudeTransformProvider(TimeProvider timeProvider) : ITransf
             return;
         }
 
-        var events = new ClaudeEventReader(await backendResponse.Content.ReadAsStreamAsync(context.CancellationToken));
         if (turn.Request.Stream)
         {
             backendResponse.Content = new StreamContent(new ClaudeAnswerStream(events, turn.Writer, timer));
@@ -167,7 +175,7 @@ public sealed class ClaudeTransformProvider(TimeProvider timeProvider) : ITransf
 
     /// <summary>For <c>stream:false</c>: reads the whole turn, then answers one body with the right status.</summary>
     private static async Task<(HttpStatusCode Status, byte[] Body)> AggregateAsync(
-        ClaudeEventReader events, ClaudeTurnFeature turn, GenAiRequestTimer? timer, CancellationToken cancellationToken)
+        IClaudeTurnEvents events, ClaudeTurnFeature turn, GenAiRequestTimer? timer, CancellationToken cancellationToken)
     {
         var thinking = new System.Text.StringBuilder();
         List<ClaudeStreamEvent> batch = [];
@@ -192,6 +200,15 @@ public sealed class ClaudeTransformProvider(TimeProvider timeProvider) : ITransf
         }
 
         throw new UnreachableException("The event reader always ends with an outcome.");
+    }
+
+    private static void SetContentHeaders(HttpContent? content, long length, string? mediaType)
+    {
+        if (content is not null)
+        {
+            content.Headers.ContentLength = length;
+            content.Headers.ContentType = mediaType is null ? null : new MediaTypeHeaderValue(mediaType);
+        }
     }
 
     private static void ReplaceBody(ResponseTransformContext context, byte[] body)

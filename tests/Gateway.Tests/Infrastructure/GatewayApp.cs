@@ -69,6 +69,10 @@ public sealed class GatewayApp : WebApplicationFactory<Program>
         ["ClaudeBackend:CliPath"] = cliPath,
         ["ClaudeBackend:DataDirectory"] = sameStoreAs?.DataDirectory ?? Directory.CreateTempSubdirectory("gateway-data-").FullName,
         ["ClaudeBackend:Environment:HOME"] = sameStoreAs?.Home ?? Directory.CreateTempSubdirectory("gateway-home-").FullName,
+        // Gateway.Tests.SerializedHop runs the hop's tests again with turns sent as bytes, as to a worker behind a socket.
+#if SERIALIZED_HOP
+        ["ClaudeBackend:SerializedHop"] = "true",
+#endif
     };
 
     /// <summary>Every error the gateway logged, with its exception: a test can prove nothing went unhandled.</summary>

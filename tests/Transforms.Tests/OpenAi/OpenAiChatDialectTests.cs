@@ -88,10 +88,9 @@ public sealed class OpenAiChatDialectTests
     public async Task A_failure_mid_stream_is_an_error_frame_the_sdks_raise()
     {
         var request = DialectHarness.Parse(Dialect, """{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}""");
-        var backend = TestSupport.Fixtures.StdoutLines("print_stream_json_partial").Take(5)
-            .Append(DialectHarness.GatewayErrorLine(ClaudeErrorKind.RateLimited, "slow down"));
+        var backend = TestSupport.Fixtures.StdoutLines("print_stream_json_partial").Take(5);
 
-        var frames = Frames(await DialectHarness.StreamAsync(Dialect, request, backend));
+        var frames = Frames(await DialectHarness.StreamAsync(Dialect, request, backend, new ClaudeBackendError(ClaudeErrorKind.RateLimited, "slow down")));
 
         var error = JsonDocument.Parse(frames[^1]).RootElement.GetProperty("error");
         Assert.Equal("slow down", error.GetProperty("message").GetString());

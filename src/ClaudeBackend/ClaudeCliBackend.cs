@@ -1,0 +1,242 @@
+using System.Threading.RateLimiting;
+using ClaudeProxy.ClaudeBackend.Cli;
+using ClaudeProxy.ClaudeBackend.Contract;
+using ClaudeProxy.ClaudeBackend.Conversations;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace ClaudeProxy.ClaudeBackend;
+
+/// <summary>
+/// The default <see cref="IClaudeBackend"/>: runs each turn in a Claude CLI process (a warm one when there is one),
+/// under the process cap and its bounded queue, keeps conversations with an id in their Claude session, and tries a
+/// turn once more when its session is gone or its process ended without a word.
+/// </summary>
+public sealed partial class ClaudeCliBackend(
+    IClaudeCliLauncher launcher,
+    ClaudeModelCatalog catalog,
+    ConversationStore conversations,
+    ClaudeCliProbe health,
+    ClaudeCliEnvironment cli,
+    ClaudeCliMetrics metrics,
+    TimeProvider timeProvider,
+    IOptions<ClaudeBackendOptions> options,
+    ILogger<ClaudeCliBackend> logger) : IClaudeBackend
+{
+    /// <summary>Ollama's own words for a full queue, which its clients already know how to handle.</summary>
+    private const string BusyMessage = "server busy, please try again.  maximum pending requests exceeded";
+
+    private readonly ConcurrencyLimiter _processes = new(new ConcurrencyLimiterOptions
+    {
+        PermitLimit = options.Value.MaxConcurrentProcesses,
+        QueueLimit = options.Value.MaxQueuedTurns,
+        QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
+    });
+
+    public async Task<IClaudeTurnEvents> StartTurnAsync(ClaudeTurnRequest request, CancellationToken cancellationToken)
+    {
+        if (ProblemOf(request) is { } problem)
+        {
+            return ClaudeTurnEvents.Failed(new ClaudeBackendError(ClaudeErrorKind.InvalidRequest, problem));
+        }
+
+        if (!catalog.TryFind(request.Model, out var model))
+        {
+            return ClaudeTurnEvents.Failed(new ClaudeBackendError(ClaudeErrorKind.ModelNotFound, $"model '{request.Model}' not found"));
+        }
+
+        var processLease = await AcquireProcessAsync(cancellationToken);
+        if (processLease is null)
+        {
+            return ClaudeTurnEvents.Failed(new ClaudeBackendError(ClaudeErrorKind.Busy, BusyMessage, RetryAfterSeconds: 5));
+        }
+
+        var conversationKey = request.ConversationId is { } id ? ConversationStore.KeyOf(request.Owner, id) : null;
+        ClaudeTurn? turn = null;
+        ClaudeBackendError? error;
+        try
+        {
+            turn = await StartTurnAsync(request, conversationKey, model, processLease, cancellationToken);
+            error = await WaitForAnswerAsync(turn, cancellationToken);
+            // Each cause is worth one more try, and both can happen in a row: a kept process that died while it waited
+            // ends silently, and the process that resumes in its place may not find the session it had not yet saved.
+            var retriedLostSession = false;
+            var retriedSilentEnd = false;
+            while (error is not null)
+            {
+                if (!retriedLostSession && conversationKey is not null && await turn.LostSessionAsync(error))
+                {
+                    // The stored session is gone (~/.claude cleared, another config folder or login): start a new one
+                    // from the history the client sent, or afresh when it sent none.
+                    retriedLostSession = true;
+                    var history = TurnPrompt.HistoryCount(request.Messages);
+                    if (history > 0)
+                    {
+                        LogSessionRebuilt(logger, request.ConversationId!, history);
+                    }
+                    else
+                    {
+                        LogSessionLostWithoutHistory(logger, request.ConversationId!);
+                    }
+
+                    await conversations.ForgetAsync(conversationKey, cancellationToken);
+                }
+                else if (!retriedSilentEnd && await turn.EndedSilentlyAsync())
+                {
+                    retriedSilentEnd = true;
+                    LogProcessEndedSilently(logger);
+                }
+                else
+                {
+                    break;
+                }
+
+                await turn.DisposeAsync(keepProcessLease: true);
+                // The lease now belongs to no turn: should the restart fail, the catch below must free it.
+                turn = null;
+                turn = await StartTurnAsync(request, conversationKey, model, processLease, cancellationToken);
+                error = await WaitForAnswerAsync(turn, cancellationToken);
+            }
+        }
+        catch
+        {
+            if (turn is null)
+            {
+                processLease.Dispose();
+            }
+            else
+            {
+                await turn.DisposeAsync();
+            }
+
+            throw;
+        }
+
+        if (error is not null)
+        {
+            await turn.DisposeAsync();
+            health.ReportTurn(error);
+            LogTurnFailed(logger, error.Kind, error.Message);
+            return ClaudeTurnEvents.Failed(error);
+        }
+
+        return turn;
+    }
+
+    /// <summary>What makes a turn request one the CLI cannot run, or null.</summary>
+    private static string? ProblemOf(ClaudeTurnRequest request) => request switch
+    {
+        { Model: null or "" } => "model is required",
+        { Messages: null or { Count: 0 } } => "messages must not be empty",
+        _ when request.Messages.Any(m => m.Role is not (ClaudeMessage.UserRole or ClaudeMessage.AssistantRole)) =>
+            "message roles must be 'user' or 'assistant'",
+        _ when request.Messages[^1].Role != ClaudeMessage.UserRole => "the last message must be a user message",
+        _ => null,
+    };
+
+    /// <summary>
+    /// A place under the process cap, waiting in the bounded queue if need be. Null when the queue is full or the wait
+    /// timed out; a client that leaves while queued is dropped from the queue (the acquire is cancelled).
+    /// </summary>
+    private async Task<RateLimitLease?> AcquireProcessAsync(CancellationToken cancellationToken)
+    {
+        var waitStarted = timeProvider.GetTimestamp();
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(options.Value.QueueTimeout);
+        metrics.Queued(1);
+        try
+        {
+            var lease = await _processes.AcquireAsync(1, timeout.Token);
+            if (lease.IsAcquired)
+            {
+                metrics.QueueWait(timeProvider.GetElapsedTime(waitStarted));
+                return lease;
+            }
+
+            lease.Dispose();
+            metrics.Rejected("queue_full");
+            return null;
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            metrics.Rejected("queue_timeout");
+            return null;
+        }
+        finally
+        {
+            metrics.Queued(-1);
+        }
+    }
+
+    /// <summary>Waits for the answer to start, within <see cref="ClaudeBackendOptions.FirstAnswerTimeout"/>.</summary>
+    private async Task<ClaudeBackendError?> WaitForAnswerAsync(ClaudeTurn turn, CancellationToken cancellationToken)
+    {
+        var limit = options.Value.FirstAnswerTimeout;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(limit);
+        try
+        {
+            return await turn.WaitForAnswerAsync(timeout.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return new ClaudeBackendError(ClaudeErrorKind.Timeout, $"The Claude CLI did not start answering within {limit.TotalSeconds:0} s.");
+        }
+    }
+
+    private async Task<ClaudeTurn> StartTurnAsync(
+        ClaudeTurnRequest request, string? conversationKey, ClaudeModelOptions model, IDisposable processLease, CancellationToken cancellationToken)
+    {
+        var settings = options.Value;
+        var files = new TurnFiles(cli);
+        IDisposable? lease = null;
+        try
+        {
+            string workingDirectory;
+            Guid? sessionId = null;
+            var mode = ClaudeSessionMode.Ephemeral;
+            if (conversationKey is not null)
+            {
+                lease = await conversations.EnterTurnAsync(conversationKey, cancellationToken);
+                // A new conversation may get a warm process that brings a session and directory of its own instead.
+                var stored = await conversations.FindAsync(conversationKey, cancellationToken);
+                (mode, sessionId, workingDirectory) = stored is { } known
+                    ? (ClaudeSessionMode.Resume, known.Id, known.WorkingDirectory)
+                    : (ClaudeSessionMode.Create, Guid.NewGuid(), conversations.WorkingDirectoryOf(conversationKey));
+            }
+            else
+            {
+                workingDirectory = files.CreateWorkingDirectory();
+            }
+
+            var systemPromptFile = (request.SystemPrompt ?? settings.DefaultSystemPrompt) is { Length: > 0 } systemPrompt
+                ? await files.WriteSystemPromptAsync(systemPrompt, cancellationToken)
+                : null;
+
+            // A resumed session already holds the history; only the new turn is sent.
+            var inputLine = TurnPrompt.ToInputLine(request.Messages, includeHistory: mode != ClaudeSessionMode.Resume);
+            var invocation = new ClaudeCliInvocation(model.CliModel, inputLine, workingDirectory, mode, sessionId, systemPromptFile, request.AllowedTools);
+            var run = await launcher.StartAsync(invocation, cancellationToken);
+            var session = sessionId is { } id ? run.Session ?? new ClaudeCliSession(id, workingDirectory) : null;
+            return new ClaudeTurn(run, conversations, conversationKey, session, processLease, lease, files, settings.IdleTimeout, health);
+        }
+        catch
+        {
+            lease?.Dispose();
+            files.Delete();
+            throw;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Claude session of conversation {ConversationId} is gone; starting a new one from the {Messages} earlier messages the client sent")]
+    private static partial void LogSessionRebuilt(ILogger logger, string conversationId, int messages);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Claude session of conversation {ConversationId} is gone and the client sent no history; the conversation starts afresh")]
+    private static partial void LogSessionLostWithoutHistory(ILogger logger, string conversationId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "A Claude CLI process ended before answering without saying why; trying the turn once more")]
+    private static partial void LogProcessEndedSilently(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Claude turn failed before answering: {Kind}: {Message}")]
+    private static partial void LogTurnFailed(ILogger logger, ClaudeErrorKind kind, string message);
+}

@@ -1,0 +1,91 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Text.Json;
+using ClaudeProxy.ClaudeBackend.StreamJson;
+
+namespace ClaudeProxy.ClaudeBackend.Contract;
+
+/// <summary>
+/// Reads a turn's events from the contract's NDJSON form (one <see cref="ClaudeStreamEvent"/> a line), a batch per
+/// read, as lines arrive. It always ends with exactly one outcome: a stream that stops without one ends with
+/// <see cref="TurnFailed"/>.
+/// </summary>
+internal sealed class ClaudeEventLineReader(Stream lines) : IClaudeTurnEvents
+{
+    private readonly PipeReader _reader = PipeReader.Create(lines, new StreamPipeReaderOptions(leaveOpen: false));
+    private bool _ended;
+
+    public ClaudeBackendError? FailedBeforeAnswer => null;
+
+    public async ValueTask<bool> ReadAsync(List<ClaudeStreamEvent> events, CancellationToken cancellationToken)
+    {
+        events.Clear();
+        while (events.Count == 0 && !_ended)
+        {
+            var result = await _reader.ReadAsync(cancellationToken);
+            var buffer = result.Buffer;
+            while (!_ended && TryReadLine(ref buffer, out var line))
+            {
+                Read(line, events);
+            }
+
+            if (result.IsCompleted && !_ended)
+            {
+                Read(buffer, events);
+                buffer = buffer.Slice(buffer.End);
+                if (!_ended)
+                {
+                    events.Add(new TurnFailed(new ClaudeBackendError(ClaudeErrorKind.CliFailed, "The Claude answer ended before the turn was complete.")));
+                    _ended = true;
+                }
+            }
+
+            _reader.AdvanceTo(buffer.Start, buffer.End);
+        }
+
+        return events.Count > 0;
+    }
+
+    private void Read(ReadOnlySequence<byte> line, List<ClaudeStreamEvent> events)
+    {
+        if (line.IsEmpty)
+        {
+            return;
+        }
+
+        var reader = new Utf8JsonReader(line);
+        ClaudeStreamEvent? streamEvent;
+        try
+        {
+            streamEvent = JsonSerializer.Deserialize(ref reader, ClaudeBackendJsonContext.Default.ClaudeStreamEvent);
+        }
+        catch (JsonException exception)
+        {
+            streamEvent = new TurnFailed(new ClaudeBackendError(ClaudeErrorKind.UpstreamError, $"The claude backend sent an unreadable event: {exception.Message}"));
+        }
+
+        if (streamEvent is null)
+        {
+            return;
+        }
+
+        events.Add(streamEvent);
+        _ended = streamEvent is TurnCompleted or TurnFailed;
+    }
+
+    private static bool TryReadLine(ref ReadOnlySequence<byte> buffer, out ReadOnlySequence<byte> line)
+    {
+        var newline = buffer.PositionOf((byte)'\n');
+        if (newline is null)
+        {
+            line = default;
+            return false;
+        }
+
+        line = buffer.Slice(0, newline.Value);
+        buffer = buffer.Slice(buffer.GetPosition(1, newline.Value));
+        return true;
+    }
+
+    public async ValueTask DisposeAsync() => await _reader.CompleteAsync();
+}
