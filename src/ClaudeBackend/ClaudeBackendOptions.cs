@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using Microsoft.Extensions.Options;
 
 namespace ClaudeProxy.ClaudeBackend;
 
@@ -100,18 +101,25 @@ public sealed class ClaudeBackendOptions
 
     /// <summary>The Claude models the gateway offers, in the order they are listed.</summary>
     [MinLength(1)]
+    [ValidateEnumeratedItems]
     public List<ClaudeModelOptions> Models { get; set; } = [];
 }
+
+/// <summary>The data annotations of <see cref="ClaudeBackendOptions"/>, each model's included, checked by generated code.</summary>
+[OptionsValidator]
+public sealed partial class ClaudeBackendOptionsValidator : IValidateOptions<ClaudeBackendOptions>;
 
 /// <summary>One Claude model as clients see it.</summary>
 public sealed class ClaudeModelOptions
 {
     /// <summary>The name clients use; it contains a <c>:</c> because Open WebUI appends <c>:latest</c> to names without one.</summary>
     [Required]
+    [RegularExpression(".*:.*", ErrorMessage = "A Claude model's Name must contain ':' (Open WebUI appends ':latest' to names without one).")]
     public string Name { get; set; } = "";
 
     /// <summary>The CLI's <c>--model</c> value: an alias (<c>sonnet</c>) or a full model id.</summary>
     [Required]
+    [RegularExpression("^[^-].*", ErrorMessage = "A Claude model's CliModel is a --model value, not a flag.")]
     public string CliModel { get; set; } = "";
 
     /// <summary>Other names that reach this model (e.g. the original server's <c>claude-3-7-sonnet-latest</c>).</summary>

@@ -4,6 +4,7 @@ using ClaudeProxy.ClaudeBackend.Conversations;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 
 namespace ClaudeProxy.ClaudeBackend;
 
@@ -14,17 +15,13 @@ public static class ClaudeBackendServiceCollectionExtensions
     {
         services.AddOptions<ClaudeBackendOptions>()
             .Bind(configuration)
-            .ValidateDataAnnotations()
-            .Validate(o => o.Models.TrueForAll(m => m.Name.Contains(':', StringComparison.Ordinal)),
-                "Every Claude model name must contain ':' (Open WebUI appends ':latest' to names without one).")
             .Validate(o => o.Models.Select(m => m.Name).Distinct(StringComparer.OrdinalIgnoreCase).Count() == o.Models.Count,
                 "Claude model names must be unique.")
-            .Validate(o => o.Models.TrueForAll(m => m.CliModel.Length > 0 && !m.CliModel.StartsWith('-')),
-                "Every Claude model needs a CliModel (a --model value, not a flag).")
             .PostConfigure(o => o.DataDirectory = Path.GetFullPath(o.DataDirectory is { Length: > 0 } configured
                 ? configured
                 : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create), "claudeproxy")))
             .ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ClaudeBackendOptions>, ClaudeBackendOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ClaudeCliMetrics>();
         services.TryAddSingleton<ClaudeCliEnvironment>();

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using Microsoft.Extensions.Options;
 
 namespace ClaudeProxy.Gateway;
 
@@ -38,6 +39,7 @@ public sealed class GatewayOptions
     /// the liveness probe <c>/</c> and what <see cref="PublicHealth"/> and <see cref="PublicMetrics"/> open.
     /// <c>CLAUDEPROXY_API_KEYS</c> adds comma-separated keys.
     /// </summary>
+    [ValidateEnumeratedItems]
     public List<ApiKeyOptions> ApiKeys { get; set; } = [];
 
     /// <summary>Lets the gateway listen beyond loopback without API keys (e.g. inside a private compose network).</summary>
@@ -57,6 +59,10 @@ public sealed class GatewayOptions
     [Range(1024, int.MaxValue)]
     public int MaxModelScanBytes { get; set; } = 32 * 1024 * 1024;
 }
+
+/// <summary>The data annotations of <see cref="GatewayOptions"/>, each API key's included, checked by generated code.</summary>
+[OptionsValidator]
+internal sealed partial class GatewayOptionsDataValidator : IValidateOptions<GatewayOptions>;
 
 /// <summary>One API key and what its holder may do.</summary>
 public sealed class ApiKeyOptions

@@ -4,7 +4,10 @@ using Microsoft.Extensions.Options;
 
 namespace ClaudeProxy.Gateway.Security;
 
-/// <summary>Refuses to start a gateway that others could reach without a key, or with keys that make no sense.</summary>
+/// <summary>
+/// Refuses to start a gateway that others could reach without a key, or with keys that make no sense (beyond their data
+/// annotations, which <see cref="GatewayOptionsDataValidator"/> checks).
+/// </summary>
 internal sealed partial class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
 {
     public ValidateOptionsResult Validate(string? name, GatewayOptions options)
@@ -18,11 +21,6 @@ internal sealed partial class GatewayOptionsValidator : IValidateOptions<Gateway
 
         foreach (var key in options.ApiKeys)
         {
-            if (key.Key.Length < 16)
-            {
-                failures.Add($"API key '{key.Name}' is shorter than 16 characters.");
-            }
-
             failures.AddRange(key.AllowedTools.Where(tool => !ToolName().IsMatch(tool)).Select(tool => $"API key '{key.Name}' allows an invalid tool name '{tool}'."));
         }
 

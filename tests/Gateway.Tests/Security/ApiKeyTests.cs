@@ -54,6 +54,25 @@ public sealed class ApiKeyTests
         Assert.Contains("HOST=0.0.0.0", error.ToString(), StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("Gateway:ApiKeys:0:Key", "short", "Key")]
+    [InlineData("ClaudeBackend:Models:0:CliModel", "--dangerously-skip-permissions", "not a flag")]
+    [InlineData("ClaudeBackend:Models:1:Name", "no-colon", "must contain ':'")]
+    [InlineData("ClaudeBackend:Models:2:WarmSpares", "1000", "WarmSpares")]
+    public void A_setting_of_one_list_item_that_breaks_its_rule_refuses_to_start(string key, string value, string named)
+    {
+        using var app = GatewayApp.WithFakeCli(configure: s =>
+        {
+            s["Gateway:ApiKeys:0:Name"] = "ci";
+            s["Gateway:ApiKeys:0:Key"] = "a-key-long-enough-for-the-rule";
+            s[key] = value;
+        });
+
+        var error = Assert.ThrowsAny<Exception>(() => app.CreateClient());
+
+        Assert.Contains(named, error.ToString(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Listening_beyond_loopback_starts_with_keys_or_an_explicit_override()
     {
