@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Pass-through overhead of ClaudeProxy in front of Ollama, measured the only honest way on a noisy 2-core machine:
-# the same load against a fast fake Ollama (nginx answering fixed bodies) directly and through the gateway, in one run.
-# Reports p50/p99 latency and requests/s for GET /api/tags and a streamed POST /api/chat at concurrency 1 and 64.
+# the same load against a fast fake Ollama (nginx answering fixed bodies) directly, through the proxies that say what a
+# proxy can do here (nginx's own proxy_pass, a bare YARP app: one route, one cluster), and through the gateway, in one
+# run. Reports p50/p99 latency and requests/s for GET /api/tags and a streamed POST /api/chat at concurrency 1 and 64.
 #
 #   bash bench/passthrough.sh [seconds per run, default 10]
 set -euo pipefail
@@ -16,12 +17,14 @@ done
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 OLLAMA_PORT=$(free_port)
+NGINX_PROXY_PORT=$(free_port)
+YARP_PORT=$(free_port)
 GATEWAY_PORT=$(free_port)
 
 # A fast fake Ollama: /api/tags with five models, /api/chat with a 20-chunk NDJSON answer.
-python3 - "$WORK" "$OLLAMA_PORT" <<'PY'
+python3 - "$WORK" "$OLLAMA_PORT" "$NGINX_PROXY_PORT" <<'PY'
 import json, sys
-work, port = sys.argv[1], sys.argv[2]
+work, port, proxy_port = sys.argv[1], sys.argv[2], sys.argv[3]
 model = lambda n: {"name": n, "model": n, "modified_at": "2025-05-04T17:37:44.706015396-07:00", "size": 2019393189,
                    "digest": "a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72",
                    "details": {"parent_model": "", "format": "gguf", "family": "llama", "families": ["llama"],
@@ -44,15 +47,25 @@ http {{
         location = /api/version {{ default_type "application/json; charset=utf-8"; return 200 '{{"version":"0.13.5"}}'; }}
         location = /api/chat {{ default_type application/x-ndjson; return 200 '{chat}'; }}
     }}
+    # nginx's own reverse proxy in front of the same, with kept-alive upstream connections as YARP keeps them.
+    upstream ollama {{ server 127.0.0.1:{port}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{proxy_port};
+        location / {{ proxy_pass http://ollama; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }}
+    }}
 }}
 """)
 PY
 nginx -c "$WORK/nginx.conf"
 
 dotnet build src/Gateway -c Release -v quiet -nologo >/dev/null
+dotnet build bench/BareYarp -c Release -v quiet -nologo >/dev/null
+dotnet bench/BareYarp/bin/Release/net10.0/bare-yarp.dll "http://127.0.0.1:$OLLAMA_PORT" "$YARP_PORT" >"$WORK/yarp.log" 2>&1 &
 OLLAMA_URL="http://127.0.0.1:$OLLAMA_PORT" PORT="$GATEWAY_PORT" CLAUDE_CLI=/bin/false \
     dotnet src/Gateway/bin/Release/net10.0/ClaudeProxy.Gateway.dll --Logging:LogLevel:Default=Warning >"$WORK/gateway.log" 2>&1 &
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$GATEWAY_PORT/" >/dev/null && break; sleep 0.1; done
+for port in "$GATEWAY_PORT" "$YARP_PORT"; do
+    for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/api/version" >/dev/null && break; sleep 0.1; done
+done
 
 cat >"$WORK/chat.lua" <<'LUA'
 wrk.method = "POST"
@@ -70,19 +83,26 @@ measure() { # url concurrency [script]
         END {printf "%.3f %.3f %.0f\n", p50, p99, rps}' <<<"$out"
 }
 
-# Warm both paths (JIT, connection pools) before measuring.
-wrk -t1 -c8 -d3s "http://127.0.0.1:$GATEWAY_PORT/api/tags" >/dev/null
-wrk -t1 -c8 -d3s -s "$WORK/chat.lua" "http://127.0.0.1:$GATEWAY_PORT/api/chat" >/dev/null
+# Warm every path (JIT, connection pools) before measuring.
+for port in "$GATEWAY_PORT" "$YARP_PORT" "$NGINX_PROXY_PORT"; do
+    wrk -t1 -c8 -d3s "http://127.0.0.1:$port/api/tags" >/dev/null
+    wrk -t1 -c8 -d3s -s "$WORK/chat.lua" "http://127.0.0.1:$port/api/chat" >/dev/null
+done
 
-printf "| endpoint | concurrency | direct p50 ms | proxied p50 ms | added p50 ms | direct p99 ms | proxied p99 ms | direct req/s | proxied req/s | throughput ratio |\n"
-printf "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+# Per cell: direct, nginx proxy_pass, bare YARP, ClaudeProxy, one after the other. Ratios are requests/s over the bare
+# YARP proxy's and over direct; added p50 is over the bare YARP proxy's.
+printf "| endpoint | concurrency | req/s direct | req/s nginx proxy | req/s bare YARP | req/s ClaudeProxy | ClaudeProxy / bare YARP | ClaudeProxy / direct | p50 ms direct / nginx / YARP / ClaudeProxy | added p50 ms over YARP | p99 ms YARP / ClaudeProxy |\n"
+printf "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
 for endpoint in tags chat; do
     for concurrency in 1 64; do
         script=""; path="/api/tags"
         [[ $endpoint == chat ]] && { script="$WORK/chat.lua"; path="/api/chat"; }
         read -r d50 d99 drps < <(measure "http://127.0.0.1:$OLLAMA_PORT$path" "$concurrency" "$script")
+        read -r n50 n99 nrps < <(measure "http://127.0.0.1:$NGINX_PROXY_PORT$path" "$concurrency" "$script")
+        read -r y50 y99 yrps < <(measure "http://127.0.0.1:$YARP_PORT$path" "$concurrency" "$script")
         read -r p50 p99 prps < <(measure "http://127.0.0.1:$GATEWAY_PORT$path" "$concurrency" "$script")
-        awk -v e="$path" -v c="$concurrency" -v d50="$d50" -v p50="$p50" -v d99="$d99" -v p99="$p99" -v dr="$drps" -v pr="$prps" \
-            'BEGIN {printf "| %s | %s | %.3f | %.3f | %.3f | %.3f | %.3f | %d | %d | %.2f |\n", e, c, d50, p50, p50-d50, d99, p99, dr, pr, pr/dr}'
+        awk -v e="$path" -v c="$concurrency" -v d50="$d50" -v n50="$n50" -v y50="$y50" -v p50="$p50" -v y99="$y99" -v p99="$p99" \
+            -v dr="$drps" -v nr="$nrps" -v yr="$yrps" -v pr="$prps" \
+            'BEGIN {printf "| %s | %s | %d | %d | %d | %d | %.2f | %.2f | %.3f / %.3f / %.3f / %.3f | %.3f | %.3f / %.3f |\n", e, c, dr, nr, yr, pr, pr/yr, pr/dr, d50, n50, y50, p50, p50-y50, y99, p99}'
     done
 done
