@@ -26,6 +26,10 @@ public sealed class ClaudeLimitsTests
         return (response, new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken)));
     }
 
+    /// <summary>Turns waiting for a process: +1 as each enters the queue, -1 as it leaves (started, refused or gone).</summary>
+    private static MetricCollector<long> QueuedTurns(GatewayApp app) =>
+        new(app.Services.GetRequiredService<IMeterFactory>(), ClaudeCliMetrics.MeterName, "claudeproxy.requests.queued");
+
     [Fact]
     public async Task Beyond_the_process_cap_turns_wait_in_a_bounded_queue_and_the_rest_hear_server_busy()
     {
@@ -35,12 +39,14 @@ public sealed class ClaudeLimitsTests
             s["ClaudeBackend:MaxQueuedTurns"] = "1";
             s["ClaudeBackend:QueueTimeout"] = "00:00:01";
         });
+        using var waiting = QueuedTurns(app);
         var client = app.CreateClient();
         var (running, runningBody) = await OpenStreamAsync(client, "/api/chat", Cancel);
         Assert.NotNull(await runningBody.ReadLineAsync(Cancel));
 
         var queued = client.PostAsync("/api/chat", Json(Chat), Cancel);
-        await Task.Delay(200, Cancel);
+        // The running turn went in and out of the queue; the next one is in it now.
+        await waiting.WaitForMeasurementsAsync(3, Cancel);
         using var refused = await client.PostAsync("/v1/chat/completions", Json(Chat), Cancel);
         using var timedOut = await queued;
 
@@ -58,15 +64,18 @@ public sealed class ClaudeLimitsTests
     public async Task A_queued_turn_whose_client_leaves_never_starts()
     {
         await using var app = GatewayApp.WithFakeCli($"replay={Partial};delay-ms=150", configure: s => s["ClaudeBackend:MaxConcurrentProcesses"] = "1");
-        using var queued = new MetricCollector<long>(app.Services.GetRequiredService<IMeterFactory>(), ClaudeCliMetrics.MeterName, "claudeproxy.requests.queued");
+        using var queued = QueuedTurns(app);
         var client = app.CreateClient();
         var first = client.PostAsync("/api/chat", Json(Chat), Cancel);
-        await Task.Delay(300, Cancel);
+        await queued.WaitForMeasurementsAsync(2, Cancel);
 
         using var leave = CancellationTokenSource.CreateLinkedTokenSource(Cancel);
-        leave.CancelAfter(TimeSpan.FromMilliseconds(300));
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => client.PostAsync("/api/chat", Json(Chat), leave.Token));
+        var second = client.PostAsync("/api/chat", Json(Chat), leave.Token);
+        await queued.WaitForMeasurementsAsync(3, Cancel);
+        await leave.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => second);
         using var firstResponse = await first;
+        await queued.WaitForMeasurementsAsync(4, Cancel);
 
         Assert.Equal(HttpStatusCode.OK, firstResponse.StatusCode);
         Assert.Single(File.ReadAllLines(app.FakeCliLog));

@@ -26,12 +26,12 @@ internal sealed class ClaudeEventLineReader(Stream lines) : IClaudeTurnEvents
             var buffer = result.Buffer;
             while (!_ended && TryReadLine(ref buffer, out var line))
             {
-                Read(line, events);
+                Read(line, events, cutOff: false);
             }
 
             if (result.IsCompleted && !_ended)
             {
-                Read(buffer, events);
+                Read(buffer, events, cutOff: true);
                 buffer = buffer.Slice(buffer.End);
                 if (!_ended)
                 {
@@ -46,7 +46,8 @@ internal sealed class ClaudeEventLineReader(Stream lines) : IClaudeTurnEvents
         return events.Count > 0;
     }
 
-    private void Read(ReadOnlySequence<byte> line, List<ClaudeStreamEvent> events)
+    /// <param name="cutOff">The rest of a stream that ended without a newline: unreadable, it is a line cut off.</param>
+    private void Read(ReadOnlySequence<byte> line, List<ClaudeStreamEvent> events, bool cutOff)
     {
         if (line.IsEmpty)
         {
@@ -58,6 +59,11 @@ internal sealed class ClaudeEventLineReader(Stream lines) : IClaudeTurnEvents
         try
         {
             streamEvent = JsonSerializer.Deserialize(ref reader, ClaudeBackendJsonContext.Default.ClaudeStreamEvent);
+        }
+        catch (JsonException) when (cutOff)
+        {
+            // The stream broke mid-line: the caller ends the turn as one that stopped before its outcome.
+            return;
         }
         catch (JsonException exception)
         {

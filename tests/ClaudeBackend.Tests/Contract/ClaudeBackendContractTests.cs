@@ -33,6 +33,19 @@ public sealed class ClaudeBackendContractTests
     }
 
     [Fact]
+    public async Task A_stream_cut_off_mid_line_ends_as_one_that_stopped_before_the_outcome()
+    {
+        var sent = Decode("print_stream_json_partial");
+        var bytes = await new ClaudeTurnContent(new Replay(sent)).ReadAsByteArrayAsync(Cancel);
+        using var response = new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent(bytes[..^20]) };
+
+        var arrived = await ReadAllAsync(await ClaudeBackendContract.ReadEventsAsync(response, Cancel));
+
+        Assert.Equal(sent[..^1], arrived[..^1]);
+        Assert.Contains("ended before the turn was complete", Assert.IsType<TurnFailed>(arrived[^1]).Error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task An_error_status_arrives_as_the_failure_it_names()
     {
         var error = new ClaudeBackendError(ClaudeErrorKind.RateLimited, "slow down", RetryAfterSeconds: 3);

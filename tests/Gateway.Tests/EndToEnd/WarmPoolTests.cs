@@ -224,8 +224,8 @@ public sealed class WarmPoolTests
         var client = app.CreateClient();
 
         await ChatAsync(client, Turn("crash", "before"));
-        // It dies while it waits, once it has written its session out (that takes a few milliseconds after the answer).
-        await Task.Delay(TimeSpan.FromSeconds(1), Cancel);
+        // It dies while it waits, once it has written its answer to the session file (a few milliseconds after the answer).
+        await WaitForSessionAnswerAsync(app);
         var kept = Assert.Single(ProcessProbe.FindMarked(app.Marker));
         using (var process = Process.GetProcessById(kept))
         {
@@ -314,6 +314,19 @@ public sealed class WarmPoolTests
         // Twenty seconds without a burst: back to the one spare the configuration asks for. (Both bursts may fall in one
         // ten-second span, which counts as four new chats, so the pool may hold three spares until then.)
         await WaitForOnlySparesAsync(app, 1);
+    }
+
+    /// <summary>Waits until the CLI's session file of the app's one conversation holds an answer.</summary>
+    private static async Task WaitForSessionAnswerAsync(GatewayApp app)
+    {
+        var projects = Path.Combine(app.Home, ".claude", "projects");
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!(Directory.Exists(projects) && Directory.EnumerateFiles(projects, "*.jsonl", SearchOption.AllDirectories)
+                   .Any(file => File.ReadAllText(file).Contains("\"type\":\"assistant\"", StringComparison.Ordinal))))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "The CLI never wrote its answer to the session file.");
+            await Task.Delay(20, Cancel);
+        }
     }
 
     /// <summary>
