@@ -71,7 +71,8 @@ public static partial class GatewayExtensions
     /// <summary>A bug is still answered in the client's envelope (and logged), never with an empty 500.</summary>
     private static Task LastResortErrorAsync(HttpContext context)
     {
-        var style = RouteMetadata.ErrorStyleOfPath(context.Request.Path);
+        // The exception handler has cleared the endpoint by now; its feature still names the one that failed.
+        var style = RouteMetadata.ErrorStyleOf(context.Features.Get<Microsoft.AspNetCore.Diagnostics.IExceptionHandlerFeature>()?.Endpoint);
         return ClaudeProxy.Transforms.ErrorEnvelopes.WriteAsync(context.Response, style, HttpStatusCode.InternalServerError, "internal error in ClaudeProxy", context.RequestAborted);
     }
 

@@ -1,5 +1,6 @@
 using System.Net;
 using ClaudeProxy.ClaudeBackend;
+using ClaudeProxy.Gateway.ModelRouting;
 using ClaudeProxy.Gateway.Ollama;
 using ClaudeProxy.Transforms;
 using Microsoft.Extensions.Options;
@@ -31,7 +32,8 @@ internal static class ModelEndpoints
         foreach (var path in (string[])["/v1/models", "/models"])
         {
             app.MapGet(path, async (ClaudeModelCatalog catalog, OllamaUpstream ollama, CancellationToken cancellationToken) =>
-                new BodyResult(ModelLists.OpenAiModels(await ollama.GetAsync("/v1/models", cancellationToken), catalog.Models, listedAt)));
+                new BodyResult(ModelLists.OpenAiModels(await ollama.GetAsync("/v1/models", cancellationToken), catalog.Models, listedAt)))
+                .WithMetadata(new ErrorStyleMetadata(ErrorStyle.OpenAi));
         }
 
         return app;

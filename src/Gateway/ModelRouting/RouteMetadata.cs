@@ -1,5 +1,6 @@
 using ClaudeProxy.Transforms;
 using ClaudeProxy.Transforms.Yarp;
+using Yarp.ReverseProxy.Model;
 
 namespace ClaudeProxy.Gateway.ModelRouting;
 
@@ -26,19 +27,28 @@ internal static class RouteMetadata
 
     public const string DialectKey = ClaudeTransformProvider.DialectMetadataKey;
 
+    /// <summary>
+    /// The error envelope a route's clients read: its dialect's when it names one, else its <c>ErrorStyle</c>, else
+    /// Ollama's. The one rule for every error the gateway answers.
+    /// </summary>
     public static ErrorStyle ErrorStyleOf(IReadOnlyDictionary<string, string>? metadata) =>
-        metadata?.TryGetValue(ErrorStyle, out var style) == true && Enum.TryParse<ErrorStyle>(style, out var parsed)
-            ? parsed
-            : Transforms.ErrorStyle.Ollama;
+        metadata?.TryGetValue(DialectKey, out var name) == true && ClaudeDialects.TryGet(name, out var dialect) ? dialect.ErrorStyle
+        : metadata?.TryGetValue(ErrorStyle, out var style) == true && Enum.TryParse<ErrorStyle>(style, out var parsed) ? parsed
+        : Transforms.ErrorStyle.Ollama;
 
-    /// <summary>For answers given before a route is known (authentication, unexpected errors): by the path alone.</summary>
-    public static ErrorStyle ErrorStyleOfPath(PathString path) =>
-        path.StartsWithSegments("/v1") || path.StartsWithSegments("/chat") || path.StartsWithSegments("/models")
-            ? Transforms.ErrorStyle.OpenAi
-            : Transforms.ErrorStyle.Ollama;
+    /// <summary>
+    /// For answers given outside a proxy route's own pipeline (authentication, unexpected errors): by the endpoint the
+    /// request matched, a proxy route by its metadata as above, a discovery endpoint by its <see cref="ErrorStyleMetadata"/>.
+    /// </summary>
+    public static ErrorStyle ErrorStyleOf(Endpoint? endpoint) =>
+        endpoint?.Metadata.GetMetadata<RouteModel>() is { } route ? ErrorStyleOf(route.Config.Metadata)
+        : endpoint?.Metadata.GetMetadata<ErrorStyleMetadata>()?.Style ?? Transforms.ErrorStyle.Ollama;
 
     public static IReadOnlyList<string> ModelPropertiesOf(IReadOnlyDictionary<string, string> metadata) =>
         metadata.TryGetValue(ModelProperty, out var names)
             ? names.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             : RequestModelReader.ModelProperties;
 }
+
+/// <summary>Names the error envelope of a discovery endpoint whose clients read OpenAI's (<c>/v1/models</c>).</summary>
+internal sealed record ErrorStyleMetadata(ErrorStyle Style);

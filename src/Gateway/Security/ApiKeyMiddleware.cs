@@ -32,7 +32,7 @@ internal sealed partial class ApiKeyMiddleware(RequestDelegate next, IOptions<Ga
             context.Response.Headers.WWWAuthenticate = "Bearer";
             await ErrorEnvelopes.WriteAsync(
                 context.Response,
-                RouteMetadata.ErrorStyleOfPath(context.Request.Path),
+                RouteMetadata.ErrorStyleOf(context.GetEndpoint()),
                 HttpStatusCode.Unauthorized,
                 "unauthorized: a valid API key is required (Authorization: Bearer <key>, or X-API-Key)",
                 context.RequestAborted);

@@ -96,6 +96,9 @@ public sealed class ApiKeyTests
         using var ollama = await client.SendAsync(Request(HttpMethod.Get, "/api/tags"), Cancel);
         using var openAi = await client.SendAsync(Request(HttpMethod.Get, "/v1/models", bearer: "wrong-key-0123456789abcdef"), Cancel);
         using var chat = await client.SendAsync(Request(HttpMethod.Post, "/api/chat", apiKey: AliceKey + "x", body: """{"model":"claude-sonnet:latest","messages":[{"role":"user","content":"x"}]}"""), Cancel);
+        // The original server's unprefixed paths are OpenAI's too: the route's dialect, or the list's own metadata, says so.
+        using var unprefixedChat = await client.SendAsync(Request(HttpMethod.Post, "/chat/completions", body: """{"model":"claude-sonnet:latest","messages":[{"role":"user","content":"x"}]}"""), Cancel);
+        using var unprefixedModels = await client.SendAsync(Request(HttpMethod.Get, "/models"), Cancel);
 
         Assert.Equal(HttpStatusCode.Unauthorized, ollama.StatusCode);
         Assert.StartsWith("unauthorized", (await ollama.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("error").GetString(), StringComparison.Ordinal);
@@ -103,6 +106,12 @@ public sealed class ApiKeyTests
         Assert.Equal("authentication_error", (await openAi.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("error").GetProperty("type").GetString());
         Assert.Equal("Bearer", openAi.Headers.WwwAuthenticate.Single().Scheme);
         Assert.Equal(HttpStatusCode.Unauthorized, chat.StatusCode);
+        foreach (var openAiToo in (HttpResponseMessage[])[unprefixedChat, unprefixedModels])
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, openAiToo.StatusCode);
+            Assert.Equal("authentication_error", (await openAiToo.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("error").GetProperty("type").GetString());
+        }
+
         Assert.False(File.Exists(app.FakeCliLog));
     }
 
