@@ -209,13 +209,11 @@ public sealed partial class ClaudeCliBackend(
                 workingDirectory = files.CreateWorkingDirectory();
             }
 
-            var systemPromptFile = (request.SystemPrompt ?? settings.DefaultSystemPrompt) is { Length: > 0 } systemPrompt
-                ? await files.WriteSystemPromptAsync(systemPrompt, cancellationToken)
-                : null;
+            var systemPrompt = (request.SystemPrompt ?? settings.DefaultSystemPrompt) is { Length: > 0 } prompt ? prompt : null;
 
             // A resumed session already holds the history; only the new turn is sent.
             var inputLine = TurnPrompt.ToInputLine(request.Messages, includeHistory: mode != ClaudeSessionMode.Resume);
-            var invocation = new ClaudeCliInvocation(model.CliModel, inputLine, workingDirectory, mode, sessionId, systemPromptFile, request.AllowedTools);
+            var invocation = new ClaudeCliInvocation(model.CliModel, inputLine, workingDirectory, mode, sessionId, systemPrompt, request.AllowedTools);
             var run = await launcher.StartAsync(invocation, cancellationToken);
             var session = sessionId is { } id ? run.Session ?? new ClaudeCliSession(id, workingDirectory) : null;
             return new ClaudeTurn(run, conversations, conversationKey, session, processLease, lease, files, settings.IdleTimeout, health);

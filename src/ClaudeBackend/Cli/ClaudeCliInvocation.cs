@@ -19,7 +19,8 @@ public enum ClaudeSessionMode
 /// <param name="WorkingDirectory">An empty folder of the turn's own (the CLI keeps sessions per working directory).</param>
 /// <param name="SessionMode">Whether the turn creates, resumes or skips a stored session.</param>
 /// <param name="SessionId">The session to create or resume.</param>
-/// <param name="SystemPromptFile">A file holding the system prompt, or null for the CLI's own.</param>
+/// <param name="SystemPrompt">The system prompt, or null for the CLI's own. It reaches a process started with it through a
+/// file (<c>--system-prompt-file</c>), a waiting spare through its <c>initialize</c> request.</param>
 /// <param name="Tools">The CLI tools the turn may use; none by default.</param>
 public sealed record ClaudeCliInvocation(
     string CliModel,
@@ -27,14 +28,15 @@ public sealed record ClaudeCliInvocation(
     string WorkingDirectory,
     ClaudeSessionMode SessionMode,
     Guid? SessionId,
-    string? SystemPromptFile,
+    string? SystemPrompt,
     IReadOnlyList<string>? Tools = null)
 {
     /// <summary>
     /// The lean, safe profile: no tools (by default the CLI runs read-only Bash and Read unasked), no MCP servers,
     /// no settings files, no slash commands; stream-json in and out with partial messages so tokens stream.
     /// </summary>
-    public IReadOnlyList<string> ToArguments()
+    /// <param name="systemPromptFile">Where the launcher wrote <see cref="SystemPrompt"/>; null when there is none.</param>
+    public IReadOnlyList<string> ToArguments(string? systemPromptFile)
     {
         List<string> arguments =
         [
@@ -50,9 +52,9 @@ public sealed record ClaudeCliInvocation(
             "--disable-slash-commands",
             "--model", CliModel,
         ];
-        if (SystemPromptFile is not null)
+        if (systemPromptFile is not null)
         {
-            arguments.AddRange(["--system-prompt-file", SystemPromptFile]);
+            arguments.AddRange(["--system-prompt-file", systemPromptFile]);
         }
 
         switch (SessionMode)

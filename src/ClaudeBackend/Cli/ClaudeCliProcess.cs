@@ -21,6 +21,7 @@ internal sealed partial class ClaudeCliProcess : IClaudeCliRun
     private readonly StringBuilder _standardError = new();
     private readonly CancellationTokenSource _kill = new();
     private readonly Action? _onResult;
+    private readonly string? _ownedFile;
     private readonly ClaudeCliLedger _ledger;
     private readonly ClaudeCliMetrics _metrics;
     private readonly ILogger _logger;
@@ -29,10 +30,19 @@ internal sealed partial class ClaudeCliProcess : IClaudeCliRun
     private int _firstLine;
 
     /// <param name="onResult">Called when a turn's <c>result</c> line is printed (a warm spare closes its stdin then).</param>
+    /// <param name="ownedFile">A file made for this process alone (its system prompt), deleted once it has exited.</param>
     public ClaudeCliProcess(
-        Command command, ChannelReader<string> input, ClaudeCliLedger ledger, ClaudeCliMetrics metrics, TimeProvider timeProvider, ILogger logger, Action? onResult = null)
+        Command command,
+        ChannelReader<string> input,
+        ClaudeCliLedger ledger,
+        ClaudeCliMetrics metrics,
+        TimeProvider timeProvider,
+        ILogger logger,
+        Action? onResult = null,
+        string? ownedFile = null)
     {
         _onResult = onResult;
+        _ownedFile = ownedFile;
         _ledger = ledger;
         _metrics = metrics;
         _timeProvider = timeProvider;
@@ -126,6 +136,11 @@ internal sealed partial class ClaudeCliProcess : IClaudeCliRun
             {
                 _ledger.Erase(ProcessId!.Value);
                 _metrics.Exited();
+            }
+
+            if (_ownedFile is not null)
+            {
+                TemporaryPaths.TryDelete(_ownedFile);
             }
 
             _output.Writer.TryComplete();

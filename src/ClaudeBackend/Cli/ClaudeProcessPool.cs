@@ -60,7 +60,7 @@ internal sealed partial class ClaudeProcessPool(
             _demand.Record(invocation.CliModel);
             if (TryTake(Spare.KeyOf(invocation.CliModel, forConversation: false), out var spare))
             {
-                var process = spare.ClaimForChat(await SystemPromptOfAsync(invocation, cancellationToken), invocation.InputLine);
+                var process = spare.ClaimForChat(invocation.SystemPrompt, invocation.InputLine);
                 OnSpareTaken();
                 return process;
             }
@@ -95,7 +95,7 @@ internal sealed partial class ClaudeProcessPool(
 
     private async Task<IClaudeCliRun> StartKeptAsync(Guid sessionId, ClaudeCliInvocation invocation, CancellationToken cancellationToken)
     {
-        var systemPrompt = await SystemPromptOfAsync(invocation, cancellationToken);
+        var systemPrompt = invocation.SystemPrompt;
         var fingerprint = $"{invocation.CliModel}\n{string.Join(',', invocation.Tools ?? [])}\n{systemPrompt}";
         ResidentClaudeProcess? resident = null;
         lock (_gate)
@@ -289,9 +289,6 @@ internal sealed partial class ClaudeProcessPool(
     /// <summary>Spares run with no tools, so a turn with a tool allowlist needs a process started with it.</summary>
     private static bool FitsASpare(ClaudeCliInvocation invocation) => invocation.Tools is null or { Count: 0 };
 
-    private static async Task<string?> SystemPromptOfAsync(ClaudeCliInvocation invocation, CancellationToken cancellationToken) =>
-        invocation.SystemPromptFile is { } file ? await File.ReadAllTextAsync(file, cancellationToken) : null;
-
     /// <summary>
     /// Starts the spares the configuration and recent demand ask for, replacing any that ended while they waited, and
     /// ends new-chat spares beyond what recent demand still calls for.
@@ -465,7 +462,7 @@ internal sealed partial class ClaudeProcessPool(
         {
             var workingDirectory = TemporaryPaths.CreateFolder("warm");
             var input = Channel.CreateUnbounded<string>();
-            var invocation = new ClaudeCliInvocation(cliModel, InputLine: "", workingDirectory, ClaudeSessionMode.Ephemeral, SessionId: null, SystemPromptFile: null);
+            var invocation = new ClaudeCliInvocation(cliModel, InputLine: "", workingDirectory, ClaudeSessionMode.Ephemeral, SessionId: null, SystemPrompt: null);
             // Stdin closes once the turn's result is out, not right after the prompt: a loaded CLI that gets initialize,
             // a prompt and EOF at once sometimes exits 0 without answering (seen with 2.1.197, about 1 in 25).
             return new Spare(cliModel, workingDirectory, cold.Start(invocation, input.Reader, onResult: () => input.Writer.TryComplete()), resident: null, input);
@@ -473,7 +470,7 @@ internal sealed partial class ClaudeProcessPool(
 
         public static Spare ForConversation(CliWrapClaudeLauncher cold, string cliModel, string workingDirectory)
         {
-            var invocation = new ClaudeCliInvocation(cliModel, InputLine: "", workingDirectory, ClaudeSessionMode.Create, Guid.NewGuid(), SystemPromptFile: null);
+            var invocation = new ClaudeCliInvocation(cliModel, InputLine: "", workingDirectory, ClaudeSessionMode.Create, Guid.NewGuid(), SystemPrompt: null);
             return new Spare(cliModel, workingDirectory, process: null, new ResidentClaudeProcess(cold, invocation, fingerprint: null), input: null);
         }
 

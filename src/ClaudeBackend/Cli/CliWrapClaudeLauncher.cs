@@ -40,15 +40,24 @@ internal sealed partial class CliWrapClaudeLauncher(
         LogStarted(logger, options.Value.CliPath, invocation.CliModel, invocation.SessionMode);
         // A conversation's folder is made when its first process starts there (a warm process may bring its own).
         Directory.CreateDirectory(invocation.WorkingDirectory);
-        var process = new ClaudeCliProcess(Command(invocation), input, ledger, metrics, timeProvider, logger, onResult);
+        // Prompts stay out of argv, so out of the process list: the system prompt goes in a file the process owns.
+        var systemPromptFile = invocation.SystemPrompt is { Length: > 0 } systemPrompt ? WriteSystemPrompt(systemPrompt) : null;
+        var process = new ClaudeCliProcess(Command(invocation, systemPromptFile), input, ledger, metrics, timeProvider, logger, onResult, ownedFile: systemPromptFile);
         _running.TryAdd(process, 0);
         _ = process.Exited.ContinueWith(_ => _running.TryRemove(process, out byte _), TaskScheduler.Default);
         return process;
     }
 
-    private Command Command(ClaudeCliInvocation invocation)
+    private static string WriteSystemPrompt(string systemPrompt)
     {
-        var (executable, arguments) = GatewayBoundProcesses.Bind(options.Value.CliPath, invocation.ToArguments());
+        var file = Path.Combine(Path.GetTempPath(), $"{TemporaryPaths.Prefix}system-{Guid.NewGuid():N}.txt");
+        File.WriteAllText(file, systemPrompt);
+        return file;
+    }
+
+    private Command Command(ClaudeCliInvocation invocation, string? systemPromptFile)
+    {
+        var (executable, arguments) = GatewayBoundProcesses.Bind(options.Value.CliPath, invocation.ToArguments(systemPromptFile));
         return CliWrap.Cli.Wrap(executable)
             .WithArguments(arguments)
             .WithWorkingDirectory(invocation.WorkingDirectory)
