@@ -45,6 +45,7 @@ public static partial class GatewayExtensions
         builder.Services.AddSingleton<OllamaUpstream>();
         builder.Services.AddSingleton<IForwarderHttpClientFactory, ClaudeForwarderHttpClientFactory>();
         builder.AddGatewayTelemetry();
+        builder.Services.AddDocs();
         return builder;
     }
 

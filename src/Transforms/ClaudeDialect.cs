@@ -16,7 +16,11 @@ public abstract class ClaudeDialect
 
     public abstract ErrorStyle ErrorStyle { get; }
 
-    internal abstract string StreamContentType { get; }
+    /// <summary>The media type of a streamed answer (<c>application/x-ndjson</c>, <c>text/event-stream</c>).</summary>
+    public abstract string StreamContentType { get; }
+
+    /// <summary>The wire records of its request, its whole answer and a streamed chunk, for the API's documentation.</summary>
+    public abstract DialectWireTypes WireTypes { get; }
 
     /// <summary>Parses the client's body. Returns null with <paramref name="immediateAnswer"/> set when no model run is needed.</summary>
     /// <exception cref="DialectRequestException">The request is invalid.</exception>
@@ -24,6 +28,9 @@ public abstract class ClaudeDialect
 
     internal abstract AnswerWriter CreateWriter(DialectRequest request, TimeProvider timeProvider, long startTimestamp);
 }
+
+/// <summary>The wire records of a dialect, serialized with <see cref="ApiWireTypes.JsonResolver"/>.</summary>
+public sealed record DialectWireTypes(Type Request, Type Answer, Type StreamChunk);
 
 /// <summary>A client's request for a Claude turn and what its answer must look like.</summary>
 /// <param name="Turn">The turn for the backend.</param>

@@ -18,6 +18,7 @@ namespace ClaudeProxy.Transforms;
 [JsonSerializable(typeof(OllamaError))]
 [JsonSerializable(typeof(OllamaShowRequest))]
 [JsonSerializable(typeof(OllamaModelEntry))]
+[JsonSerializable(typeof(OllamaModelList))]
 [JsonSerializable(typeof(OllamaShowResponse))]
 [JsonSerializable(typeof(OllamaVersion))]
 [JsonSerializable(typeof(OpenAiChatRequest))]

@@ -1,33 +1,63 @@
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using ClaudeProxy.Transforms;
+using Microsoft.OpenApi;
 using Scalar.AspNetCore;
 
 namespace ClaudeProxy.Gateway.Endpoints;
 
 /// <summary>
-/// <c>/docs</c>: interactive API docs. The OpenAPI document is written by hand, because most of the API is YARP
-/// routes that endpoint metadata cannot describe.
+/// <c>/docs</c>: interactive API docs over the OpenAPI document at <c>/openapi/v1.json</c>, generated from the wire
+/// records: the discovery endpoints describe themselves, <see cref="ProxyRoutesDocumentTransformer"/> adds the YARP routes.
 /// </summary>
 internal static class DocsEndpoints
 {
     public const string DocumentPath = "/openapi/v1.json";
 
+    public static IServiceCollection AddDocs(this IServiceCollection services)
+    {
+        // Both APIs spell their JSON in snake_case, as the codecs write the records: the schemas name them so too.
+        services.ConfigureHttpJsonOptions(json =>
+        {
+            json.SerializerOptions.TypeInfoResolverChain.Insert(0, ApiWireTypes.JsonResolver);
+            json.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+        });
+        services.AddOpenApi("v1", options => options
+            .AddDocumentTransformer<ProxyRoutesDocumentTransformer>()
+            .AddSchemaTransformer((schema, context, _) =>
+            {
+                OptionalWhenNullable(schema, context.JsonTypeInfo);
+                return Task.CompletedTask;
+            }));
+        return services;
+    }
+
+    /// <summary>
+    /// The records take every field in their constructor, so the generator calls them all required; a field the record
+    /// lets be null, or keeps as raw JSON (absent is then undefined), is one the client may leave out (the codecs say
+    /// which of those a request really needs).
+    /// </summary>
+    private static void OptionalWhenNullable(OpenApiSchema schema, JsonTypeInfo type)
+    {
+        if (schema.Required is not { Count: > 0 } required)
+        {
+            return;
+        }
+
+        foreach (var property in type.Properties.Where(p => p.IsSetNullable || p.PropertyType == typeof(JsonElement)))
+        {
+            required.Remove(property.Name);
+        }
+    }
+
     public static IEndpointRouteBuilder MapDocs(this IEndpointRouteBuilder app)
     {
-        var document = ReadDocument();
-        app.MapGet(DocumentPath, () => new BodyResult(document)).ExcludeFromDescription();
+        app.MapOpenApi("/openapi/{documentName}.json");
         app.MapScalarApiReference("/docs", options => options
             .WithTitle("ClaudeProxy API")
             .WithOpenApiRoutePattern(DocumentPath)
             // No web fonts: the page must work on a machine without internet access.
             .DisableDefaultFonts());
         return app;
-    }
-
-    private static byte[] ReadDocument()
-    {
-        using var stream = typeof(DocsEndpoints).Assembly.GetManifestResourceStream("openapi.json")
-            ?? throw new InvalidOperationException("The embedded openapi.json is missing.");
-        using var buffer = new MemoryStream();
-        stream.CopyTo(buffer);
-        return buffer.ToArray();
     }
 }

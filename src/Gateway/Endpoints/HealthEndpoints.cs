@@ -10,7 +10,7 @@ internal static class HealthEndpoints
 {
     public static IEndpointRouteBuilder MapHealthEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapMethods("/healthz", ["GET", "HEAD"], () => Results.Text("ok"));
+        app.MapMethods("/healthz", ["GET", "HEAD"], () => Results.Text("ok")).WithSummary("Liveness of the gateway process (HEAD too)").WithTags("Health");
         app.MapGet("/readyz", async (ClaudeCliProbe cli, OllamaUpstream ollama, CancellationToken cancellationToken) =>
         {
             var claude = await cli.CheckAsync(cancellationToken);
@@ -26,7 +26,7 @@ internal static class HealthEndpoints
             var ready = backends.Values.All(b => b.Ready);
             return Results.Json(new Readiness(ready ? "ready" : "not ready", backends), GatewayJsonContext.Default.Readiness,
                 statusCode: ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
-        });
+        }).WithSummary("Readiness: whether each configured backend (the Claude CLI, Ollama) can serve").WithTags("Health");
         return app;
     }
 }

@@ -13,6 +13,9 @@ namespace ClaudeProxy.Gateway.Endpoints;
 /// </summary>
 internal static class ModelEndpoints
 {
+    private const string Ollama = "Ollama";
+    private const string OpenAi = "OpenAI";
+
     private static readonly string[] GetAndHead = [HttpMethods.Get, HttpMethods.Head];
 
     public static IEndpointRouteBuilder MapModelEndpoints(this IEndpointRouteBuilder app)
@@ -20,19 +23,25 @@ internal static class ModelEndpoints
         // Listed models carry the gateway's start time: stable while it runs, as Ollama's files are.
         var listedAt = app.ServiceProvider.GetRequiredService<TimeProvider>().GetUtcNow();
 
-        app.MapMethods("/", GetAndHead, () => new BodyResult("Ollama is running"u8.ToArray(), ContentType: "text/plain; charset=utf-8"));
-        app.MapMethods("/api/version", GetAndHead, VersionAsync);
-        app.MapGet("/version", VersionAsync);
+        app.MapMethods("/", GetAndHead, () => new BodyResult("Ollama is running"u8.ToArray(), ContentType: "text/plain; charset=utf-8"))
+            .WithSummary("Liveness: answers `Ollama is running` (HEAD too)").WithTags(Ollama).Produces<string>(contentType: "text/plain");
+        app.MapMethods("/api/version", GetAndHead, VersionAsync)
+            .WithSummary("Version (numeric, as Ollama clients require; HEAD too)").WithTags(Ollama).Produces(200, ApiWireTypes.OllamaVersion);
+        app.MapGet("/version", VersionAsync)
+            .WithSummary("Version (the original server's unprefixed path)").WithTags(Ollama).Produces(200, ApiWireTypes.OllamaVersion);
 
         // The lists merge Ollama's answer (if it comes in time) with the Claude models.
         app.MapMethods("/api/tags", GetAndHead, async (ClaudeModelCatalog catalog, OllamaUpstream ollama, CancellationToken cancellationToken) =>
-            new BodyResult(ModelLists.OllamaTags(await ollama.GetAsync("/api/tags", cancellationToken), catalog.Models, listedAt)));
+                new BodyResult(ModelLists.OllamaTags(await ollama.GetAsync("/api/tags", cancellationToken), catalog.Models, listedAt)))
+            .WithSummary("List models: Ollama's and the Claude ones (HEAD too)").WithTags(Ollama).Produces(200, ApiWireTypes.OllamaModelList);
         app.MapGet("/api/ps", async (ClaudeModelCatalog catalog, OllamaUpstream ollama, CancellationToken cancellationToken) =>
-            new BodyResult(ModelLists.OllamaRunning(await ollama.GetAsync("/api/ps", cancellationToken), catalog.Models, listedAt)));
+                new BodyResult(ModelLists.OllamaRunning(await ollama.GetAsync("/api/ps", cancellationToken), catalog.Models, listedAt)))
+            .WithSummary("Running models").WithTags(Ollama).Produces(200, ApiWireTypes.OllamaModelList);
         foreach (var path in (string[])["/v1/models", "/models"])
         {
             app.MapGet(path, async (ClaudeModelCatalog catalog, OllamaUpstream ollama, CancellationToken cancellationToken) =>
                 new BodyResult(ModelLists.OpenAiModels(await ollama.GetAsync("/v1/models", cancellationToken), catalog.Models, listedAt)))
+                .WithSummary("List models: Ollama's and the Claude ones").WithTags(OpenAi).Produces(200, ApiWireTypes.OpenAiModelList)
                 .WithMetadata(new ErrorStyleMetadata(ErrorStyle.OpenAi));
         }
 

@@ -9,6 +9,8 @@ internal sealed class OllamaChatDialect : OllamaDialect
 {
     public override string Name => "ollama-chat";
 
+    public override DialectWireTypes WireTypes { get; } = new(typeof(OllamaChatRequest), typeof(OllamaChatChunk), typeof(OllamaChatChunk));
+
     internal override DialectRequest? Parse(byte[] body, TimeProvider timeProvider, out byte[]? immediateAnswer)
     {
         var request = DialectJson.Deserialize(body, DialectJsonContext.Default.OllamaChatRequest);
@@ -92,6 +94,8 @@ internal sealed class OllamaGenerateDialect : OllamaDialect
 {
     public override string Name => "ollama-generate";
 
+    public override DialectWireTypes WireTypes { get; } = new(typeof(OllamaGenerateRequest), typeof(OllamaGenerateChunk), typeof(OllamaGenerateChunk));
+
     internal override DialectRequest? Parse(byte[] body, TimeProvider timeProvider, out byte[]? immediateAnswer)
     {
         var request = DialectJson.Deserialize(body, DialectJsonContext.Default.OllamaGenerateRequest);
@@ -146,7 +150,7 @@ internal abstract class OllamaDialect : ClaudeDialect
 
     public override ErrorStyle ErrorStyle => ErrorStyle.Ollama;
 
-    internal override string StreamContentType => ContentType;
+    public override string StreamContentType => ContentType;
 
     protected static string RequireModel(string? model) =>
         string.IsNullOrWhiteSpace(model) ? throw new DialectRequestException("model is required") : model;

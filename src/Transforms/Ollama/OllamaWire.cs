@@ -81,6 +81,9 @@ internal sealed record OllamaModelEntry(
     long? SizeVram = null,
     int? ContextLength = null);
 
+/// <summary><c>/api/tags</c> and <c>/api/ps</c>: the models (Ollama's merged with the Claude ones).</summary>
+internal sealed record OllamaModelList(IReadOnlyList<OllamaModelEntry> Models);
+
 internal sealed record OllamaModelDetails(
     string ParentModel,
     string Format,

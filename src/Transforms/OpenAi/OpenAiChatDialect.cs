@@ -14,7 +14,9 @@ internal sealed class OpenAiChatDialect : ClaudeDialect
 
     public override ErrorStyle ErrorStyle => ErrorStyle.OpenAi;
 
-    internal override string StreamContentType => ContentType;
+    public override string StreamContentType => ContentType;
+
+    public override DialectWireTypes WireTypes { get; } = new(typeof(OpenAiChatRequest), typeof(OpenAiChatCompletion), typeof(OpenAiChatChunk));
 
     internal override DialectRequest? Parse(byte[] body, TimeProvider timeProvider, out byte[]? immediateAnswer)
     {

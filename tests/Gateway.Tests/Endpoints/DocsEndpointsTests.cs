@@ -25,13 +25,38 @@ public sealed class DocsEndpointsTests
     [Fact]
     public async Task The_openapi_document_describes_every_public_endpoint()
     {
-        await using var app = GatewayApp.WithFakeCli();
-
-        var document = JsonDocument.Parse(await app.CreateClient().GetStringAsync("/openapi/v1.json", Cancel)).RootElement;
+        var document = await DocumentAsync();
 
         var paths = document.GetProperty("paths").EnumerateObject().Select(p => p.Name).ToHashSet();
         string[] expected = ["/", "/api/version", "/api/tags", "/api/show", "/api/ps", "/api/chat", "/api/generate", "/v1/chat/completions", "/v1/models", "/v1/models/{id}", "/chat/completions", "/models", "/version"];
         Assert.Subset(paths, expected.ToHashSet());
         Assert.StartsWith("3.", document.GetProperty("openapi").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Its_schemas_are_the_wire_records_as_the_codecs_spell_them()
+    {
+        var document = await DocumentAsync();
+        var schemas = document.GetProperty("components").GetProperty("schemas");
+
+        // The chat route's body and answers point at the records the Ollama codec reads and writes, in snake_case.
+        var chat = document.GetProperty("paths").GetProperty("/api/chat").GetProperty("post");
+        Assert.Equal("#/components/schemas/OllamaChatRequest", chat.GetProperty("requestBody").GetProperty("content").GetProperty("application/json").GetProperty("schema").GetProperty("$ref").GetString());
+        Assert.Equal("#/components/schemas/OllamaChatChunk", chat.GetProperty("responses").GetProperty("200").GetProperty("content").GetProperty("application/x-ndjson").GetProperty("schema").GetProperty("$ref").GetString());
+        Assert.True(schemas.GetProperty("OllamaChatRequest").GetProperty("properties").TryGetProperty("keep_alive", out _));
+        Assert.True(schemas.GetProperty("OllamaChatChunk").GetProperty("properties").TryGetProperty("done_reason", out _));
+        Assert.True(schemas.GetProperty("OpenAiChatRequest").GetProperty("properties").TryGetProperty("stream_options", out _));
+        // What a client may leave out is not required.
+        Assert.False(schemas.GetProperty("OpenAiChatRequest").TryGetProperty("required", out _));
+        // Each API's errors in its own envelope.
+        var completions = document.GetProperty("paths").GetProperty("/v1/chat/completions").GetProperty("post");
+        Assert.Equal("#/components/schemas/OpenAiErrorBody", completions.GetProperty("responses").GetProperty("404").GetProperty("content").GetProperty("application/json").GetProperty("schema").GetProperty("$ref").GetString());
+        Assert.Contains("text/event-stream", completions.GetProperty("responses").GetProperty("200").GetProperty("content").EnumerateObject().Select(c => c.Name));
+    }
+
+    private static async Task<JsonElement> DocumentAsync()
+    {
+        await using var app = GatewayApp.WithFakeCli();
+        return JsonDocument.Parse(await app.CreateClient().GetStringAsync("/openapi/v1.json", Cancel)).RootElement.Clone();
     }
 }
