@@ -2,7 +2,7 @@ using System.Net;
 using System.Text;
 using ClaudeProxy.ClaudeBackend.Contract;
 using ClaudeProxy.ClaudeBackend.StreamJson;
-using ClaudeProxy.TestSupport;
+using ClaudeProxy.ClaudeBackend.Tests.StreamJson;
 
 namespace ClaudeProxy.ClaudeBackend.Tests.Contract;
 
@@ -76,17 +76,7 @@ public sealed class ClaudeBackendContractTests
         return await ClaudeBackendContract.ReadEventsAsync(new HttpResponseMessage(HttpStatusCode.OK) { Content = wire }, Cancel);
     }
 
-    private static List<ClaudeStreamEvent> Decode(string fixture)
-    {
-        var decoder = new ClaudeStreamDecoder();
-        List<ClaudeStreamEvent> events = [];
-        foreach (var line in Fixtures.StdoutLines(fixture))
-        {
-            decoder.Decode(line, events);
-        }
-
-        return events;
-    }
+    private static List<ClaudeStreamEvent> Decode(string fixture) => RecordedTurns.Decode(fixture);
 
     private static async Task<List<ClaudeStreamEvent>> ReadAllAsync(IClaudeTurnEvents events)
     {

@@ -1,22 +1,11 @@
 using ClaudeProxy.ClaudeBackend.Contract;
 using ClaudeProxy.ClaudeBackend.StreamJson;
-using ClaudeProxy.TestSupport;
 
 namespace ClaudeProxy.ClaudeBackend.Tests.StreamJson;
 
 public sealed class ClaudeStreamDecoderTests
 {
-    private static List<ClaudeStreamEvent> Decode(string fixture)
-    {
-        var decoder = new ClaudeStreamDecoder();
-        List<ClaudeStreamEvent> events = [];
-        foreach (var line in Fixtures.StdoutLines(fixture))
-        {
-            decoder.Decode(line, events);
-        }
-
-        return events;
-    }
+    private static List<ClaudeStreamEvent> Decode(string fixture) => RecordedTurns.Decode(fixture);
 
     private static string Text(IEnumerable<ClaudeStreamEvent> events) => string.Concat(events.OfType<TextDelta>().Select(d => d.Text));
 
