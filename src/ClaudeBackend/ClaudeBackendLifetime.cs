@@ -38,11 +38,8 @@ internal sealed partial class ClaudeBackendLifetime(
         }
 
         _registration = lifetime.ApplicationStopping.Register(() => launcher.StopAllAsync().Wait(TimeSpan.FromSeconds(10)));
-        if (launcher is ClaudeProcessPool pool)
-        {
-            // The first spares start with the gateway, in the background.
-            _ = pool.RefillAsync();
-        }
+        // The first spares start with the gateway, in the background.
+        _ = launcher.WarmUpAsync();
 
         _retention = retention.RunAsync(_stopping.Token);
     }

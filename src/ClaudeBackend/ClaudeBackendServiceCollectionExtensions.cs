@@ -28,6 +28,8 @@ public static class ClaudeBackendServiceCollectionExtensions
         services.TryAddSingleton<ClaudeCliLedger>();
         services.TryAddSingleton<ClaudeCliProbe>();
         services.TryAddSingleton<CliWrapClaudeLauncher>();
+        services.TryAddSingleton<WarmSpares>();
+        services.TryAddSingleton<KeptProcesses>();
         services.TryAddSingleton<IClaudeCliLauncher, ClaudeProcessPool>();
         services.TryAddSingleton<ClaudeModelCatalog>();
         services.TryAddSingleton<ConversationStore>();

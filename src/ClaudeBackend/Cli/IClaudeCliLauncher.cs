@@ -10,6 +10,9 @@ public interface IClaudeCliLauncher
 {
     ValueTask<IClaudeCliRun> StartAsync(ClaudeCliInvocation invocation, CancellationToken cancellationToken);
 
+    /// <summary>Starts what it keeps ready ahead of turns (warm spares), in the background; nothing by default.</summary>
+    Task WarmUpAsync() => Task.CompletedTask;
+
     /// <summary>Ends every process it started that still runs (the gateway is shutting down).</summary>
     Task StopAllAsync();
 

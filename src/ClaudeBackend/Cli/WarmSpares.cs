@@ -1,0 +1,281 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using ClaudeProxy.ClaudeBackend.Conversations;
+using ClaudeProxy.ClaudeBackend.StreamJson;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace ClaudeProxy.ClaudeBackend.Cli;
+
+/// <summary>
+/// CLI processes started ahead of their turn and waiting on stdin, per model, so a new chat or a new kept conversation
+/// skips the CLI's cold start (≈0.6 s, 0.75 CPU-seconds).
+/// <list type="bullet">
+/// <item>For new chats: <see cref="ClaudeModelOptions.WarmSpares"/>, raised by recent demand (the largest burst of new
+/// chats within <see cref="ClaudeBackendOptions.SpareDemandWindow"/>) up to <see cref="ClaudeModelOptions.MaxWarmSpares"/>,
+/// and lowered again as the demand fades. Its system prompt arrives in an <c>initialize</c> control request, its prompt
+/// follows, and it ends after that one turn.</item>
+/// <item>For new kept conversations: <see cref="ClaudeModelOptions.WarmConversationSpares"/>, each with a session id and
+/// working directory of its own, which the conversation then keeps.</item>
+/// </list>
+/// A spare taken is replaced in the background; a spare that dies while it waits is replaced after a pause that grows
+/// with every loss, so a missing or broken CLI cannot turn the pool into a spawn loop.
+/// </summary>
+internal sealed partial class WarmSpares(
+    CliWrapClaudeLauncher launcher,
+    ClaudeCliEnvironment cli,
+    ClaudeModelCatalog catalog,
+    ConversationStore conversations,
+    ClaudeCliMetrics metrics,
+    IOptions<ClaudeBackendOptions> options,
+    TimeProvider timeProvider,
+    ILogger<WarmSpares> logger)
+{
+    private readonly ConcurrentDictionary<string, ConcurrentQueue<Spare>> _spares = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _refill = new(1, 1);
+    private readonly SpareDemand _demand = new(timeProvider, options.Value.SpareDemandWindow);
+    private ITimer? _demandCheck;
+    private volatile bool _stopping;
+    private int _lostSpares;
+
+    /// <summary>
+    /// Counts a new chat towards the demand, and gives it a waiting spare of its model if there is one (its system
+    /// prompt and prompt sent); null when none was left.
+    /// </summary>
+    public ClaudeCliProcess? TryClaimForChat(string cliModel, string? systemPrompt, string inputLine)
+    {
+        _demand.Record(cliModel);
+        if (TryTake(Spare.KeyOf(cliModel, forConversation: false), out var spare))
+        {
+            var process = spare.ClaimForChat(systemPrompt, inputLine);
+            OnSpareTaken();
+            return process;
+        }
+
+        // None was left: the refill starts as many as the demand now calls for.
+        RefillUnlessLosing();
+        return null;
+    }
+
+    /// <summary>A waiting spare for a new kept conversation, with its system prompt sent; null when none is waiting.</summary>
+    public ResidentClaudeProcess? TryClaimForConversation(string cliModel, string fingerprint, string? systemPrompt)
+    {
+        if (!TryTake(Spare.KeyOf(cliModel, forConversation: true), out var spare))
+        {
+            return null;
+        }
+
+        var process = spare.ClaimForConversation(fingerprint, systemPrompt);
+        OnSpareTaken();
+        return process;
+    }
+
+    /// <summary>Starts no more spares (the gateway is stopping; the launcher ends the waiting ones with every other process).</summary>
+    public void Stop()
+    {
+        _stopping = true;
+        _demandCheck?.Dispose();
+    }
+
+    /// <summary>A refill, unless spares are being lost (a missing or broken CLI): then the growing pause before the next one stands.</summary>
+    private void RefillUnlessLosing()
+    {
+        if (Volatile.Read(ref _lostSpares) == 0)
+        {
+            _ = RefillAsync();
+        }
+    }
+
+    private void OnSpareTaken()
+    {
+        Interlocked.Exchange(ref _lostSpares, 0);
+        metrics.TurnStarted("warm");
+        _ = RefillAsync();
+    }
+
+    /// <summary>
+    /// Starts the spares the configuration and recent demand ask for, replacing any that ended while they waited, and
+    /// ends new-chat spares beyond what recent demand still calls for.
+    /// </summary>
+    public async Task RefillAsync()
+    {
+        // One refill at a time, each counting afresh: a spare taken during a refill is made up by the next one.
+        await _refill.WaitAsync();
+        try
+        {
+            if (_stopping)
+            {
+                return;
+            }
+
+            // Demand fades: look again now and then, so spares a past burst called for do not wait forever.
+            var period = TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(30).Ticks, _demand.Window.Ticks / 4));
+            _demandCheck ??= timeProvider.CreateTimer(_ => RefillUnlessLosing(), null, period, period);
+            foreach (var model in catalog.Models)
+            {
+                var forChats = Math.Max(model.WarmSpares, Math.Min(_demand.Peak(model.CliModel), model.MaxWarmSpares));
+                foreach (var (forConversation, wanted) in (ReadOnlySpan<(bool, int)>)[(false, forChats), (true, model.WarmConversationSpares)])
+                {
+                    var spares = _spares.GetOrAdd(Spare.KeyOf(model.CliModel, forConversation), static _ => new ConcurrentQueue<Spare>());
+                    var missing = wanted - spares.Count(s => !s.Exited.IsCompleted);
+                    if (missing < 0)
+                    {
+                        LogSparesRetired(logger, -missing, model.CliModel, wanted);
+                    }
+
+                    for (var surplus = -missing; surplus > 0 && spares.TryDequeue(out var spare); surplus--)
+                    {
+                        metrics.SpareReady(-1);
+                        spare.Retire();
+                    }
+
+                    for (var i = 0; i < missing && !_stopping; i++)
+                    {
+                        var spare = forConversation
+                            ? Spare.ForConversation(launcher, model.CliModel, conversations.CreateWorkingDirectory())
+                            : Spare.ForNewChat(launcher, model.CliModel);
+                        spares.Enqueue(spare);
+                        metrics.SpareReady(1);
+                        _ = spare.Exited.ContinueWith(exited => OnSpareEnded(spare, exited.Result), TaskScheduler.Default);
+                    }
+                }
+            }
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            LogRefillFailed(logger, exception);
+        }
+        finally
+        {
+            _refill.Release();
+        }
+    }
+
+    private bool TryTake(string poolKey, out Spare spare)
+    {
+        spare = null!;
+        if (!_spares.TryGetValue(poolKey, out var spares))
+        {
+            return false;
+        }
+
+        while (spares.TryDequeue(out var candidate))
+        {
+            metrics.SpareReady(-1);
+            if (!candidate.Exited.IsCompleted)
+            {
+                spare = candidate;
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private void OnSpareEnded(Spare spare, ClaudeCliExit exit)
+    {
+        spare.Cleanup(cli);
+        if (spare.Claimed || spare.Retired || _stopping)
+        {
+            return;
+        }
+
+        // It ended while waiting (crash, kill, or it never started): TryTake discards it, and a successor follows, but
+        // after a pause that grows with every loss, so a missing or broken CLI cannot turn the pool into a spawn loop.
+        var lost = Interlocked.Increment(ref _lostSpares);
+        var pause = exit.StartFailure is not null ? TimeSpan.FromSeconds(30) : TimeSpan.FromSeconds(Math.Min(60, 1 << Math.Min(lost - 1, 6)));
+        LogSpareEnded(logger, spare.CliModel, exit.StartFailure?.Message ?? $"exit code {exit.ExitCode}", pause.TotalSeconds);
+        _ = Task.Delay(pause, timeProvider).ContinueWith(_ => RefillAsync(), TaskScheduler.Default);
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "A warm Claude CLI process for --model {Model} ended while it waited ({Reason}); replacing it in {Seconds} s")]
+    private static partial void LogSpareEnded(ILogger logger, string model, string reason, double seconds);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Ending {Count} warm Claude CLI process(es) for --model {Model}: recent demand calls for {Wanted}")]
+    private static partial void LogSparesRetired(ILogger logger, int count, string model, int wanted);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not start warm Claude CLI processes")]
+    private static partial void LogRefillFailed(ILogger logger, Exception exception);
+
+    /// <summary>
+    /// A process started ahead of a turn, waiting on stdin. A new chat's spare serves one turn in a throw-away directory
+    /// and stores nothing; a conversation's spare is a <see cref="ResidentClaudeProcess"/> with a session and a directory
+    /// of its own, which the conversation that claims it keeps.
+    /// </summary>
+    private sealed class Spare
+    {
+        private readonly Channel<string>? _input;
+        private readonly string _workingDirectory;
+        private readonly ClaudeCliProcess? _process;
+        private readonly ResidentClaudeProcess? _resident;
+
+        private Spare(string cliModel, string workingDirectory, ClaudeCliProcess? process, ResidentClaudeProcess? resident, Channel<string>? input)
+        {
+            CliModel = cliModel;
+            _workingDirectory = workingDirectory;
+            _process = process;
+            _resident = resident;
+            _input = input;
+        }
+
+        public string CliModel { get; }
+
+        public Task<ClaudeCliExit> Exited => _resident?.Exited ?? _process!.Exited;
+
+        public bool Claimed { get; private set; }
+
+        /// <summary>Whether the pool ended it because demand no longer calls for it.</summary>
+        public bool Retired { get; private set; }
+
+        public static string KeyOf(string cliModel, bool forConversation) => (forConversation ? "conversation:" : "chat:") + cliModel;
+
+        public static Spare ForNewChat(CliWrapClaudeLauncher cold, string cliModel)
+        {
+            var workingDirectory = TemporaryPaths.CreateFolder("warm");
+            var input = Channel.CreateUnbounded<string>();
+            var invocation = new ClaudeCliInvocation(cliModel, InputLine: "", workingDirectory, ClaudeSessionMode.Ephemeral, SessionId: null, SystemPrompt: null);
+            // Stdin closes once the turn's result is out, not right after the prompt: a loaded CLI that gets initialize,
+            // a prompt and EOF at once sometimes exits 0 without answering (seen with 2.1.197, about 1 in 25).
+            return new Spare(cliModel, workingDirectory, cold.Start(invocation, input.Reader, onResult: () => input.Writer.TryComplete()), resident: null, input);
+        }
+
+        public static Spare ForConversation(CliWrapClaudeLauncher cold, string cliModel, string workingDirectory)
+        {
+            var invocation = new ClaudeCliInvocation(cliModel, InputLine: "", workingDirectory, ClaudeSessionMode.Create, Guid.NewGuid(), SystemPrompt: null);
+            return new Spare(cliModel, workingDirectory, process: null, new ResidentClaudeProcess(cold, invocation, fingerprint: null), input: null);
+        }
+
+        /// <summary>Gives a new chat's spare its one turn; stdin closes after its result, so the process ends with the turn.</summary>
+        public ClaudeCliProcess ClaimForChat(string? systemPrompt, string inputLine)
+        {
+            Claimed = true;
+            _input!.Writer.TryWrite(CliControlRequest.Initialize(systemPrompt));
+            _input.Writer.TryWrite(inputLine);
+            return _process!;
+        }
+
+        public ResidentClaudeProcess ClaimForConversation(string fingerprint, string? systemPrompt)
+        {
+            Claimed = true;
+            _resident!.Claim(fingerprint, systemPrompt);
+            return _resident;
+        }
+
+        /// <summary>Ends a spare no turn has claimed.</summary>
+        public void Retire()
+        {
+            Retired = true;
+            _ = _resident is not null ? _resident.KillAsync().AsTask() : _process!.DisposeAsync().AsTask();
+        }
+
+        /// <summary>Removes the spare's directory and what the CLI stored for it, unless a conversation took it (its session lives there).</summary>
+        public void Cleanup(ClaudeCliEnvironment cli)
+        {
+            if (_resident is null || !Claimed)
+            {
+                cli.DeleteStateOf(_workingDirectory);
+                TemporaryPaths.TryDelete(_workingDirectory);
+            }
+        }
+    }
+}
