@@ -184,8 +184,8 @@ internal sealed partial class WarmSpares(
         // after a pause that grows with every loss, so a missing or broken CLI cannot turn the pool into a spawn loop.
         var lost = Interlocked.Increment(ref _lostSpares);
         var pause = exit.StartFailure is not null ? TimeSpan.FromSeconds(30) : TimeSpan.FromSeconds(Math.Min(60, 1 << Math.Min(lost - 1, 6)));
-        LogSpareEnded(logger, spare.CliModel, exit.StartFailure?.Message ?? $"exit code {exit.ExitCode}", pause.TotalSeconds);
         _ = Task.Delay(pause, timeProvider).ContinueWith(_ => RefillAsync(), TaskScheduler.Default);
+        LogSpareEnded(logger, spare.CliModel, exit.StartFailure?.Message ?? $"exit code {exit.ExitCode}", pause.TotalSeconds);
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "A warm Claude CLI process for --model {Model} ended while it waited ({Reason}); replacing it in {Seconds} s")]
