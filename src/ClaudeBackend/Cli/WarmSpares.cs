@@ -45,9 +45,9 @@ internal sealed partial class WarmSpares(
     public ClaudeCliProcess? TryClaimForChat(string cliModel, string? systemPrompt, string inputLine)
     {
         _demand.Record(cliModel);
-        if (TryTake(Spare.KeyOf(cliModel, forConversation: false), out var spare))
+        if (TryTake(Spare.KeyOf(cliModel, forConversation: false), out var spare) && spare is ChatSpare chat)
         {
-            var process = spare.ClaimForChat(systemPrompt, inputLine);
+            var process = chat.Claim(systemPrompt, inputLine);
             OnSpareTaken();
             return process;
         }
@@ -60,12 +60,12 @@ internal sealed partial class WarmSpares(
     /// <summary>A waiting spare for a new kept conversation, with its system prompt sent; null when none is waiting.</summary>
     public ResidentClaudeProcess? TryClaimForConversation(string cliModel, string fingerprint, string? systemPrompt)
     {
-        if (!TryTake(Spare.KeyOf(cliModel, forConversation: true), out var spare))
+        if (!TryTake(Spare.KeyOf(cliModel, forConversation: true), out var spare) || spare is not ConversationSpare conversation)
         {
             return null;
         }
 
-        var process = spare.ClaimForConversation(fingerprint, systemPrompt);
+        var process = conversation.Claim(fingerprint, systemPrompt);
         OnSpareTaken();
         return process;
     }
@@ -131,9 +131,9 @@ internal sealed partial class WarmSpares(
 
                     for (var i = 0; i < missing && !_stopping; i++)
                     {
-                        var spare = forConversation
-                            ? Spare.ForConversation(launcher, model.CliModel, conversations.CreateWorkingDirectory())
-                            : Spare.ForNewChat(launcher, model.CliModel);
+                        Spare spare = forConversation
+                            ? new ConversationSpare(launcher, model.CliModel, conversations.CreateWorkingDirectory())
+                            : new ChatSpare(launcher, model.CliModel);
                         spares.Enqueue(spare);
                         metrics.SpareReady(1);
                         _ = spare.Exited.ContinueWith(exited => OnSpareEnded(spare, exited.Result), TaskScheduler.Default);
@@ -197,85 +197,92 @@ internal sealed partial class WarmSpares(
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not start warm Claude CLI processes")]
     private static partial void LogRefillFailed(ILogger logger, Exception exception);
 
-    /// <summary>
-    /// A process started ahead of a turn, waiting on stdin. A new chat's spare serves one turn in a throw-away directory
-    /// and stores nothing; a conversation's spare is a <see cref="ResidentClaudeProcess"/> with a session and a directory
-    /// of its own, which the conversation that claims it keeps.
-    /// </summary>
-    private sealed class Spare
+    /// <summary>A process started ahead of a turn, waiting on stdin, in a working directory of its own.</summary>
+    private abstract class Spare(string cliModel, string workingDirectory)
     {
-        private readonly Channel<string>? _input;
-        private readonly string _workingDirectory;
-        private readonly ClaudeCliProcess? _process;
-        private readonly ResidentClaudeProcess? _resident;
+        public string CliModel { get; } = cliModel;
 
-        private Spare(string cliModel, string workingDirectory, ClaudeCliProcess? process, ResidentClaudeProcess? resident, Channel<string>? input)
-        {
-            CliModel = cliModel;
-            _workingDirectory = workingDirectory;
-            _process = process;
-            _resident = resident;
-            _input = input;
-        }
+        protected string WorkingDirectory { get; } = workingDirectory;
 
-        public string CliModel { get; }
+        public abstract Task<ClaudeCliExit> Exited { get; }
 
-        public Task<ClaudeCliExit> Exited => _resident?.Exited ?? _process!.Exited;
-
-        public bool Claimed { get; private set; }
+        public bool Claimed { get; protected set; }
 
         /// <summary>Whether the pool ended it because demand no longer calls for it.</summary>
         public bool Retired { get; private set; }
 
         public static string KeyOf(string cliModel, bool forConversation) => (forConversation ? "conversation:" : "chat:") + cliModel;
 
-        public static Spare ForNewChat(CliWrapClaudeLauncher cold, string cliModel)
-        {
-            var workingDirectory = TemporaryPaths.CreateFolder("warm");
-            var input = Channel.CreateUnbounded<string>();
-            var invocation = new ClaudeCliInvocation(cliModel, InputLine: "", workingDirectory, ClaudeSessionMode.Ephemeral, SessionId: null, SystemPrompt: null);
-            // Stdin closes once the turn's result is out, not right after the prompt: a loaded CLI that gets initialize,
-            // a prompt and EOF at once sometimes exits 0 without answering (seen with 2.1.197, about 1 in 25).
-            return new Spare(cliModel, workingDirectory, cold.Start(invocation, input.Reader, onResult: () => input.Writer.TryComplete()), resident: null, input);
-        }
-
-        public static Spare ForConversation(CliWrapClaudeLauncher cold, string cliModel, string workingDirectory)
-        {
-            var invocation = new ClaudeCliInvocation(cliModel, InputLine: "", workingDirectory, ClaudeSessionMode.Create, Guid.NewGuid(), SystemPrompt: null);
-            return new Spare(cliModel, workingDirectory, process: null, new ResidentClaudeProcess(cold, invocation, fingerprint: null), input: null);
-        }
-
-        /// <summary>Gives a new chat's spare its one turn; stdin closes after its result, so the process ends with the turn.</summary>
-        public ClaudeCliProcess ClaimForChat(string? systemPrompt, string inputLine)
-        {
-            Claimed = true;
-            _input!.Writer.TryWrite(CliControlRequest.Initialize(systemPrompt));
-            _input.Writer.TryWrite(inputLine);
-            return _process!;
-        }
-
-        public ResidentClaudeProcess ClaimForConversation(string fingerprint, string? systemPrompt)
-        {
-            Claimed = true;
-            _resident!.Claim(fingerprint, systemPrompt);
-            return _resident;
-        }
-
         /// <summary>Ends a spare no turn has claimed.</summary>
         public void Retire()
         {
             Retired = true;
-            _ = _resident is not null ? _resident.KillAsync().AsTask() : _process!.DisposeAsync().AsTask();
+            End();
         }
 
-        /// <summary>Removes the spare's directory and what the CLI stored for it, unless a conversation took it (its session lives there).</summary>
-        public void Cleanup(ClaudeCliEnvironment cli)
+        /// <summary>Removes the spare's directory and what the CLI stored for it, once the process has ended.</summary>
+        public virtual void Cleanup(ClaudeCliEnvironment cli)
         {
-            if (_resident is null || !Claimed)
+            cli.DeleteStateOf(WorkingDirectory);
+            TemporaryPaths.TryDelete(WorkingDirectory);
+        }
+
+        protected abstract void End();
+    }
+
+    /// <summary>A new chat's spare: it serves one turn in a throw-away directory, stores nothing, and ends with the turn.</summary>
+    private sealed class ChatSpare : Spare
+    {
+        private readonly Channel<string> _input = Channel.CreateUnbounded<string>();
+        private readonly ClaudeCliProcess _process;
+
+        public ChatSpare(CliWrapClaudeLauncher launcher, string cliModel)
+            : base(cliModel, TemporaryPaths.CreateFolder("warm"))
+        {
+            var invocation = new ClaudeCliInvocation(cliModel, InputLine: "", WorkingDirectory, ClaudeSessionMode.Ephemeral, SessionId: null, SystemPrompt: null);
+            // Stdin closes once the turn's result is out, not right after the prompt: a loaded CLI that gets initialize,
+            // a prompt and EOF at once sometimes exits 0 without answering (seen with 2.1.197, about 1 in 25).
+            _process = launcher.Start(invocation, _input.Reader, onResult: () => _input.Writer.TryComplete());
+        }
+
+        public override Task<ClaudeCliExit> Exited => _process.Exited;
+
+        /// <summary>Gives the spare its one turn; stdin closes after its result, so the process ends with the turn.</summary>
+        public ClaudeCliProcess Claim(string? systemPrompt, string inputLine)
+        {
+            Claimed = true;
+            _input.Writer.TryWrite(CliControlRequest.Initialize(systemPrompt));
+            _input.Writer.TryWrite(inputLine);
+            return _process;
+        }
+
+        protected override void End() => _ = _process.DisposeAsync().AsTask();
+    }
+
+    /// <summary>A new kept conversation's spare: a resident process with a session and a directory of its own, which the conversation keeps.</summary>
+    private sealed class ConversationSpare(CliWrapClaudeLauncher launcher, string cliModel, string workingDirectory) : Spare(cliModel, workingDirectory)
+    {
+        private readonly ResidentClaudeProcess _process = new(
+            launcher, new ClaudeCliInvocation(cliModel, InputLine: "", workingDirectory, ClaudeSessionMode.Create, Guid.NewGuid(), SystemPrompt: null), fingerprint: null);
+
+        public override Task<ClaudeCliExit> Exited => _process.Exited;
+
+        public ResidentClaudeProcess Claim(string fingerprint, string? systemPrompt)
+        {
+            Claimed = true;
+            _process.Claim(fingerprint, systemPrompt);
+            return _process;
+        }
+
+        /// <summary>A conversation that took it keeps its directory: its session lives there.</summary>
+        public override void Cleanup(ClaudeCliEnvironment cli)
+        {
+            if (!Claimed)
             {
-                cli.DeleteStateOf(_workingDirectory);
-                TemporaryPaths.TryDelete(_workingDirectory);
+                base.Cleanup(cli);
             }
         }
+
+        protected override void End() => _ = _process.KillAsync().AsTask();
     }
 }
