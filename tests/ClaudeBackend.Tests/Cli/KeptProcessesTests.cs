@@ -18,9 +18,7 @@ public sealed class KeptProcessesTests : IDisposable
     {
         var kept = _pool.Kept();
         using var recycled = _pool.Collect("claudeproxy.cli.recycled");
-        var session = Guid.NewGuid();
-        var process = _pool.StartConversation(session);
-        kept.Track(session, process);
+        var (session, process) = _pool.StartConversation(kept);
 
         await PoolHarness.TurnAsync(kept, session, process);
         _pool.Time.Advance(TimeSpan.FromMinutes(9));
@@ -41,9 +39,7 @@ public sealed class KeptProcessesTests : IDisposable
         List<(Guid Session, ResidentClaudeProcess Process)> conversations = [];
         for (var i = 0; i < 3; i++)
         {
-            var session = Guid.NewGuid();
-            var process = _pool.StartConversation(session);
-            kept.Track(session, process);
+            var (session, process) = _pool.StartConversation(kept);
             await PoolHarness.TurnAsync(kept, session, process);
             conversations.Add((session, process));
             _pool.Time.Advance(TimeSpan.FromSeconds(1));
@@ -60,9 +56,7 @@ public sealed class KeptProcessesTests : IDisposable
     {
         var kept = _pool.Kept();
         using var recycled = _pool.Collect("claudeproxy.cli.recycled");
-        var session = Guid.NewGuid();
-        var process = _pool.StartConversation(session);
-        kept.Track(session, process);
+        var (session, process) = _pool.StartConversation(kept);
 
         await PoolHarness.TurnAsync(kept, session, process);
         Assert.Same(process, kept.Take(session));
@@ -78,9 +72,7 @@ public sealed class KeptProcessesTests : IDisposable
     public async Task Ending_a_session_closes_its_kept_process_before_it_returns()
     {
         var kept = _pool.Kept();
-        var session = Guid.NewGuid();
-        var process = _pool.StartConversation(session);
-        kept.Track(session, process);
+        var (session, process) = _pool.StartConversation(kept);
         await PoolHarness.TurnAsync(kept, session, process);
 
         await kept.EndAsync(session);

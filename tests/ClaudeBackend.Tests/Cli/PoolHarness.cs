@@ -58,9 +58,15 @@ internal sealed class PoolHarness : IDisposable
     public MetricCollector<long> Collect(string instrument) =>
         new(_meters.GetRequiredService<IMeterFactory>(), ClaudeCliMetrics.MeterName, instrument);
 
-    /// <summary>A process for a new kept conversation, as the pool starts one cold.</summary>
-    public ResidentClaudeProcess StartConversation(Guid sessionId) =>
-        new(Launcher, new ClaudeCliInvocation("sonnet", "", Directory.CreateTempSubdirectory("pool-work-").FullName, ClaudeSessionMode.Create, sessionId, SystemPrompt: null), fingerprint: "sonnet");
+    /// <summary>A process for a new kept conversation, as the pool starts one cold, watched by <paramref name="kept"/>.</summary>
+    public (Guid Session, ResidentClaudeProcess Process) StartConversation(KeptProcesses kept)
+    {
+        var session = Guid.NewGuid();
+        var invocation = new ClaudeCliInvocation("sonnet", "", Directory.CreateTempSubdirectory("pool-work-").FullName, ClaudeSessionMode.Create, session, SystemPrompt: null);
+        var process = new ResidentClaudeProcess(Launcher, invocation, fingerprint: "sonnet");
+        kept.Track(session, process);
+        return (session, process);
+    }
 
     /// <summary>One whole turn of <paramref name="sessionId"/> on <paramref name="process"/>; once it is over, the process is kept or ended.</summary>
     public static async Task TurnAsync(KeptProcesses kept, Guid sessionId, ResidentClaudeProcess process)
