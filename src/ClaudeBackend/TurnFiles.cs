@@ -16,8 +16,7 @@ internal sealed class TurnFiles(ClaudeCliEnvironment cli)
     {
         if (_workingDirectory is not null)
         {
-            cli.DeleteStateOf(_workingDirectory);
-            TemporaryPaths.TryDelete(_workingDirectory);
+            cli.DeleteWorkingDirectory(_workingDirectory);
         }
     }
 }

@@ -79,9 +79,13 @@ public sealed class ClaudeCliEnvironment
     public static string KeyOfProjectFolder(string folderName) =>
         folderName.Length > MaxProjectFolderName ? folderName[..MaxProjectFolderName] : folderName;
 
-    /// <summary>Removes what the CLI stored for <paramref name="workingDirectory"/> and, if given, for one session.</summary>
-    public void DeleteStateOf(string workingDirectory, Guid? sessionId = null)
+    /// <summary>
+    /// Removes a working directory of the gateway's, what the CLI stored for it and, if given, for one session: the
+    /// three go together, or the CLI's folders outlive the directory they were made for.
+    /// </summary>
+    public void DeleteWorkingDirectory(string workingDirectory, Guid? sessionId = null)
     {
+        TemporaryPaths.TryDelete(workingDirectory);
         if (ProjectFolderOf(workingDirectory) is { } project)
         {
             TemporaryPaths.TryDelete(project);

@@ -221,11 +221,7 @@ internal sealed partial class WarmSpares(
         }
 
         /// <summary>Removes the spare's directory and what the CLI stored for it, once the process has ended.</summary>
-        public virtual void Cleanup(ClaudeCliEnvironment cli)
-        {
-            cli.DeleteStateOf(WorkingDirectory);
-            TemporaryPaths.TryDelete(WorkingDirectory);
-        }
+        public virtual void Cleanup(ClaudeCliEnvironment cli) => cli.DeleteWorkingDirectory(WorkingDirectory);
 
         protected abstract void End();
     }

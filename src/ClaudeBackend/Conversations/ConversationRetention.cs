@@ -71,7 +71,7 @@ internal sealed partial class ConversationRetention(
 
             foreach (var (conversation, _) in removing)
             {
-                DeleteFiles(conversation.Session.WorkingDirectory, conversation.Session.Id);
+                cli.DeleteWorkingDirectory(conversation.Session.WorkingDirectory, conversation.Session.Id);
             }
         }
         finally
@@ -102,7 +102,7 @@ internal sealed partial class ConversationRetention(
             {
                 if (!named.Contains(folder) && Directory.GetLastWriteTimeUtc(folder) < oldEnough.UtcDateTime)
                 {
-                    DeleteFiles(folder, sessionId: null);
+                    cli.DeleteWorkingDirectory(folder);
                     removed++;
                 }
             }
@@ -163,12 +163,6 @@ internal sealed partial class ConversationRetention(
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
         {
         }
-    }
-
-    private void DeleteFiles(string workingDirectory, Guid? sessionId)
-    {
-        cli.DeleteStateOf(workingDirectory, sessionId);
-        TemporaryPaths.TryDelete(workingDirectory);
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Removed {Removed} kept conversations over the retention limits ({Busy} busy, left for later); {Left} remain")]

@@ -43,7 +43,7 @@ public sealed class ClaudeCliEnvironmentTests : IDisposable
         var other = Path.Combine(_config, ".claude", "projects", "-work-conversations-abd");
         Directory.CreateDirectory(other);
 
-        environment.DeleteStateOf("/work/conversations/abc", session);
+        environment.DeleteWorkingDirectory("/work/conversations/abc", session);
 
         Assert.False(Directory.Exists(project));
         Assert.False(Directory.Exists(Path.Combine(_config, ".claude", "session-env", session.ToString())));
