@@ -223,14 +223,6 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
                 $"The Claude CLI could not be started ({failure.Message}). Install it (npm install -g @anthropic-ai/claude-code) or set CLAUDE_CLI to its path.");
         }
 
-        if (exit.ExitCode is 126 or 127 && exit.StandardError.StartsWith("setpriv: failed to execute", StringComparison.Ordinal))
-        {
-            // Started bound to the gateway (GatewayBoundProcesses), the CLI that cannot run is setpriv's failure, not a start's.
-            return new ClaudeBackendError(
-                ClaudeErrorKind.CliUnavailable,
-                $"The Claude CLI could not be started ({exit.StandardError.Trim()}). Install it (npm install -g @anthropic-ai/claude-code) or set CLAUDE_CLI to its path.");
-        }
-
         var detail = exit.StandardError.Length > 0 ? $": {exit.StandardError}" : ".";
         return exit.ExitCode is null
             ? new ClaudeBackendError(ClaudeErrorKind.CliFailed, "The Claude CLI was stopped before it answered" + detail)

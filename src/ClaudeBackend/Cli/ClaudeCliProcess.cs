@@ -117,6 +117,12 @@ internal sealed partial class ClaudeCliProcess : IClaudeCliRun
             _ledger.Record(execution.ProcessId);
             _metrics.Started();
             var result = await execution;
+            if (GatewayBoundProcesses.ExecFailureOf(result.ExitCode, StandardErrorTail()) is { } execFailure)
+            {
+                // setpriv started, but the CLI it was to become could not: a failed start, as it is unbound.
+                throw execFailure;
+            }
+
             LogExited(_logger, result.ExitCode);
             return new ClaudeCliExit(result.ExitCode, StandardErrorTail());
         }

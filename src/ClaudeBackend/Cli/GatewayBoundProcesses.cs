@@ -33,6 +33,15 @@ internal static class GatewayBoundProcesses
             ? (SetPriv, ["--pdeathsig", "KILL", "--", resolved, .. arguments])
             : (executable, arguments);
 
+    /// <summary>
+    /// Why a bound process never became the CLI: <c>setpriv</c> could not exec it (a script whose interpreter is gone),
+    /// exiting 126 or 127 and saying so on stderr, where an unbound start would have thrown. Null for the CLI's own exits.
+    /// </summary>
+    public static Win32Exception? ExecFailureOf(int exitCode, string standardError) =>
+        SetPriv is not null && exitCode is 126 or 127 && standardError.StartsWith("setpriv: failed to execute", StringComparison.Ordinal)
+            ? new Win32Exception(standardError)
+            : null;
+
     /// <summary>Runs <paramref name="start"/> (which forks) on the thread that never ends, and returns what it returns.</summary>
     /// <remarks>The caller waits without holding a thread: many turns may start at once.</remarks>
     public static Task<T> StartAsync<T>(Func<T> start)
