@@ -14,6 +14,9 @@ internal static class DocsEndpoints
 {
     public const string DocumentPath = "/openapi/v1.json";
 
+    /// <summary>The tag that groups an API's operations in the docs, by the errors its clients read.</summary>
+    public static string TagOf(ErrorStyle style) => style == ErrorStyle.OpenAi ? "OpenAI" : "Ollama";
+
     public static IServiceCollection AddDocs(this IServiceCollection services)
     {
         // Both APIs spell their JSON in snake_case, as the codecs write the records: the schemas name them so too.

@@ -13,8 +13,8 @@ namespace ClaudeProxy.Gateway.Endpoints;
 /// </summary>
 internal static class ModelEndpoints
 {
-    private const string Ollama = "Ollama";
-    private const string OpenAi = "OpenAI";
+    private static readonly string Ollama = DocsEndpoints.TagOf(ErrorStyle.Ollama);
+    private static readonly string OpenAi = DocsEndpoints.TagOf(ErrorStyle.OpenAi);
 
     private static readonly string[] GetAndHead = [HttpMethods.Get, HttpMethods.Head];
 

@@ -1,4 +1,3 @@
-using System.Net;
 using ClaudeProxy.Gateway.ModelRouting;
 using ClaudeProxy.Transforms;
 using Microsoft.AspNetCore.OpenApi;
@@ -83,13 +82,8 @@ internal sealed class ProxyRoutesDocumentTransformer(IProxyStateLookup proxy) : 
         {
             Summary = summary,
             Description = description.Length > 0 ? description : null,
-            Tags = new HashSet<OpenApiTagReference> { new(style == ErrorStyle.OpenAi ? "OpenAI" : "Ollama", document) },
-            Responses = new OpenApiResponses
-            {
-                [((int)HttpStatusCode.BadRequest).ToString(System.Globalization.CultureInfo.InvariantCulture)] = error,
-                [((int)HttpStatusCode.NotFound).ToString(System.Globalization.CultureInfo.InvariantCulture)] = error,
-                [((int)HttpStatusCode.ServiceUnavailable).ToString(System.Globalization.CultureInfo.InvariantCulture)] = error,
-            },
+            Tags = new HashSet<OpenApiTagReference> { new(DocsEndpoints.TagOf(style), document) },
+            Responses = new OpenApiResponses { ["400"] = error, ["404"] = error, ["503"] = error },
         };
         if (requestBody is not null)
         {
