@@ -4,10 +4,11 @@
 # proxy can do here (nginx's own proxy_pass, a bare YARP app: one route, one cluster), and through the gateway, in one
 # run. Reports p50/p99 latency and requests/s for GET /api/tags and a streamed POST /api/chat at concurrency 1 and 64.
 #
-#   bash bench/passthrough.sh [seconds per run, default 10]
+#   bash bench/passthrough.sh [seconds per run, default 10] [rounds per cell, default 3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
+ROUNDS="${2:-3}"
 WORK="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; [[ -f "$WORK/nginx.pid" ]] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null; rm -rf "$WORK"' EXIT
 
@@ -89,20 +90,28 @@ for port in "$GATEWAY_PORT" "$YARP_PORT" "$NGINX_PROXY_PORT"; do
     wrk -t1 -c8 -d3s -s "$WORK/chat.lua" "http://127.0.0.1:$port/api/chat" >/dev/null
 done
 
-# Per cell: direct, nginx proxy_pass, bare YARP, ClaudeProxy, one after the other. Ratios are requests/s over the bare
-# YARP proxy's and over direct; added p50 is over the bare YARP proxy's.
+# Per cell, ROUNDS times: direct, nginx proxy_pass, bare YARP, ClaudeProxy, one after the other, so that each round's
+# figures share the machine's state of the moment. Each figure is the median over the rounds; the ratios are medians of
+# each round's own ratio (requests/s over the bare YARP proxy's and over direct; added p50 over the bare YARP proxy's).
 printf "| endpoint | concurrency | req/s direct | req/s nginx proxy | req/s bare YARP | req/s ClaudeProxy | ClaudeProxy / bare YARP | ClaudeProxy / direct | p50 ms direct / nginx / YARP / ClaudeProxy | added p50 ms over YARP | p99 ms YARP / ClaudeProxy |\n"
 printf "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
 for endpoint in tags chat; do
     for concurrency in 1 64; do
         script=""; path="/api/tags"
         [[ $endpoint == chat ]] && { script="$WORK/chat.lua"; path="/api/chat"; }
-        read -r d50 d99 drps < <(measure "http://127.0.0.1:$OLLAMA_PORT$path" "$concurrency" "$script")
-        read -r n50 n99 nrps < <(measure "http://127.0.0.1:$NGINX_PROXY_PORT$path" "$concurrency" "$script")
-        read -r y50 y99 yrps < <(measure "http://127.0.0.1:$YARP_PORT$path" "$concurrency" "$script")
-        read -r p50 p99 prps < <(measure "http://127.0.0.1:$GATEWAY_PORT$path" "$concurrency" "$script")
-        awk -v e="$path" -v c="$concurrency" -v d50="$d50" -v n50="$n50" -v y50="$y50" -v p50="$p50" -v y99="$y99" -v p99="$p99" \
-            -v dr="$drps" -v nr="$nrps" -v yr="$yrps" -v pr="$prps" \
-            'BEGIN {printf "| %s | %s | %d | %d | %d | %d | %.2f | %.2f | %.3f / %.3f / %.3f / %.3f | %.3f | %.3f / %.3f |\n", e, c, dr, nr, yr, pr, pr/yr, pr/dr, d50, n50, y50, p50, p50-y50, y99, p99}'
+        for _ in $(seq 1 "$ROUNDS"); do
+            read -r d50 d99 drps < <(measure "http://127.0.0.1:$OLLAMA_PORT$path" "$concurrency" "$script")
+            read -r n50 n99 nrps < <(measure "http://127.0.0.1:$NGINX_PROXY_PORT$path" "$concurrency" "$script")
+            read -r y50 y99 yrps < <(measure "http://127.0.0.1:$YARP_PORT$path" "$concurrency" "$script")
+            read -r p50 p99 prps < <(measure "http://127.0.0.1:$GATEWAY_PORT$path" "$concurrency" "$script")
+            echo "$d50 $n50 $y50 $p50 $y99 $p99 $drps $nrps $yrps $prps"
+        done | python3 -c '
+import sys, statistics as st
+rows = [list(map(float, line.split())) for line in sys.stdin]
+m = lambda i: st.median(r[i] for r in rows)
+ratio = lambda f: st.median(f(r) for r in rows)
+print("| %s | %s | %d | %d | %d | %d | %.2f | %.2f | %.3f / %.3f / %.3f / %.3f | %.3f | %.3f / %.3f |" % (
+    sys.argv[1], sys.argv[2], m(6), m(7), m(8), m(9), ratio(lambda r: r[9] / r[8]), ratio(lambda r: r[9] / r[6]),
+    m(0), m(1), m(2), m(3), ratio(lambda r: r[3] - r[2]), m(4), m(5)))' "$path" "$concurrency"
     done
 done

@@ -44,7 +44,7 @@ public static partial class GatewayExtensions
             .AddTransforms<OllamaUsageTransformProvider>();
         builder.Services.AddSingleton<OllamaUpstream>();
         builder.Services.AddSingleton<IForwarderHttpClientFactory, ClaudeForwarderHttpClientFactory>();
-        builder.AddGatewayTelemetry();
+        builder.AddGatewayTelemetry(gateway.HttpMetrics);
         builder.Services.AddDocs();
         return builder;
     }

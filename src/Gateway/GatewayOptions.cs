@@ -51,6 +51,13 @@ public sealed class GatewayOptions
     /// <summary>Whether <c>/metrics</c> answers without a key (model names and costs are in it).</summary>
     public bool PublicMetrics { get; set; }
 
+    /// <summary>
+    /// Whether ASP.NET Core's per-request meters (<c>http.server.*</c>, routing, and HttpClient's <c>http.client.*</c>
+    /// for the calls to Ollama) are exported too. Off by default: under load they cost the Ollama pass-through about a
+    /// tenth of its throughput (bench/README.md), and the GenAI metrics already time every model request.
+    /// </summary>
+    public bool HttpMetrics { get; set; }
+
     /// <summary>The largest request body accepted (413 beyond); blob uploads to Ollama are exempt.</summary>
     [Range(1024, long.MaxValue)]
     public long MaxRequestBodyBytes { get; set; } = 32 * 1024 * 1024;

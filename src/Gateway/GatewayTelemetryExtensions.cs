@@ -6,13 +6,20 @@ namespace ClaudeProxy.Gateway;
 
 public static class GatewayTelemetryExtensions
 {
-    /// <summary>Prometheus metrics at <c>/metrics</c>: the GenAI conventions, the CLI's costs, ASP.NET Core's, Kestrel's and the runtime's meters.</summary>
-    public static WebApplicationBuilder AddGatewayTelemetry(this WebApplicationBuilder builder)
+    /// <summary>The framework's meters that record every request; exported only with <see cref="GatewayOptions.HttpMetrics"/>.</summary>
+    private static readonly string[] PerRequestMeters = ["Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Routing", "System.Net.Http"];
+
+    /// <summary>
+    /// Prometheus metrics at <c>/metrics</c>: the GenAI conventions, the CLI's costs, Kestrel's connections and the
+    /// runtime's meters; ASP.NET Core's per-request meters when <paramref name="httpMetrics"/> asks for them.
+    /// </summary>
+    public static WebApplicationBuilder AddGatewayTelemetry(this WebApplicationBuilder builder, bool httpMetrics)
     {
         builder.Services.AddSingleton<GenAiMetrics>();
         builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
             .AddMeter(GenAiMetrics.MeterName, ClaudeCliMetrics.MeterName)
-            .AddMeter("Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel", "Microsoft.AspNetCore.Routing", "System.Net.Http")
+            .AddMeter("Microsoft.AspNetCore.Server.Kestrel")
+            .AddMeter(httpMetrics ? PerRequestMeters : [])
             // The runtime's own: GC heap, working set, thread pool, so the gateway's memory is in view too. Three of its
             // gauges end in "_count", which Prometheus keeps for histograms (promtool rejects them); they are left out.
             .AddMeter("System.Runtime")

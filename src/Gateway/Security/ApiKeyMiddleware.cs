@@ -18,14 +18,12 @@ internal sealed partial class ApiKeyMiddleware(RequestDelegate next, IOptions<Ga
     private readonly (byte[] Digest, ApiKeyOptions Key)[] _keys = options.Value.ApiKeys
         .Select(k => (SHA256.HashData(Encoding.UTF8.GetBytes(k.Key)), k)).ToArray();
 
-    public async Task InvokeAsync(HttpContext context)
-    {
-        if (_keys.Length == 0 || IsPublic(context.Request.Path))
-        {
-            await next(context);
-            return;
-        }
+    // Without keys (the loopback default) the request goes straight on, with no async state of its own.
+    public Task InvokeAsync(HttpContext context) =>
+        _keys.Length == 0 || IsPublic(context.Request.Path) ? next(context) : AuthenticateAsync(context);
 
+    private async Task AuthenticateAsync(HttpContext context)
+    {
         if (Find(PresentedKey(context.Request)) is not { } key)
         {
             LogRejected(logger, context.Request.Path);

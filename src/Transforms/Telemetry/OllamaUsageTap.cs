@@ -60,36 +60,58 @@ internal sealed class OllamaUsageTap(Stream upstream, GenAiRequestTimer timer, l
         while (!data.IsEmpty)
         {
             var newline = data.IndexOf((byte)'\n');
-            var part = newline < 0 ? data : data[..newline];
-            if (!_lineTooLong && _line.WrittenCount + part.Length <= MaxLineBytes)
-            {
-                _line.Write(part);
-            }
-            else
-            {
-                _lineTooLong = true;
-            }
-
             if (newline < 0)
             {
+                Hold(data);
                 return;
             }
 
-            EndLine();
+            if (_line.WrittenCount == 0 && !_lineTooLong)
+            {
+                // A whole line inside this read (the common case) is looked at where it is, never copied.
+                Inspect(data[..newline]);
+            }
+            else
+            {
+                Hold(data[..newline]);
+                EndLine();
+            }
+
             data = data[(newline + 1)..];
+        }
+    }
+
+    /// <summary>Keeps the start of a line that the next read finishes.</summary>
+    private void Hold(ReadOnlySpan<byte> part)
+    {
+        if (!_lineTooLong && _line.WrittenCount + part.Length <= MaxLineBytes)
+        {
+            _line.Write(part);
+        }
+        else
+        {
+            _lineTooLong = true;
         }
     }
 
     private void EndLine()
     {
-        var line = _line.WrittenSpan.Trim((byte)' ');
-        if (!_lineTooLong && (line.IndexOf("prompt_eval_count"u8) >= 0 || line.IndexOf("\"usage\""u8) >= 0))
+        if (!_lineTooLong)
         {
-            ReadUsage(line.StartsWith("data:"u8) ? line["data:".Length..] : line);
+            Inspect(_line.WrittenSpan);
         }
 
         _line.ResetWrittenCount();
         _lineTooLong = false;
+    }
+
+    private void Inspect(ReadOnlySpan<byte> line)
+    {
+        line = line.Trim((byte)' ');
+        if (line.IndexOf("prompt_eval_count"u8) >= 0 || line.IndexOf("\"usage\""u8) >= 0)
+        {
+            ReadUsage(line.StartsWith("data:"u8) ? line["data:".Length..] : line);
+        }
     }
 
     private void ReadUsage(ReadOnlySpan<byte> json)

@@ -19,7 +19,11 @@ public sealed class PrometheusMetricsTests
         PrometheusServer.EnsureInstalled();
         await using var api = await FakeAnthropicServer.StartAsync("--reply", "echo");
         using var ollama = FakeOllama.Start();
-        await using var app = GatewayApp.WithRealCli(api, kestrel: true, configure: GatewayApp.WithOllama(ollama.Url));
+        await using var app = GatewayApp.WithRealCli(api, kestrel: true, configure: settings =>
+        {
+            GatewayApp.WithOllama(ollama.Url)(settings);
+            settings["Gateway:HttpMetrics"] = "true";
+        });
         using var client = app.CreateClient();
         await using var prometheus = await PrometheusServer.StartAsync(client.BaseAddress!);
 
@@ -52,5 +56,28 @@ public sealed class PrometheusMetricsTests
 
         var (exitCode, output) = await PrometheusServer.CheckMetricsAsync(await client.GetStringAsync("/metrics", Cancel));
         Assert.True(exitCode == 0, output);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ASP_NET_Cores_per_request_meters_are_exported_only_when_asked_for(bool httpMetrics)
+    {
+        using var ollama = FakeOllama.Start();
+        await using var app = GatewayApp.WithFakeCli(configure: settings =>
+        {
+            GatewayApp.WithOllama(ollama.Url)(settings);
+            settings["Gateway:HttpMetrics"] = httpMetrics ? "true" : "false";
+        });
+        using var client = app.CreateClient();
+
+        var (response, _) = await PostAndReadLinesAsync(client, "/api/chat", Json("""{"model":"llama3.2:latest","messages":[{"role":"user","content":"hi"}]}"""), Cancel);
+        Assert.True(response.IsSuccessStatusCode);
+
+        var metrics = await client.GetStringAsync("/metrics", Cancel);
+        // The GenAI metrics time the request either way; ASP.NET Core's and HttpClient's own only when asked for.
+        Assert.Contains("gen_ai_server_request_duration_seconds_count", metrics);
+        Assert.Equal(httpMetrics, metrics.Contains("http_server_request_duration_seconds_count", StringComparison.Ordinal));
+        Assert.Equal(httpMetrics, metrics.Contains("http_client_request_duration_seconds_count", StringComparison.Ordinal));
     }
 }
