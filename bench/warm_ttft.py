@@ -24,9 +24,9 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_fake_api(work):
+def start_fake_api(work, *extra):
     port_file = os.path.join(work, "port")
-    proc = subprocess.Popen([sys.executable, FAKE, "--port", "0", "--port-file", port_file, "--reply", "echo"],
+    proc = subprocess.Popen([sys.executable, FAKE, "--port", "0", "--port-file", port_file, "--reply", "echo", *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while not (os.path.exists(port_file) and open(port_file).read().strip()):
         time.sleep(0.05)

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using ClaudeProxy.ClaudeBackend.Cli;
 using ClaudeProxy.ClaudeBackend.Contract;
 using ClaudeProxy.ClaudeBackend.Conversations;
 using ClaudeProxy.ClaudeBackend.StreamJson;
@@ -17,4 +18,5 @@ namespace ClaudeProxy.ClaudeBackend;
 [JsonSerializable(typeof(CliUserLine))]
 [JsonSerializable(typeof(CliControlRequest))]
 [JsonSerializable(typeof(ConversationFile))]
+[JsonSerializable(typeof(SessionEntry))]
 internal sealed partial class ClaudeBackendJsonContext : JsonSerializerContext;

@@ -51,12 +51,13 @@ public sealed partial class ClaudeCliBackend(
             return ClaudeTurnEvents.Failed(new ClaudeBackendError(ClaudeErrorKind.Busy, BusyMessage, RetryAfterSeconds: 5));
         }
 
-        var conversationKey = request.ConversationId is { } id ? ConversationStore.KeyOf(request.Owner, id) : null;
+        var (conversationKey, keyAfterAnswer) = ConversationKeysOf(request, model);
+        var conversationName = request.ConversationId ?? "without an id";
         ClaudeTurn? turn = null;
         ClaudeBackendError? error;
         try
         {
-            turn = await StartTurnAsync(request, conversationKey, model, processLease, cancellationToken);
+            turn = await StartTurnAsync(request, conversationKey, keyAfterAnswer, model, processLease, cancellationToken);
             error = await WaitForAnswerAsync(turn, cancellationToken);
             // Each cause is worth one more try, and both can happen in a row: a kept process that died while it waited
             // ends silently, and the process that resumes in its place may not find the session it had not yet saved.
@@ -72,11 +73,11 @@ public sealed partial class ClaudeCliBackend(
                     var history = TurnPrompt.HistoryCount(request.Messages);
                     if (history > 0)
                     {
-                        LogSessionRebuilt(logger, request.ConversationId!, history);
+                        LogSessionRebuilt(logger, conversationName, history);
                     }
                     else
                     {
-                        LogSessionLostWithoutHistory(logger, request.ConversationId!);
+                        LogSessionLostWithoutHistory(logger, conversationName);
                     }
 
                     await conversations.ForgetAsync(conversationKey, cancellationToken);
@@ -94,7 +95,7 @@ public sealed partial class ClaudeCliBackend(
                 await turn.DisposeAsync(keepProcessLease: true);
                 // The lease now belongs to no turn: should the restart fail, the catch below must free it.
                 turn = null;
-                turn = await StartTurnAsync(request, conversationKey, model, processLease, cancellationToken);
+                turn = await StartTurnAsync(request, conversationKey, keyAfterAnswer, model, processLease, cancellationToken);
                 error = await WaitForAnswerAsync(turn, cancellationToken);
             }
         }
@@ -122,6 +123,33 @@ public sealed partial class ClaudeCliBackend(
 
         return turn;
     }
+
+    /// <summary>
+    /// Where the turn's session is stored: under the client's id, or, for a request without one that brings a history,
+    /// under that history (<see cref="ConversationLineage"/>), moving on after the answer to the history that includes
+    /// it. A first message without an id keeps no session.
+    /// </summary>
+    private (string? Key, Func<ClaudeTurnResult, string>? KeyAfterAnswer) ConversationKeysOf(ClaudeTurnRequest request, ClaudeModelOptions model)
+    {
+        if (request.ConversationId is { } id)
+        {
+            return (ConversationStore.KeyOf(request.Owner, id), null);
+        }
+
+        var history = TurnPrompt.HistoryCount(request.Messages);
+        if (history == 0)
+        {
+            return (null, null);
+        }
+
+        var scope = ConversationLineage.ScopeOf(model.CliModel, SystemPromptOf(request), request.AllowedTools);
+        return (
+            ConversationLineage.KeyOf(request.Owner, scope, request.Messages.Take(history)),
+            result => ConversationLineage.KeyOf(request.Owner, scope, [.. request.Messages, new ClaudeMessage(ClaudeMessage.AssistantRole, result.Text)]));
+    }
+
+    private string? SystemPromptOf(ClaudeTurnRequest request) =>
+        (request.SystemPrompt ?? options.Value.DefaultSystemPrompt) is { Length: > 0 } prompt ? prompt : null;
 
     /// <summary>What makes a turn request one the CLI cannot run, or null.</summary>
     private static string? ProblemOf(ClaudeTurnRequest request) => request switch
@@ -185,9 +213,13 @@ public sealed partial class ClaudeCliBackend(
     }
 
     private async Task<ClaudeTurn> StartTurnAsync(
-        ClaudeTurnRequest request, string? conversationKey, ClaudeModelOptions model, IDisposable processLease, CancellationToken cancellationToken)
+        ClaudeTurnRequest request,
+        string? conversationKey,
+        Func<ClaudeTurnResult, string>? keyAfterAnswer,
+        ClaudeModelOptions model,
+        IDisposable processLease,
+        CancellationToken cancellationToken)
     {
-        var settings = options.Value;
         var files = new TurnFiles(cli);
         IDisposable? lease = null;
         try
@@ -195,6 +227,7 @@ public sealed partial class ClaudeCliBackend(
             string workingDirectory;
             Guid? sessionId = null;
             var mode = ClaudeSessionMode.Ephemeral;
+            var history = TurnPrompt.HistoryCount(request.Messages);
             if (conversationKey is not null)
             {
                 lease = await conversations.EnterTurnAsync(conversationKey, cancellationToken);
@@ -202,21 +235,25 @@ public sealed partial class ClaudeCliBackend(
                 var stored = await conversations.FindAsync(conversationKey, cancellationToken);
                 (mode, sessionId, workingDirectory) = stored is { } known
                     ? (ClaudeSessionMode.Resume, known.Id, known.WorkingDirectory)
-                    : (ClaudeSessionMode.Create, Guid.NewGuid(), conversations.WorkingDirectoryOf(conversationKey));
+                    : (ClaudeSessionMode.Create, Guid.NewGuid(), keyAfterAnswer is null ? conversations.WorkingDirectoryOf(conversationKey) : conversations.CreateWorkingDirectory());
+                if (mode == ClaudeSessionMode.Create && history > 0
+                    && ClaudeSessionFile.TryWrite(cli, new ClaudeCliSession(sessionId.Value, workingDirectory), [.. request.Messages.Take(history)], timeProvider.GetUtcNow()))
+                {
+                    // The history no session holds becomes one, as the real messages it was.
+                    mode = ClaudeSessionMode.Resume;
+                }
             }
             else
             {
                 workingDirectory = files.CreateWorkingDirectory();
             }
 
-            var systemPrompt = (request.SystemPrompt ?? settings.DefaultSystemPrompt) is { Length: > 0 } prompt ? prompt : null;
-
             // A resumed session already holds the history; only the new turn is sent.
             var inputLine = TurnPrompt.ToInputLine(request.Messages, includeHistory: mode != ClaudeSessionMode.Resume);
-            var invocation = new ClaudeCliInvocation(model.CliModel, inputLine, workingDirectory, mode, sessionId, systemPrompt, request.AllowedTools);
+            var invocation = new ClaudeCliInvocation(model.CliModel, inputLine, workingDirectory, mode, sessionId, SystemPromptOf(request), request.AllowedTools);
             var run = await launcher.StartAsync(invocation, cancellationToken);
             var session = sessionId is { } id ? run.Session ?? new ClaudeCliSession(id, workingDirectory) : null;
-            return new ClaudeTurn(run, conversations, conversationKey, session, processLease, lease, files, settings.IdleTimeout, health);
+            return new ClaudeTurn(run, conversations, conversationKey, keyAfterAnswer, session, processLease, lease, files, options.Value.IdleTimeout, health);
         }
         catch
         {

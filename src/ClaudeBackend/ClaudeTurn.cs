@@ -17,6 +17,7 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
     private readonly IClaudeCliRun _run;
     private readonly ConversationStore _conversations;
     private readonly string? _conversationId;
+    private readonly Func<ClaudeTurnResult, string>? _keyAfterAnswer;
     private readonly ClaudeCliSession? _session;
     private readonly IDisposable? _turnLease;
     private readonly IDisposable _processLease;
@@ -32,10 +33,12 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
 
     /// <param name="processLease">The turn's place under the process cap, freed when the process has ended.</param>
     /// <param name="turnLease">The conversation's turn lock, if the turn belongs to one.</param>
+    /// <param name="keyAfterAnswer">For a conversation known by its history: its key once the answer is part of it.</param>
     public ClaudeTurn(
         IClaudeCliRun run,
         ConversationStore conversations,
         string? conversationId,
+        Func<ClaudeTurnResult, string>? keyAfterAnswer,
         ClaudeCliSession? session,
         IDisposable processLease,
         IDisposable? turnLease,
@@ -46,6 +49,7 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
         _run = run;
         _conversations = conversations;
         _conversationId = conversationId;
+        _keyAfterAnswer = keyAfterAnswer;
         _session = session;
         _processLease = processLease;
         _turnLease = turnLease;
@@ -172,13 +176,24 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
     /// recorded then. A process kept up for the conversation ends its run at the result, and writes its file when it is
     /// ended later.
     /// </summary>
-    private async Task CompleteAsync()
+    /// <remarks>
+    /// A conversation known by its history moves on to the key of the history with this answer in it: the same history
+    /// sent again (a regenerated answer) is then a branch of its own and never sees this answer.
+    /// </remarks>
+    private async Task CompleteAsync(ClaudeTurnResult result)
     {
         _health.ReportTurn(null);
         if (_conversationId is not null && _session is not null)
         {
             await WaitForExitAsync();
-            await _conversations.RememberAsync(_conversationId, _session, CancellationToken.None);
+            if (_keyAfterAnswer is null)
+            {
+                await _conversations.RememberAsync(_conversationId, _session, CancellationToken.None);
+            }
+            else
+            {
+                await _conversations.MoveAsync(_conversationId, _keyAfterAnswer(result), _session, CancellationToken.None);
+            }
         }
     }
 
@@ -205,9 +220,9 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
             if (events[i] is TurnCompleted or TurnFailed)
             {
                 _ended = true;
-                if (events[i] is TurnCompleted)
+                if (events[i] is TurnCompleted completed)
                 {
-                    await CompleteAsync();
+                    await CompleteAsync(completed.Result);
                 }
             }
         }

@@ -10,8 +10,8 @@ internal static class TurnPrompt
 {
     /// <summary>
     /// The new turn is every message after the last assistant message. With <paramref name="includeHistory"/>, the
-    /// earlier messages go in front of it as a transcript: the CLI takes one user message per turn, so a history the
-    /// client sends (and that no stored session holds) can reach the model only as text.
+    /// earlier messages go in front of it as a transcript: only for a history that could not be written as a session
+    /// of its own (<see cref="Cli.ClaudeSessionFile"/>), since the CLI takes one user message per turn.
     /// </summary>
     public static string ToInputLine(IReadOnlyList<ClaudeMessage> messages, bool includeHistory)
     {

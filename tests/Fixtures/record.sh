@@ -37,3 +37,29 @@ mkdir -p "$case"
     echo "# and --resume $session in $work/work.dir_1 (the gateway's flags; backups/ and .claude.json left out)"
     (cd "$work/config" && find . -mindepth 1 -not -path './backups*' -not -name .claude.json | sort)
 } >"$case/tree.txt"
+
+# 3. A session file written by the gateway (ClaudeSessionFile's shape: one entry per message, each naming its parent),
+#    then resumed with a new question: the model gets the written turns as real user and assistant messages.
+case=resume_written_session
+mkdir -p "$case" "$work/written"
+written=33333333-2222-4333-8444-555555555555
+project="$work/config/projects/$(echo "$work/written" | sed 's/[^A-Za-z0-9]/-/g')"
+mkdir -p "$project"
+python3 - "$written" "$work/written" >"$project/$written.jsonl" <<'PY'
+import json, sys, uuid
+session, cwd = sys.argv[1], sys.argv[2]
+parent = None
+for role, text in [("user", "remember the word PINEAPPLE"), ("assistant", "I will remember PINEAPPLE."), ("user", "what is 2+2?"), ("assistant", "4")]:
+    entry_id = str(uuid.uuid4())
+    message = {"role": role, "content": [{"type": "text", "text": text}]}
+    if role == "assistant":
+        message.update(id="msg_" + entry_id.replace("-", ""), type="message", stop_reason="end_turn")
+    print(json.dumps({"parentUuid": parent, "isSidechain": False, "type": role, "message": message, "uuid": entry_id,
+                      "timestamp": "2026-12-01T17:00:00.000Z", "userType": "external", "cwd": cwd, "sessionId": session}))
+    parent = entry_id
+PY
+cp "$project/$written.jsonl" "$case/session.jsonl"
+question='{"type":"user","message":{"role":"user","content":[{"type":"text","text":"what word did I ask you to remember?"}]}}'
+{ printf "claude"; printf " %q" "${flags[@]}" --resume $written; echo "   # stdin: one user line, then closed; session.jsonl written first"; } >"$case/command.txt"
+(cd "$work/written" && echo "$question" | "$cli" "${flags[@]}" --resume $written >"$OLDPWD/$case/stdout.txt" 2>"$OLDPWD/$case/stderr.txt")
+echo $? >"$case/exit_code.txt"

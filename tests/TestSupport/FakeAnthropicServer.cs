@@ -66,7 +66,12 @@ public sealed class FakeAnthropicServer : IAsyncDisposable
     }
 
     /// <summary>The bodies of the <c>/v1/messages</c> requests the CLI sent, oldest first.</summary>
-    public IReadOnlyList<JsonElement> MessageRequests()
+    public IReadOnlyList<JsonElement> MessageRequests() => [.. LoggedMessageRequests().Select(request => request.Body)];
+
+    /// <summary>The <c>/v1/messages</c> requests the CLI sent, oldest first, with the Claude session each came from.</summary>
+    public IReadOnlyList<(JsonElement Body, string? SessionId)> MessageRequestsWithSession() => LoggedMessageRequests();
+
+    private List<(JsonElement Body, string? SessionId)> LoggedMessageRequests()
     {
         if (!File.Exists(LogPath))
         {
@@ -78,7 +83,9 @@ public sealed class FakeAnthropicServer : IAsyncDisposable
             .Select(line => JsonDocument.Parse(line).RootElement)
             .Where(entry => entry.TryGetProperty("path", out var path) && path.GetString() == "/v1/messages"
                 && entry.TryGetProperty("body", out var body) && body.ValueKind == JsonValueKind.Object)
-            .Select(entry => entry.GetProperty("body").Clone())
+            .Select(entry => (
+                entry.GetProperty("body").Clone(),
+                entry.TryGetProperty("headers", out var headers) && headers.TryGetProperty("x-claude-code-session-id", out var session) ? session.GetString() : null))
             .ToList();
     }
 

@@ -11,7 +11,7 @@ namespace ClaudeProxy.ClaudeBackend.Cli;
 public sealed class ClaudeCliEnvironment
 {
     /// <summary>The longest project folder name the CLI uses as it is; longer ones it cuts and gives a hash suffix.</summary>
-    private const int MaxProjectFolderName = 200;
+    internal const int MaxProjectFolderName = 200;
 
     public ClaudeCliEnvironment(IOptions<ClaudeBackendOptions> options)
     {

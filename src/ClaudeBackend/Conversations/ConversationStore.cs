@@ -146,6 +146,16 @@ public sealed class ConversationStore
     public Task RememberAsync(string conversationId, ClaudeCliSession session, CancellationToken cancellationToken) =>
         UpdateAsync(records => records[conversationId] = new ConversationRecord(session.Id, _timeProvider.GetUtcNow(), session.WorkingDirectory), cancellationToken);
 
+    /// <summary>Stores the session under <paramref name="newKey"/> in place of <paramref name="oldKey"/>, in one write.</summary>
+    public Task MoveAsync(string oldKey, string newKey, ClaudeCliSession session, CancellationToken cancellationToken) =>
+        UpdateAsync(
+            records =>
+            {
+                records.Remove(oldKey);
+                records[newKey] = new ConversationRecord(session.Id, _timeProvider.GetUtcNow(), session.WorkingDirectory);
+            },
+            cancellationToken);
+
     public Task ForgetAsync(string conversationId, CancellationToken cancellationToken) =>
         UpdateAsync(records => records.Remove(conversationId), cancellationToken);
 

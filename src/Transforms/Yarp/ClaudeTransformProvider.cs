@@ -25,6 +25,9 @@ public sealed class ClaudeTransformProvider(TimeProvider timeProvider, IOptions<
     public const string BackendMetadataKey = "Backend";
     public const string ClaudeBackendName = "claude-cli";
 
+    /// <summary>The header in which Open WebUI sends the id of its chat.</summary>
+    public const string OpenWebUiChatIdHeader = "X-OpenWebUI-Chat-Id";
+
     public void ValidateRoute(TransformRouteValidationContext context)
     {
         if (context.Route.Metadata?.TryGetValue(DialectMetadataKey, out var name) == true && !ClaudeDialects.TryGet(name, out _))
@@ -91,6 +94,9 @@ public sealed class ClaudeTransformProvider(TimeProvider timeProvider, IOptions<
             {
                 Owner = ClaudeCallerClaims.Owner(httpContext.User),
                 AllowedTools = ClaudeCallerClaims.AllowedTools(httpContext.User),
+                // Open WebUI names its chat in a header (with ENABLE_FORWARD_USER_INFO_HEADERS); an id in the body wins.
+                ConversationId = request.Turn.ConversationId
+                    ?? (httpContext.Request.Headers[OpenWebUiChatIdHeader].ToString() is { Length: > 0 } chatId ? chatId : null),
             },
         };
         if (backendOptions.Value.SerializedHop)

@@ -1,0 +1,48 @@
+using System.Security.Cryptography;
+using System.Text;
+using ClaudeProxy.ClaudeBackend.Contract;
+
+namespace ClaudeProxy.ClaudeBackend.Conversations;
+
+/// <summary>
+/// Recognises a conversation that has no id by what was said in it. A Claude session is stored under the digest of
+/// the messages it has seen (within one scope: owner, model, system prompt, tools); a request whose history is exactly
+/// those messages continues that session, any other history (an edit, a regenerated answer, another client's chat that
+/// started with the same words and went elsewhere) never finds it.
+/// </summary>
+public static class ConversationLineage
+{
+    /// <summary>The store key of the session that has seen exactly <paramref name="messages"/> in <paramref name="scope"/>.</summary>
+    public static string KeyOf(string? owner, string scope, IEnumerable<ClaudeMessage> messages)
+    {
+        using var digest = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        Append(digest, scope);
+        foreach (var message in messages)
+        {
+            Append(digest, message.Role);
+            // Clients trim what they send back of an answer; the words are what must match.
+            Append(digest, message.Text.Trim());
+            foreach (var image in message.Images ?? [])
+            {
+                Append(digest, image.MediaType);
+                Append(digest, image.Base64Data);
+            }
+        }
+
+        return ConversationStore.KeyOf(owner, "lineage/" + Convert.ToHexStringLower(digest.GetHashAndReset()));
+    }
+
+    /// <summary>What must be the same for two requests to be one conversation: the model, the system prompt and the tools.</summary>
+    public static string ScopeOf(string cliModel, string? systemPrompt, IReadOnlyList<string>? tools) =>
+        $"{cliModel}\n{string.Join(',', tools ?? [])}\n{systemPrompt}";
+
+    private static void Append(IncrementalHash digest, string value)
+    {
+        // Length-prefixed, so no two message lists give the same bytes.
+        Span<byte> length = stackalloc byte[4];
+        var bytes = Encoding.UTF8.GetBytes(value);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(length, bytes.Length);
+        digest.AppendData(length);
+        digest.AppendData(bytes);
+    }
+}

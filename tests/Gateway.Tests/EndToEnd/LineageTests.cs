@@ -1,0 +1,113 @@
+using System.ClientModel;
+using System.Text.Json;
+using ClaudeProxy.Gateway.Tests.Infrastructure;
+using ClaudeProxy.TestSupport;
+using OllamaSharp;
+using OllamaSharp.Models.Chat;
+using OpenAI;
+using OpenAI.Chat;
+
+namespace ClaudeProxy.Gateway.Tests.EndToEnd;
+
+/// <summary>
+/// Conversations without an id, as most clients send them: the whole history each turn. The real CLI behind the gateway
+/// talks to the fake Anthropic API, whose log shows what the model was sent.
+/// </summary>
+public sealed class LineageTests
+{
+    private static CancellationToken Cancel => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task A_chat_without_an_id_reaches_the_model_as_its_real_messages_and_each_branch_keeps_to_itself()
+    {
+        await using var api = await FakeAnthropicServer.StartAsync("--reply", "echo");
+        await using var app = GatewayApp.WithRealCli(api, kestrel: true);
+        using var http = app.CreateClient();
+        var chat = new ChatClient("claude-sonnet:latest", new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(http.BaseAddress!, "/v1") });
+
+        async Task<(List<(string Role, string Text)> Sent, string? Session)> TurnAsync(params ChatMessage[] messages)
+        {
+            var answer = await chat.CompleteChatAsync(messages, cancellationToken: Cancel);
+            Assert.Equal(ChatFinishReason.Stop, answer.Value.FinishReason);
+            var (body, session) = api.MessageRequestsWithSession()[^1];
+            return (SentMessages(body), session);
+        }
+
+        ChatMessage[] first = [new UserChatMessage("one")];
+        await TurnAsync(first);
+        ChatMessage[] second = [.. first, new AssistantChatMessage("one"), new UserChatMessage("two")];
+        var (sentSecond, sessionSecond) = await TurnAsync(second);
+        ChatMessage[] third = [.. second, new AssistantChatMessage("two"), new UserChatMessage("three")];
+        var (sentThird, sessionThird) = await TurnAsync(third);
+
+        // Every earlier turn reaches the model as the message it was, in its role; the session goes on.
+        Assert.Equal([("user", "one"), ("assistant", "one"), ("user", "two")], sentSecond);
+        Assert.Equal([("user", "one"), ("assistant", "one"), ("user", "two"), ("assistant", "two"), ("user", "three")], sentThird);
+        Assert.Equal(sessionSecond, sessionThird);
+
+        // A regenerated answer and an edited question are branches of their own: nothing of the other branch reaches the model.
+        var (regenerated, regeneratedSession) = await TurnAsync(second);
+        Assert.Equal(sentSecond, regenerated);
+        Assert.NotEqual(sessionThird, regeneratedSession);
+        var (edited, _) = await TurnAsync([.. first, new AssistantChatMessage("one"), new UserChatMessage("two, edited")]);
+        Assert.Equal([("user", "one"), ("assistant", "one"), ("user", "two, edited")], edited);
+
+        // The first branch goes on in its own session.
+        var (fourth, sessionFourth) = await TurnAsync([.. third, new AssistantChatMessage("three"), new UserChatMessage("four")]);
+        Assert.Equal(7, fourth.Count);
+        Assert.Equal(("user", "four"), fourth[^1]);
+        Assert.Equal(sessionThird, sessionFourth);
+    }
+
+    [Fact]
+    public async Task Two_chats_that_start_with_the_same_words_stay_apart()
+    {
+        await using var api = await FakeAnthropicServer.StartAsync("--reply", "echo");
+        await using var app = GatewayApp.WithRealCli(api, kestrel: true);
+        using var http = app.CreateClient();
+        var ollama = new OllamaApiClient(http.BaseAddress!);
+
+        async Task<List<(string Role, string Text)>> TurnAsync(params Message[] messages)
+        {
+            var answer = await ollama.ChatAsync(new ChatRequest { Model = "claude-sonnet:latest", Stream = false, Messages = messages }, Cancel).StreamToEndAsync();
+            Assert.Equal(messages[^1].Content, answer?.Message.Content);
+            return SentMessages(api.MessageRequests()[^1]);
+        }
+
+        Message[] start = [new(ChatRole.User, "hello"), new(ChatRole.Assistant, "hello")];
+        await TurnAsync([.. start, new(ChatRole.User, "about apples")]);
+        await TurnAsync([.. start, new(ChatRole.User, "about pears")]);
+        var apples = await TurnAsync([.. start, new(ChatRole.User, "about apples"), new(ChatRole.Assistant, "about apples"), new(ChatRole.User, "more apples")]);
+        var pears = await TurnAsync([.. start, new(ChatRole.User, "about pears"), new(ChatRole.Assistant, "about pears"), new(ChatRole.User, "more pears")]);
+
+        Assert.Equal(["hello", "hello", "about apples", "about apples", "more apples"], apples.Select(m => m.Text));
+        Assert.Equal(["hello", "hello", "about pears", "about pears", "more pears"], pears.Select(m => m.Text));
+    }
+
+    [Fact]
+    public async Task Open_WebUIs_chat_id_header_keeps_the_conversation_like_an_id()
+    {
+        await using var api = await FakeAnthropicServer.StartAsync("--reply", "echo");
+        await using var app = GatewayApp.WithRealCli(api);
+        using var http = app.CreateClient();
+        http.DefaultRequestHeaders.Add("X-OpenWebUI-Chat-Id", "owui-chat-1");
+
+        using var one = await http.PostAsync("/api/chat", StreamingReads.Json("""{"model":"claude-sonnet:latest","stream":false,"messages":[{"role":"user","content":"first"}]}"""), Cancel);
+        // Only the last message: the session the header named holds the rest.
+        using var two = await http.PostAsync("/api/chat", StreamingReads.Json("""{"model":"claude-sonnet:latest","stream":false,"messages":[{"role":"user","content":"second"}]}"""), Cancel);
+
+        Assert.True(two.IsSuccessStatusCode);
+        Assert.Equal([("user", "first"), ("assistant", "first"), ("user", "second")], SentMessages(api.MessageRequests()[^1]));
+    }
+
+    /// <summary>The conversation as the model got it: each message's role and its text, without the CLI's own reminders.</summary>
+    private static List<(string Role, string Text)> SentMessages(JsonElement body) =>
+        [.. body.GetProperty("messages").EnumerateArray().Select(message => (
+            message.GetProperty("role").GetString()!,
+            message.GetProperty("content") is { ValueKind: JsonValueKind.String } text
+                ? text.GetString()!
+                : string.Concat(message.GetProperty("content").EnumerateArray()
+                    .Where(block => block.GetProperty("type").GetString() == "text")
+                    .Select(block => block.GetProperty("text").GetString()!)
+                    .Where(part => !part.StartsWith("<system-reminder>", StringComparison.Ordinal)))))];
+}
