@@ -1,5 +1,7 @@
 using System.ClientModel;
+using System.Net.Http.Json;
 using System.Text.Json;
+using CsCheck;
 using ClaudeProxy.Gateway.Tests.Infrastructure;
 using ClaudeProxy.TestSupport;
 using OllamaSharp;
@@ -85,6 +87,52 @@ public sealed class LineageTests
     }
 
     [Fact]
+    public async Task A_chat_without_an_id_goes_on_in_its_session_after_a_restart_and_only_for_its_own_api_key()
+    {
+        await using var api = await FakeAnthropicServer.StartAsync("--reply", "echo");
+        Action<Dictionary<string, string?>> keys = s =>
+        {
+            s["Gateway:ApiKeys:0:Name"] = "alice";
+            s["Gateway:ApiKeys:0:Key"] = "alice-key-0123456789abcdef";
+            s["Gateway:ApiKeys:1:Name"] = "bob";
+            s["Gateway:ApiKeys:1:Key"] = "bob-key-0123456789abcdef00";
+        };
+        const string second = """{"model":"claude-sonnet:latest","stream":false,"messages":[{"role":"user","content":"one"},{"role":"assistant","content":"one"},{"role":"user","content":"two"}]}""";
+        const string third = """{"model":"claude-sonnet:latest","stream":false,"messages":[{"role":"user","content":"one"},{"role":"assistant","content":"one"},{"role":"user","content":"two"},{"role":"assistant","content":"two"},{"role":"user","content":"three"}]}""";
+        GatewayApp first;
+        string? session;
+        await using (first = GatewayApp.WithRealCli(api, configure: keys))
+        {
+            using var alice = first.CreateClient();
+            alice.DefaultRequestHeaders.Authorization = new("Bearer", "alice-key-0123456789abcdef");
+            using var response = await alice.PostAsync("/api/chat", StreamingReads.Json(second), Cancel);
+            Assert.True(response.IsSuccessStatusCode);
+            session = api.MessageRequestsWithSession()[^1].SessionId;
+        }
+
+        await using var restarted = GatewayApp.WithRealCli(api, sameStoreAs: first, configure: keys);
+        using var bob = restarted.CreateClient();
+        bob.DefaultRequestHeaders.Authorization = new("Bearer", "bob-key-0123456789abcdef00");
+        using (var response = await bob.PostAsync("/api/chat", StreamingReads.Json(third), Cancel))
+        {
+            Assert.True(response.IsSuccessStatusCode);
+        }
+
+        // Bob's identical history is his own: a session of its own, written from what he sent.
+        Assert.NotEqual(session, api.MessageRequestsWithSession()[^1].SessionId);
+        using var alice2 = restarted.CreateClient();
+        alice2.DefaultRequestHeaders.Authorization = new("Bearer", "alice-key-0123456789abcdef");
+        using (var response = await alice2.PostAsync("/api/chat", StreamingReads.Json(third), Cancel))
+        {
+            Assert.True(response.IsSuccessStatusCode);
+        }
+
+        var (body, continued) = api.MessageRequestsWithSession()[^1];
+        Assert.Equal(session, continued);
+        Assert.Equal(5, SentMessages(body).Count);
+    }
+
+    [Fact]
     public async Task Open_WebUIs_chat_id_header_keeps_the_conversation_like_an_id()
     {
         await using var api = await FakeAnthropicServer.StartAsync("--reply", "echo");
@@ -99,6 +147,62 @@ public sealed class LineageTests
         Assert.True(two.IsSuccessStatusCode);
         Assert.Equal([("user", "first"), ("assistant", "first"), ("user", "second")], SentMessages(api.MessageRequests()[^1]));
     }
+
+    /// <summary>One step of a random conversation tree: from which known state, whether it asks anew or regenerates that
+    /// state's answer, and whether it runs at the same time as the next step (another client).</summary>
+    private sealed record Step(int From, bool Regenerate, bool AlongsideNext);
+
+    private static readonly Gen<List<Step>> Steps = Gen.Select(Gen.Int[0, 1000], Gen.Int[0, 3], Gen.Bool, (from, kind, alongside) => new Step(from, kind == 0, alongside)).List[4, 9];
+
+    [Fact]
+    public async Task In_random_conversation_trees_every_request_the_model_gets_is_exactly_its_own_branch()
+    {
+        await using var api = await FakeAnthropicServer.StartAsync("--reply", "echo");
+        await using var app = GatewayApp.WithRealCli(api);
+        using var http = app.CreateClient();
+
+        await Steps.SampleAsync(async steps =>
+        {
+            // Texts of this sample's own, so that no state of an earlier sample is ever a continuation of one here.
+            var tag = Guid.NewGuid().ToString("N")[..8];
+            List<List<(string Role, string Text)>> states = [[]];
+            List<List<(string Role, string Text)>> expected = [];
+            var logged = api.MessageRequests().Count;
+            var next = 0;
+            for (var i = 0; i < steps.Count;)
+            {
+                // A round: this step and the ones that run alongside it, all from states known before the round.
+                var round = new List<(List<(string Role, string Text)> Sent, Task<HttpResponseMessage> Answer)>();
+                do
+                {
+                    var step = steps[i++];
+                    var from = states[step.From % states.Count];
+                    var sent = step.Regenerate && from.Count > 0
+                        ? from[..^1]
+                        : [.. from, ("user", $"{tag} question {++next}")];
+                    var body = JsonSerializer.Serialize(new { model = "claude-sonnet:latest", stream = false, messages = sent.Select(m => new { role = m.Role, content = m.Text }) });
+                    round.Add((sent, http.PostAsync("/api/chat", StreamingReads.Json(body), Cancel)));
+                }
+                while (i < steps.Count && steps[i - 1].AlongsideNext);
+
+                foreach (var (sent, answer) in round)
+                {
+                    using var response = await answer;
+                    Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync(Cancel));
+                    var text = (await response.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("message").GetProperty("content").GetString()!;
+                    expected.Add(sent);
+                    states.Add([.. sent, ("assistant", text)]);
+                }
+            }
+
+            // What the model got, request by request, is exactly the branches the clients sent: each as separate
+            // messages in their roles, none with a message of another branch.
+            var received = api.MessageRequests().Skip(logged).Select(SentMessages).Select(Describe).Order(StringComparer.Ordinal);
+            Assert.Equal(expected.Select(Describe).Order(StringComparer.Ordinal), received);
+        }, iter: 4, threads: 1, seed: null);
+    }
+
+    private static string Describe(List<(string Role, string Text)> messages) => string.Join(" | ", messages.Select(m => $"{m.Role}: {m.Text}"));
 
     /// <summary>The conversation as the model got it: each message's role and its text, without the CLI's own reminders.</summary>
     private static List<(string Role, string Text)> SentMessages(JsonElement body) =>
