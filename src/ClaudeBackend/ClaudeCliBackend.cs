@@ -9,8 +9,9 @@ namespace ClaudeProxy.ClaudeBackend;
 
 /// <summary>
 /// The default <see cref="IClaudeBackend"/>: runs each turn in a Claude CLI process (a warm one when there is one),
-/// under the process cap and its bounded queue, keeps conversations with an id in their Claude session, and tries a
-/// turn once more when its session is gone or its process ended without a word.
+/// under the process cap and its bounded queue, keeps conversations in their Claude session (by the client's id, or by
+/// their history: <see cref="ConversationLineage"/>), and tries a turn once more when its session is gone or its
+/// process ended without a word.
 /// </summary>
 public sealed partial class ClaudeCliBackend(
     IClaudeCliLauncher launcher,
@@ -57,7 +58,8 @@ public sealed partial class ClaudeCliBackend(
         ClaudeBackendError? error;
         try
         {
-            turn = await StartTurnAsync(request, conversationKey, keyAfterAnswer, model, processLease, cancellationToken);
+            var writeHistory = true;
+            turn = await StartTurnAsync(request, conversationKey, keyAfterAnswer, model, processLease, writeHistory, cancellationToken);
             error = await WaitForAnswerAsync(turn, cancellationToken);
             // Each cause is worth one more try, and both can happen in a row: a kept process that died while it waited
             // ends silently, and the process that resumes in its place may not find the session it had not yet saved.
@@ -65,7 +67,14 @@ public sealed partial class ClaudeCliBackend(
             var retriedSilentEnd = false;
             while (error is not null)
             {
-                if (!retriedLostSession && conversationKey is not null && await turn.LostSessionAsync(error))
+                if (turn.WroteHistory && writeHistory && await turn.LostSessionAsync(error))
+                {
+                    // The CLI did not find the session written for it (it named the folder otherwise, e.g. behind a
+                    // symbolic link): the history goes as a transcript instead.
+                    writeHistory = false;
+                    LogWrittenSessionNotFound(logger, conversationName);
+                }
+                else if (!retriedLostSession && conversationKey is not null && await turn.LostSessionAsync(error))
                 {
                     // The stored session is gone (~/.claude cleared, another config folder or login): start a new one
                     // from the history the client sent, or afresh when it sent none.
@@ -95,7 +104,7 @@ public sealed partial class ClaudeCliBackend(
                 await turn.DisposeAsync(keepProcessLease: true);
                 // The lease now belongs to no turn: should the restart fail, the catch below must free it.
                 turn = null;
-                turn = await StartTurnAsync(request, conversationKey, keyAfterAnswer, model, processLease, cancellationToken);
+                turn = await StartTurnAsync(request, conversationKey, keyAfterAnswer, model, processLease, writeHistory, cancellationToken);
                 error = await WaitForAnswerAsync(turn, cancellationToken);
             }
         }
@@ -142,7 +151,7 @@ public sealed partial class ClaudeCliBackend(
             return (null, null);
         }
 
-        var scope = ConversationLineage.ScopeOf(model.CliModel, SystemPromptOf(request), request.AllowedTools);
+        var scope = ConversationLineage.ScopeOf(model.CliModel, SystemPromptOf(request), request.AllowedTools, request.ClientChatId);
         return (
             ConversationLineage.KeyOf(request.Owner, scope, request.Messages.Take(history)),
             result => ConversationLineage.KeyOf(request.Owner, scope, [.. request.Messages, new ClaudeMessage(ClaudeMessage.AssistantRole, result.Text)]));
@@ -212,35 +221,53 @@ public sealed partial class ClaudeCliBackend(
         }
     }
 
+    /// <param name="writeHistory">Whether a history no session holds is written as a session (else it goes as a transcript).</param>
     private async Task<ClaudeTurn> StartTurnAsync(
         ClaudeTurnRequest request,
         string? conversationKey,
         Func<ClaudeTurnResult, string>? keyAfterAnswer,
         ClaudeModelOptions model,
         IDisposable processLease,
+        bool writeHistory,
         CancellationToken cancellationToken)
     {
         var files = new TurnFiles(cli);
-        IDisposable? lease = null;
+        List<IDisposable> leases = [];
         try
         {
             string workingDirectory;
             Guid? sessionId = null;
             var mode = ClaudeSessionMode.Ephemeral;
+            var wroteHistory = false;
             var history = TurnPrompt.HistoryCount(request.Messages);
             if (conversationKey is not null)
             {
-                lease = await conversations.EnterTurnAsync(conversationKey, cancellationToken);
-                // A new conversation may get a warm process that brings a session and directory of its own instead.
+                leases.Add(await conversations.EnterTurnAsync(conversationKey, cancellationToken));
                 var stored = await conversations.FindAsync(conversationKey, cancellationToken);
-                (mode, sessionId, workingDirectory) = stored is { } known
-                    ? (ClaudeSessionMode.Resume, known.Id, known.WorkingDirectory)
-                    : (ClaudeSessionMode.Create, Guid.NewGuid(), keyAfterAnswer is null ? conversations.WorkingDirectoryOf(conversationKey) : conversations.CreateWorkingDirectory());
-                if (mode == ClaudeSessionMode.Create && history > 0
-                    && ClaudeSessionFile.TryWrite(cli, new ClaudeCliSession(sessionId.Value, workingDirectory), [.. request.Messages.Take(history)], timeProvider.GetUtcNow()))
+                if (stored is { } known)
                 {
-                    // The history no session holds becomes one, as the real messages it was.
-                    mode = ClaudeSessionMode.Resume;
+                    // One process per session: a history's key moves on with the answer, before this turn lets go of
+                    // the session, so the next turn can find it under another key while this one still runs.
+                    leases.Add(await conversations.EnterTurnAsync("session:" + known.Id, cancellationToken));
+                    (mode, sessionId, workingDirectory) = (ClaudeSessionMode.Resume, known.Id, known.WorkingDirectory);
+                    if (keyAfterAnswer is not null)
+                    {
+                        // The history is taken: should the turn not complete, its session (which may hold the
+                        // unanswered question) is let go, and the same history sent again starts a session of its own.
+                        await conversations.ForgetAsync(conversationKey, cancellationToken);
+                    }
+                }
+                else
+                {
+                    // A new conversation may get a warm process that brings a session and directory of its own instead.
+                    (mode, sessionId, workingDirectory) = (ClaudeSessionMode.Create, Guid.NewGuid(),
+                        keyAfterAnswer is null ? conversations.WorkingDirectoryOf(conversationKey) : conversations.CreateWorkingDirectory());
+                    if (history > 0 && writeHistory
+                        && ClaudeSessionFile.TryWrite(cli, new ClaudeCliSession(sessionId.Value, workingDirectory), [.. request.Messages.Take(history)], timeProvider.GetUtcNow()))
+                    {
+                        // The history no session holds becomes one, as the real messages it was.
+                        (mode, wroteHistory) = (ClaudeSessionMode.Resume, true);
+                    }
                 }
             }
             else
@@ -253,15 +280,40 @@ public sealed partial class ClaudeCliBackend(
             var invocation = new ClaudeCliInvocation(model.CliModel, inputLine, workingDirectory, mode, sessionId, SystemPromptOf(request), request.AllowedTools);
             var run = await launcher.StartAsync(invocation, cancellationToken);
             var session = sessionId is { } id ? run.Session ?? new ClaudeCliSession(id, workingDirectory) : null;
-            return new ClaudeTurn(run, conversations, conversationKey, keyAfterAnswer, session, processLease, lease, files, options.Value.IdleTimeout, health);
+            var lineage = keyAfterAnswer is null ? null : new LineageTurn(keyAfterAnswer, DiscardAsync);
+            return new ClaudeTurn(run, conversations, conversationKey, lineage, session, processLease, new Leases(leases), files, options.Value.IdleTimeout, health)
+            {
+                WroteHistory = wroteHistory,
+            };
         }
         catch
         {
-            lease?.Dispose();
+            new Leases(leases).Dispose();
             files.Delete();
             throw;
         }
     }
+
+    /// <summary>Ends a session no conversation holds any more: its kept process, its folder and the CLI's files for it.</summary>
+    private async Task DiscardAsync(ClaudeCliSession session)
+    {
+        await launcher.EndSessionAsync(session.Id);
+        cli.DeleteWorkingDirectory(session.WorkingDirectory, session.Id);
+    }
+
+    private sealed class Leases(List<IDisposable> leases) : IDisposable
+    {
+        public void Dispose()
+        {
+            for (var i = leases.Count - 1; i >= 0; i--)
+            {
+                leases[i].Dispose();
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The Claude CLI did not find the session written for conversation {ConversationId}; sending its history as a transcript")]
+    private static partial void LogWrittenSessionNotFound(ILogger logger, string conversationId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Claude session of conversation {ConversationId} is gone; starting a new one from the {Messages} earlier messages the client sent")]
     private static partial void LogSessionRebuilt(ILogger logger, string conversationId, int messages);

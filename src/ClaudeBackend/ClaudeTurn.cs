@@ -17,7 +17,7 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
     private readonly IClaudeCliRun _run;
     private readonly ConversationStore _conversations;
     private readonly string? _conversationId;
-    private readonly Func<ClaudeTurnResult, string>? _keyAfterAnswer;
+    private readonly LineageTurn? _lineage;
     private readonly ClaudeCliSession? _session;
     private readonly IDisposable? _turnLease;
     private readonly IDisposable _processLease;
@@ -29,16 +29,17 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
     private readonly List<ClaudeStreamEvent> _pending = [];
     private int _lines;
     private bool _ended;
+    private bool _keptByLineage;
     private int _disposed;
 
     /// <param name="processLease">The turn's place under the process cap, freed when the process has ended.</param>
     /// <param name="turnLease">The conversation's turn lock, if the turn belongs to one.</param>
-    /// <param name="keyAfterAnswer">For a conversation known by its history: its key once the answer is part of it.</param>
+    /// <param name="lineage">For a conversation known by its history: where it goes after the answer, how it is let go otherwise.</param>
     public ClaudeTurn(
         IClaudeCliRun run,
         ConversationStore conversations,
         string? conversationId,
-        Func<ClaudeTurnResult, string>? keyAfterAnswer,
+        LineageTurn? lineage,
         ClaudeCliSession? session,
         IDisposable processLease,
         IDisposable? turnLease,
@@ -49,7 +50,7 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
         _run = run;
         _conversations = conversations;
         _conversationId = conversationId;
-        _keyAfterAnswer = keyAfterAnswer;
+        _lineage = lineage;
         _session = session;
         _processLease = processLease;
         _turnLease = turnLease;
@@ -86,6 +87,9 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
 
         return await ExitErrorAsync();
     }
+
+    /// <summary>Whether the turn resumes a session written from the client's history (<see cref="ClaudeSessionFile"/>).</summary>
+    public bool WroteHistory { get; init; }
 
     /// <summary>Null: a turn is handed out only once its answer has started (or it is complete).</summary>
     public ClaudeBackendError? FailedBeforeAnswer => null;
@@ -186,13 +190,14 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
         if (_conversationId is not null && _session is not null)
         {
             await WaitForExitAsync();
-            if (_keyAfterAnswer is null)
+            if (_lineage is null)
             {
                 await _conversations.RememberAsync(_conversationId, _session, CancellationToken.None);
             }
             else
             {
-                await _conversations.MoveAsync(_conversationId, _keyAfterAnswer(result), _session, CancellationToken.None);
+                // Another session may have reached the same history first (the same answer twice): it stays, this one goes.
+                _keptByLineage = await _conversations.TryAddAsync(_lineage.KeyAfterAnswer(result), _session, CancellationToken.None);
             }
         }
     }
@@ -263,6 +268,11 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
             }
 
             await _run.DisposeAsync();
+            if (_lineage is not null && _session is not null && !_keptByLineage)
+            {
+                // No key leads to this session any more: failed, abandoned, or a twin of one that is kept.
+                await _lineage.Discard(_session);
+            }
         }
         finally
         {
@@ -276,3 +286,8 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
         }
     }
 }
+
+/// <summary>A turn of a conversation known by its history (<see cref="ConversationLineage"/>).</summary>
+/// <param name="KeyAfterAnswer">The conversation's key once the answer is part of its history.</param>
+/// <param name="Discard">Lets go of a session no key leads to: its kept process, folder and files.</param>
+internal sealed record LineageTurn(Func<ClaudeTurnResult, string> KeyAfterAnswer, Func<ClaudeCliSession, Task> Discard);

@@ -32,15 +32,19 @@ internal static class TurnPrompt
         }
 
         var newTurn = messages.Skip(history).ToList();
-        text.AppendJoin("\n\n", newTurn.Select(m => m.Text));
-
-        List<CliInputBlock> blocks = [new CliInputBlock("text", EscapeSlashCommand(text.ToString()))];
-        foreach (var image in newTurn.SelectMany(m => m.Images ?? []))
-        {
-            blocks.Add(new CliInputBlock("image", Source: new CliImageSource(image.MediaType, image.Base64Data)));
-        }
-
+        text.Append(JoinedText(newTurn));
+        var blocks = ContentOf(EscapeSlashCommand(text.ToString()), newTurn);
         return JsonSerializer.Serialize(new CliUserLine(new CliUserMessage(blocks)), ClaudeBackendJsonContext.Default.CliUserLine);
+    }
+
+    /// <summary>The text of several messages sent as one: the CLI and the API take one message per turn.</summary>
+    public static string JoinedText(IEnumerable<ClaudeMessage> messages) => string.Join("\n\n", messages.Select(m => m.Text));
+
+    /// <summary>A user message's content blocks: its text, then its images; no empty text beside images.</summary>
+    public static List<CliInputBlock> ContentOf(string text, IEnumerable<ClaudeMessage> messages)
+    {
+        var images = messages.SelectMany(m => m.Images ?? []).Select(image => new CliInputBlock("image", Source: new CliImageSource(image.MediaType, image.Base64Data))).ToList();
+        return text.Length > 0 || images.Count == 0 ? [new CliInputBlock("text", text), .. images] : images;
     }
 
     /// <summary>How many messages come before the new turn: every one up to the last assistant message.</summary>

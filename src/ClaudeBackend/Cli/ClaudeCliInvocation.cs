@@ -31,6 +31,12 @@ public sealed record ClaudeCliInvocation(
     string? SystemPrompt,
     IReadOnlyList<string>? Tools = null)
 {
+    /// <summary>What a process started for this invocation can serve again: the model, the tools and the system prompt.</summary>
+    public string Fingerprint => FingerprintOf(CliModel, Tools, SystemPrompt);
+
+    public static string FingerprintOf(string cliModel, IReadOnlyList<string>? tools, string? systemPrompt) =>
+        $"{cliModel}\n{string.Join(',', tools ?? [])}\n{systemPrompt}";
+
     /// <summary>
     /// The lean, safe profile: no tools (by default the CLI runs read-only Bash and Read unasked), no MCP servers,
     /// no settings files, no slash commands; stream-json in and out with partial messages so tokens stream.

@@ -29,7 +29,7 @@ internal sealed class ClaudeProcessPool(CliWrapClaudeLauncher cold, WarmSpares s
 
     private async Task<IClaudeCliRun> StartKeptAsync(Guid sessionId, ClaudeCliInvocation invocation, CancellationToken cancellationToken)
     {
-        var fingerprint = $"{invocation.CliModel}\n{string.Join(',', invocation.Tools ?? [])}\n{invocation.SystemPrompt}";
+        var fingerprint = invocation.Fingerprint;
         if (kept.Take(sessionId) is { } resident)
         {
             if (resident.Fingerprint == fingerprint)

@@ -28,29 +28,37 @@ internal static class ClaudeSessionFile
             return false;
         }
 
-        Directory.CreateDirectory(session.WorkingDirectory);
-        var folder = Path.Combine(cli.ConfigDirectory, "projects", folderName);
-        Directory.CreateDirectory(folder);
         var text = new StringBuilder();
         string? parent = null;
         var timestamp = now.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture);
-        foreach (var group in GroupByRole(history))
+        // An empty message says nothing, and the API refuses an empty text block.
+        foreach (var group in GroupByRole(history.Where(m => m.Text.Length > 0 || m.Images is { Count: > 0 })))
         {
             var uuid = Guid.NewGuid().ToString();
             var message = group[0].Role == ClaudeMessage.UserRole
-                ? new SessionMessage(ClaudeMessage.UserRole, UserContent(group))
-                : new SessionMessage(ClaudeMessage.AssistantRole, [new CliInputBlock("text", Joined(group))],
+                ? new SessionMessage(ClaudeMessage.UserRole, TurnPrompt.ContentOf(TurnPrompt.JoinedText(group), group))
+                : new SessionMessage(ClaudeMessage.AssistantRole, [new CliInputBlock("text", TurnPrompt.JoinedText(group))],
                     Id: "msg_" + uuid.Replace("-", "", StringComparison.Ordinal), Type: "message", StopReason: "end_turn");
             var entry = new SessionEntry(parent, false, message.Role, message, uuid, timestamp, "external", session.WorkingDirectory, session.Id);
             text.Append(JsonSerializer.Serialize(entry, ClaudeBackendJsonContext.Default.SessionEntry)).Append('\n');
             parent = uuid;
         }
 
-        File.WriteAllText(Path.Combine(folder, session.Id + ".jsonl"), text.ToString());
-        return true;
+        try
+        {
+            Directory.CreateDirectory(session.WorkingDirectory);
+            var folder = Directory.CreateDirectory(Path.Combine(cli.ConfigDirectory, "projects", folderName));
+            File.WriteAllText(Path.Combine(folder.FullName, session.Id + ".jsonl"), text.ToString());
+            return true;
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            // A config folder the gateway cannot write to: the history goes as a transcript instead.
+            return false;
+        }
     }
 
-    private static IEnumerable<List<ClaudeMessage>> GroupByRole(IReadOnlyList<ClaudeMessage> messages)
+    private static IEnumerable<List<ClaudeMessage>> GroupByRole(IEnumerable<ClaudeMessage> messages)
     {
         List<ClaudeMessage> group = [];
         foreach (var message in messages)
@@ -68,19 +76,6 @@ internal static class ClaudeSessionFile
         {
             yield return group;
         }
-    }
-
-    private static string Joined(List<ClaudeMessage> group) => string.Join("\n\n", group.Select(m => m.Text));
-
-    private static List<CliInputBlock> UserContent(List<ClaudeMessage> group)
-    {
-        List<CliInputBlock> content = [new CliInputBlock("text", Joined(group))];
-        foreach (var image in group.SelectMany(m => m.Images ?? []))
-        {
-            content.Add(new CliInputBlock("image", Source: new CliImageSource(image.MediaType, image.Base64Data)));
-        }
-
-        return content;
     }
 }
 

@@ -4,7 +4,7 @@ using Microsoft.Extensions.Options;
 namespace ClaudeProxy.ClaudeBackend.Cli;
 
 /// <summary>
-/// The processes kept up between the turns of kept conversations (those with an <c>id</c>), one per session: the CLI
+/// The processes kept up between the turns of kept conversations (by id or by history), one per session: the CLI
 /// holds the history in memory, so the next turn is one more line on the same stdin. A process is ended when it has been
 /// idle for <see cref="ClaudeBackendOptions.KeptProcessIdleTimeout"/>, has served
 /// <see cref="ClaudeBackendOptions.MaxTurnsPerProcess"/> turns, has grown beyond

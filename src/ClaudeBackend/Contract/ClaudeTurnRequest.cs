@@ -10,13 +10,16 @@ namespace ClaudeProxy.ClaudeBackend.Contract;
 /// <param name="ConversationId">A client-chosen id that keeps a conversation in a Claude session across requests.</param>
 /// <param name="Owner">Who is asking (an API key's name): conversations are kept per owner, so no caller can resume another's.</param>
 /// <param name="AllowedTools">CLI tools the owner may use (an operator's allowlist); none when empty.</param>
+/// <param name="ClientChatId">A chat id the client sends beside the whole history (Open WebUI's header): it keeps two chats
+/// apart, while the history decides what the model sees.</param>
 public sealed record ClaudeTurnRequest(
     string Model,
     IReadOnlyList<ClaudeMessage> Messages,
     string? SystemPrompt = null,
     string? ConversationId = null,
     string? Owner = null,
-    IReadOnlyList<string>? AllowedTools = null);
+    IReadOnlyList<string>? AllowedTools = null,
+    string? ClientChatId = null);
 
 /// <summary>One message of the conversation. <see cref="Role"/> is <c>user</c> or <c>assistant</c>.</summary>
 public sealed record ClaudeMessage(string Role, string Text, IReadOnlyList<ClaudeImage>? Images = null)

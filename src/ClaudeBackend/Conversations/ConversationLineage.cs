@@ -29,12 +29,17 @@ public static class ConversationLineage
             }
         }
 
-        return ConversationStore.KeyOf(owner, "lineage/" + Convert.ToHexStringLower(digest.GetHashAndReset()));
+        // "lineage:" is a start that no client id's key (ConversationStore.KeyOf) has.
+        return "lineage:" + ConversationStore.KeyOf(owner, Convert.ToHexStringLower(digest.GetHashAndReset()));
     }
 
-    /// <summary>What must be the same for two requests to be one conversation: the model, the system prompt and the tools.</summary>
-    public static string ScopeOf(string cliModel, string? systemPrompt, IReadOnlyList<string>? tools) =>
-        $"{cliModel}\n{string.Join(',', tools ?? [])}\n{systemPrompt}";
+    /// <summary>
+    /// What must be the same for two requests to be one conversation: what the CLI process was started with (model,
+    /// tools, system prompt; <see cref="Cli.ClaudeCliInvocation.FingerprintOf"/>), and the client's own chat id if it
+    /// sends one.
+    /// </summary>
+    public static string ScopeOf(string cliModel, string? systemPrompt, IReadOnlyList<string>? tools, string? clientChatId = null) =>
+        $"{Cli.ClaudeCliInvocation.FingerprintOf(cliModel, tools, systemPrompt)}\n{clientChatId}";
 
     private static void Append(IncrementalHash digest, string value)
     {

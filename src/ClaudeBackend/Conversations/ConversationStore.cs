@@ -7,7 +7,8 @@ using Microsoft.Extensions.Options;
 namespace ClaudeProxy.ClaudeBackend.Conversations;
 
 /// <summary>
-/// Maps a client's conversation id to the Claude session that holds it, in a JSON file that survives restarts.
+/// Maps a client's conversation id, or a history (<see cref="ConversationLineage"/>), to the Claude session that holds
+/// it, in a JSON file that survives restarts.
 /// Each conversation gets a working directory of its own, because the CLI stores sessions per working directory.
 /// </summary>
 public sealed class ConversationStore
@@ -146,15 +147,13 @@ public sealed class ConversationStore
     public Task RememberAsync(string conversationId, ClaudeCliSession session, CancellationToken cancellationToken) =>
         UpdateAsync(records => records[conversationId] = new ConversationRecord(session.Id, _timeProvider.GetUtcNow(), session.WorkingDirectory), cancellationToken);
 
-    /// <summary>Stores the session under <paramref name="newKey"/> in place of <paramref name="oldKey"/>, in one write.</summary>
-    public Task MoveAsync(string oldKey, string newKey, ClaudeCliSession session, CancellationToken cancellationToken) =>
-        UpdateAsync(
-            records =>
-            {
-                records.Remove(oldKey);
-                records[newKey] = new ConversationRecord(session.Id, _timeProvider.GetUtcNow(), session.WorkingDirectory);
-            },
-            cancellationToken);
+    /// <summary>Stores the session under <paramref name="key"/> unless another is stored there; whether it was stored.</summary>
+    public async Task<bool> TryAddAsync(string key, ClaudeCliSession session, CancellationToken cancellationToken)
+    {
+        var added = false;
+        await UpdateAsync(records => added = records.TryAdd(key, new ConversationRecord(session.Id, _timeProvider.GetUtcNow(), session.WorkingDirectory)), cancellationToken);
+        return added;
+    }
 
     public Task ForgetAsync(string conversationId, CancellationToken cancellationToken) =>
         UpdateAsync(records => records.Remove(conversationId), cancellationToken);

@@ -94,9 +94,10 @@ public sealed class ClaudeTransformProvider(TimeProvider timeProvider, IOptions<
             {
                 Owner = ClaudeCallerClaims.Owner(httpContext.User),
                 AllowedTools = ClaudeCallerClaims.AllowedTools(httpContext.User),
-                // Open WebUI names its chat in a header (with ENABLE_FORWARD_USER_INFO_HEADERS); an id in the body wins.
-                ConversationId = request.Turn.ConversationId
-                    ?? (httpContext.Request.Headers[OpenWebUiChatIdHeader].ToString() is { Length: > 0 } chatId ? chatId : null),
+                // Open WebUI names its chat in a header (with ENABLE_FORWARD_USER_INFO_HEADERS). It is not taken as an id
+                // that would send only the last message: Open WebUI sends the whole history, regenerates and edits
+                // within one chat, and tags its title and tag requests with the same chat id.
+                ClientChatId = httpContext.Request.Headers[OpenWebUiChatIdHeader].ToString() is { Length: > 0 } chatId ? chatId : null,
             },
         };
         if (backendOptions.Value.SerializedHop)

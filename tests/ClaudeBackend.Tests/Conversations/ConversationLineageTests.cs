@@ -29,6 +29,8 @@ public sealed class ConversationLineageTests
         Assert.NotEqual(key, ConversationLineage.KeyOf("key-a", ConversationLineage.ScopeOf("opus", "be brief", null), history));
         Assert.NotEqual(key, ConversationLineage.KeyOf("key-a", ConversationLineage.ScopeOf("sonnet", "be verbose", null), history));
         Assert.NotEqual(key, ConversationLineage.KeyOf("key-a", ConversationLineage.ScopeOf("sonnet", "be brief", ["Read"]), history));
+        Assert.NotEqual(key, ConversationLineage.KeyOf("key-a", ConversationLineage.ScopeOf("sonnet", "be brief", null, clientChatId: "chat-1"), history));
+        Assert.NotEqual(key, ConversationStore.KeyOf("key-a", key));
         Assert.NotEqual(key, ConversationLineage.KeyOf("key-a", Scope, [Assistant("hi"), User("hello")]));
         Assert.NotEqual(key, ConversationLineage.KeyOf("key-a", Scope, [User("hi"), User(""), Assistant("hello")]));
         Assert.NotEqual(key, ConversationLineage.KeyOf("key-a", Scope, [User("hih"), Assistant("ello")]));

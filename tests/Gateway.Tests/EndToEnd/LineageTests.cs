@@ -133,19 +133,63 @@ public sealed class LineageTests
     }
 
     [Fact]
-    public async Task Open_WebUIs_chat_id_header_keeps_the_conversation_like_an_id()
+    public async Task Open_WebUIs_chat_id_header_keeps_two_chats_that_said_the_same_apart_while_the_history_decides()
     {
         await using var api = await FakeAnthropicServer.StartAsync("--reply", "echo");
         await using var app = GatewayApp.WithRealCli(api);
         using var http = app.CreateClient();
-        http.DefaultRequestHeaders.Add("X-OpenWebUI-Chat-Id", "owui-chat-1");
 
-        using var one = await http.PostAsync("/api/chat", StreamingReads.Json("""{"model":"claude-sonnet:latest","stream":false,"messages":[{"role":"user","content":"first"}]}"""), Cancel);
-        // Only the last message: the session the header named holds the rest.
-        using var two = await http.PostAsync("/api/chat", StreamingReads.Json("""{"model":"claude-sonnet:latest","stream":false,"messages":[{"role":"user","content":"second"}]}"""), Cancel);
+        async Task<string?> TurnAsync(string chatId, string messages)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/api/chat") { Content = StreamingReads.Json($$"""{"model":"claude-sonnet:latest","stream":false,"messages":[{{messages}}]}""") };
+            request.Headers.Add("X-OpenWebUI-Chat-Id", chatId);
+            using var response = await http.SendAsync(request, Cancel);
+            Assert.True(response.IsSuccessStatusCode);
+            return api.MessageRequestsWithSession()[^1].SessionId;
+        }
 
-        Assert.True(two.IsSuccessStatusCode);
-        Assert.Equal([("user", "first"), ("assistant", "first"), ("user", "second")], SentMessages(api.MessageRequests()[^1]));
+        const string Same = """{"role":"user","content":"hi"},{"role":"assistant","content":"hi"},{"role":"user","content":"same"}""";
+        var first = await TurnAsync("chat-a", Same);
+        var second = await TurnAsync("chat-b", Same);
+        var firstGoesOn = await TurnAsync("chat-a", Same + """,{"role":"assistant","content":"same"},{"role":"user","content":"a"}""");
+        var secondGoesOn = await TurnAsync("chat-b", Same + """,{"role":"assistant","content":"same"},{"role":"user","content":"b"}""");
+        // A task request (a title) tagged with the chat's id is no turn of the chat: only its own message reaches the model.
+        await TurnAsync("chat-a", """{"role":"user","content":"### Task: a title for the chat"}""");
+
+        Assert.NotEqual(first, second);
+        Assert.Equal(first, firstGoesOn);
+        Assert.Equal(second, secondGoesOn);
+        Assert.Equal([("user", "### Task: a title for the chat")], SentMessages(api.MessageRequests()[^1]));
+    }
+
+    [Fact]
+    public async Task A_question_the_client_abandoned_never_reaches_the_model_in_the_edited_branch()
+    {
+        await using var api = await FakeAnthropicServer.StartAsync("--reply", "echo");
+        await using var app = GatewayApp.WithRealCli(api, kestrel: true);
+        using var http = app.CreateClient();
+        const string History = """{"role":"user","content":"one"},{"role":"assistant","content":"one"},{"role":"user","content":"two"},{"role":"assistant","content":"two"}""";
+        using (var start = await http.PostAsync("/api/chat", StreamingReads.Json("""{"model":"claude-sonnet:latest","stream":false,"messages":[{"role":"user","content":"one"},{"role":"assistant","content":"one"},{"role":"user","content":"two"}]}"""), Cancel))
+        {
+            Assert.True(start.IsSuccessStatusCode);
+        }
+
+        // The next question streams slowly, and the client leaves after the first words.
+        await api.ConfigureAsync("""{"chunk_chars": 4, "chunk_delay_ms": 200}""");
+        using (var disconnect = CancellationTokenSource.CreateLinkedTokenSource(Cancel))
+        {
+            var response = await http.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/api/chat") { Content = StreamingReads.Json($$"""{"model":"claude-sonnet:latest","messages":[{{History}},{"role":"user","content":"an abandoned question that takes a while to answer"}]}""") }, HttpCompletionOption.ResponseHeadersRead, disconnect.Token);
+            var reader = new StreamReader(await response.Content.ReadAsStreamAsync(disconnect.Token));
+            Assert.NotNull(await reader.ReadLineAsync(disconnect.Token));
+            await disconnect.CancelAsync();
+            response.Dispose();
+        }
+
+        await api.ConfigureAsync("""{"chunk_chars": 8, "chunk_delay_ms": 0}""");
+        using var edited = await http.PostAsync("/api/chat", StreamingReads.Json($$"""{"model":"claude-sonnet:latest","stream":false,"messages":[{{History}},{"role":"user","content":"the edited question"}]}"""), Cancel);
+
+        Assert.True(edited.IsSuccessStatusCode, await edited.Content.ReadAsStringAsync(Cancel));
+        Assert.Equal([("user", "one"), ("assistant", "one"), ("user", "two"), ("assistant", "two"), ("user", "the edited question")], SentMessages(api.MessageRequests()[^1]));
     }
 
     /// <summary>One step of a random conversation tree: from which known state, whether it asks anew or regenerates that
