@@ -52,14 +52,15 @@ public sealed partial class ClaudeCliBackend(
             return ClaudeTurnEvents.Failed(new ClaudeBackendError(ClaudeErrorKind.Busy, BusyMessage, RetryAfterSeconds: 5));
         }
 
-        var (conversationKey, keyAfterAnswer) = ConversationKeysOf(request, model);
+        var keys = ConversationKeysOf(request, model);
+        var conversationKey = keys?.Key;
         var conversationName = request.ConversationId ?? "without an id";
         ClaudeTurn? turn = null;
         ClaudeBackendError? error;
         try
         {
             var writeHistory = true;
-            turn = await StartTurnAsync(request, conversationKey, keyAfterAnswer, model, processLease, writeHistory, cancellationToken);
+            turn = await StartTurnAsync(request, keys, model, processLease, writeHistory, cancellationToken);
             error = await WaitForAnswerAsync(turn, cancellationToken);
             // Each cause is worth one more try, and both can happen in a row: a kept process that died while it waited
             // ends silently, and the process that resumes in its place may not find the session it had not yet saved.
@@ -104,7 +105,7 @@ public sealed partial class ClaudeCliBackend(
                 await turn.DisposeAsync(keepProcessLease: true);
                 // The lease now belongs to no turn: should the restart fail, the catch below must free it.
                 turn = null;
-                turn = await StartTurnAsync(request, conversationKey, keyAfterAnswer, model, processLease, writeHistory, cancellationToken);
+                turn = await StartTurnAsync(request, keys, model, processLease, writeHistory, cancellationToken);
                 error = await WaitForAnswerAsync(turn, cancellationToken);
             }
         }
@@ -138,24 +139,23 @@ public sealed partial class ClaudeCliBackend(
     /// under that history (<see cref="ConversationLineage"/>), moving on after the answer to the history that includes
     /// it. A first message without an id keeps no session.
     /// </summary>
-    private (string? Key, Func<ClaudeTurnResult, string>? KeyAfterAnswer) ConversationKeysOf(ClaudeTurnRequest request, ClaudeModelOptions model)
+    private ConversationKeys? ConversationKeysOf(ClaudeTurnRequest request, ClaudeModelOptions model)
     {
+        var scope = ConversationLineage.ScopeOf(model.CliModel, SystemPromptOf(request), request.AllowedTools, request.ClientChatId);
+        string HistoryKeyOf(IEnumerable<ClaudeMessage> messages) => ConversationLineage.KeyOf(request.Owner, scope, messages);
         if (request.ConversationId is { } id)
         {
-            return (ConversationStore.KeyOf(request.Owner, id), null);
+            return new ConversationKeys(ConversationStore.KeyOf(request.Owner, id), HistoryKeyOf, ByHistory: false);
         }
 
         var history = TurnPrompt.HistoryCount(request.Messages);
-        if (history == 0)
-        {
-            return (null, null);
-        }
-
-        var scope = ConversationLineage.ScopeOf(model.CliModel, SystemPromptOf(request), request.AllowedTools, request.ClientChatId);
-        return (
-            ConversationLineage.KeyOf(request.Owner, scope, request.Messages.Take(history)),
-            result => ConversationLineage.KeyOf(request.Owner, scope, [.. request.Messages, new ClaudeMessage(ClaudeMessage.AssistantRole, result.Text)]));
+        return history == 0 ? null : new ConversationKeys(HistoryKeyOf(request.Messages.Take(history)), HistoryKeyOf, ByHistory: true);
     }
+
+    /// <param name="Key">The store's key of the conversation.</param>
+    /// <param name="HistoryKeyOf">What names a history in the conversation's scope.</param>
+    /// <param name="ByHistory">Whether the key is the history's own (a conversation without an id).</param>
+    private sealed record ConversationKeys(string Key, Func<IEnumerable<ClaudeMessage>, string> HistoryKeyOf, bool ByHistory);
 
     private string? SystemPromptOf(ClaudeTurnRequest request) =>
         (request.SystemPrompt ?? options.Value.DefaultSystemPrompt) is { Length: > 0 } prompt ? prompt : null;
@@ -224,8 +224,7 @@ public sealed partial class ClaudeCliBackend(
     /// <param name="writeHistory">Whether a history no session holds is written as a session (else it goes as a transcript).</param>
     private async Task<ClaudeTurn> StartTurnAsync(
         ClaudeTurnRequest request,
-        string? conversationKey,
-        Func<ClaudeTurnResult, string>? keyAfterAnswer,
+        ConversationKeys? keys,
         ClaudeModelOptions model,
         IDisposable processLease,
         bool writeHistory,
@@ -239,29 +238,45 @@ public sealed partial class ClaudeCliBackend(
             Guid? sessionId = null;
             var mode = ClaudeSessionMode.Ephemeral;
             var wroteHistory = false;
+            // Whether the session will have seen exactly the request's messages and the answer.
+            var historyKnown = true;
             var history = TurnPrompt.HistoryCount(request.Messages);
-            if (conversationKey is not null)
+            if (keys is not null)
             {
-                leases.Add(await conversations.EnterTurnAsync(conversationKey, cancellationToken));
-                var stored = await conversations.FindAsync(conversationKey, cancellationToken);
+                leases.Add(await conversations.EnterTurnAsync(keys.Key, cancellationToken));
+                var stored = await conversations.FindAsync(keys.Key, cancellationToken);
+                if (stored is { } seen && !keys.ByHistory && history > 0
+                    && await conversations.HistoryOfAsync(keys.Key, cancellationToken) is { } seenHistory
+                    && seenHistory != keys.HistoryKeyOf(request.Messages.Take(history)))
+                {
+                    // The client's history is not the session's (a regenerated answer, an edited message): the model
+                    // must see the client's, so the conversation goes on in a session written from it.
+                    LogConversationBranched(logger, request.ConversationId!);
+                    await DiscardAsync(seen);
+                    await conversations.ForgetAsync(keys.Key, cancellationToken);
+                    stored = null;
+                }
+
                 if (stored is { } known)
                 {
                     // One process per session: a history's key moves on with the answer, before this turn lets go of
                     // the session, so the next turn can find it under another key while this one still runs.
                     leases.Add(await conversations.EnterTurnAsync("session:" + known.Id, cancellationToken));
                     (mode, sessionId, workingDirectory) = (ClaudeSessionMode.Resume, known.Id, known.WorkingDirectory);
-                    if (keyAfterAnswer is not null)
+                    // A client that sends only its last message leaves the session's history to the session.
+                    historyKnown = history > 0;
+                    if (keys.ByHistory)
                     {
                         // The history is taken: should the turn not complete, its session (which may hold the
                         // unanswered question) is let go, and the same history sent again starts a session of its own.
-                        await conversations.ForgetAsync(conversationKey, cancellationToken);
+                        await conversations.ForgetAsync(keys.Key, cancellationToken);
                     }
                 }
                 else
                 {
                     // A new conversation may get a warm process that brings a session and directory of its own instead.
                     (mode, sessionId, workingDirectory) = (ClaudeSessionMode.Create, Guid.NewGuid(),
-                        keyAfterAnswer is null ? conversations.WorkingDirectoryOf(conversationKey) : conversations.CreateWorkingDirectory());
+                        keys.ByHistory ? conversations.CreateWorkingDirectory() : conversations.WorkingDirectoryOf(keys.Key));
                     if (history > 0 && writeHistory
                         && ClaudeSessionFile.TryWrite(cli, new ClaudeCliSession(sessionId.Value, workingDirectory), [.. request.Messages.Take(history)], timeProvider.GetUtcNow()))
                     {
@@ -280,8 +295,13 @@ public sealed partial class ClaudeCliBackend(
             var invocation = new ClaudeCliInvocation(model.CliModel, inputLine, workingDirectory, mode, sessionId, SystemPromptOf(request), request.AllowedTools);
             var run = await launcher.StartAsync(invocation, cancellationToken);
             var session = sessionId is { } id ? run.Session ?? new ClaudeCliSession(id, workingDirectory) : null;
-            var lineage = keyAfterAnswer is null ? null : new LineageTurn(keyAfterAnswer, DiscardAsync);
-            return new ClaudeTurn(run, conversations, conversationKey, lineage, session, processLease, new Leases(leases), files, options.Value.IdleTimeout, health)
+            var conversation = keys is null
+                ? null
+                : new ConversationTurn(
+                    result => historyKnown ? keys.HistoryKeyOf([.. request.Messages, new ClaudeMessage(ClaudeMessage.AssistantRole, result.Text)]) : null,
+                    DiscardAsync,
+                    keys.ByHistory);
+            return new ClaudeTurn(run, conversations, keys?.Key, conversation, session, processLease, new Leases(leases), files, options.Value.IdleTimeout, health)
             {
                 WroteHistory = wroteHistory,
             };
@@ -311,6 +331,9 @@ public sealed partial class ClaudeCliBackend(
             }
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Conversation {ConversationId} came with another history than its session's (a regenerated answer or an edit); it goes on in a session written from the client's")]
+    private static partial void LogConversationBranched(ILogger logger, string conversationId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "The Claude CLI did not find the session written for conversation {ConversationId}; sending its history as a transcript")]
     private static partial void LogWrittenSessionNotFound(ILogger logger, string conversationId);

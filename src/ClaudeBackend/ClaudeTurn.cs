@@ -17,7 +17,7 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
     private readonly IClaudeCliRun _run;
     private readonly ConversationStore _conversations;
     private readonly string? _conversationId;
-    private readonly LineageTurn? _lineage;
+    private readonly ConversationTurn? _conversation;
     private readonly ClaudeCliSession? _session;
     private readonly IDisposable? _turnLease;
     private readonly IDisposable _processLease;
@@ -34,12 +34,12 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
 
     /// <param name="processLease">The turn's place under the process cap, freed when the process has ended.</param>
     /// <param name="turnLease">The conversation's turn lock, if the turn belongs to one.</param>
-    /// <param name="lineage">For a conversation known by its history: where it goes after the answer, how it is let go otherwise.</param>
+    /// <param name="conversation">For a kept conversation: what it has seen after the answer, and how its session is let go.</param>
     public ClaudeTurn(
         IClaudeCliRun run,
         ConversationStore conversations,
         string? conversationId,
-        LineageTurn? lineage,
+        ConversationTurn? conversation,
         ClaudeCliSession? session,
         IDisposable processLease,
         IDisposable? turnLease,
@@ -50,7 +50,7 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
         _run = run;
         _conversations = conversations;
         _conversationId = conversationId;
-        _lineage = lineage;
+        _conversation = conversation;
         _session = session;
         _processLease = processLease;
         _turnLease = turnLease;
@@ -190,14 +190,15 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
         if (_conversationId is not null && _session is not null)
         {
             await WaitForExitAsync();
-            if (_lineage is null)
+            var history = _conversation?.HistoryAfterAnswer(result);
+            if (_conversation is not { KeyedByHistory: true } || history is null)
             {
-                await _conversations.RememberAsync(_conversationId, _session, CancellationToken.None);
+                await _conversations.RememberAsync(_conversationId, _session, history, CancellationToken.None);
             }
             else
             {
                 // Another session may have reached the same history first (the same answer twice): it stays, this one goes.
-                _keptByLineage = await _conversations.TryAddAsync(_lineage.KeyAfterAnswer(result), _session, CancellationToken.None);
+                _keptByLineage = await _conversations.TryAddAsync(history, _session, CancellationToken.None);
             }
         }
     }
@@ -268,10 +269,10 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
             }
 
             await _run.DisposeAsync();
-            if (_lineage is not null && _session is not null && !_keptByLineage)
+            if (_conversation is { KeyedByHistory: true } && _session is not null && !_keptByLineage)
             {
                 // No key leads to this session any more: failed, abandoned, or a twin of one that is kept.
-                await _lineage.Discard(_session);
+                await _conversation.Discard(_session);
             }
         }
         finally
@@ -287,7 +288,8 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
     }
 }
 
-/// <summary>A turn of a conversation known by its history (<see cref="ConversationLineage"/>).</summary>
-/// <param name="KeyAfterAnswer">The conversation's key once the answer is part of its history.</param>
+/// <summary>A turn of a kept conversation, by id or by history (<see cref="ConversationLineage"/>).</summary>
+/// <param name="HistoryAfterAnswer">What the session has seen once the answer is in it, or null when the client did not send it all.</param>
 /// <param name="Discard">Lets go of a session no key leads to: its kept process, folder and files.</param>
-internal sealed record LineageTurn(Func<ClaudeTurnResult, string> KeyAfterAnswer, Func<ClaudeCliSession, Task> Discard);
+/// <param name="KeyedByHistory">Whether the conversation's key is its history, which moves on with the answer.</param>
+internal sealed record ConversationTurn(Func<ClaudeTurnResult, string?> HistoryAfterAnswer, Func<ClaudeCliSession, Task> Discard, bool KeyedByHistory);

@@ -145,7 +145,25 @@ public sealed class ConversationStore
     }
 
     public Task RememberAsync(string conversationId, ClaudeCliSession session, CancellationToken cancellationToken) =>
-        UpdateAsync(records => records[conversationId] = new ConversationRecord(session.Id, _timeProvider.GetUtcNow(), session.WorkingDirectory), cancellationToken);
+        RememberAsync(conversationId, session, history: null, cancellationToken);
+
+    /// <param name="history">What the session has seen (<see cref="ConversationLineage.KeyOf"/>), when that is known.</param>
+    public Task RememberAsync(string conversationId, ClaudeCliSession session, string? history, CancellationToken cancellationToken) =>
+        UpdateAsync(records => records[conversationId] = new ConversationRecord(session.Id, _timeProvider.GetUtcNow(), session.WorkingDirectory, history), cancellationToken);
+
+    /// <summary>What the conversation's session has seen, as <see cref="ConversationLineage.KeyOf"/> names it; null when not known.</summary>
+    public async Task<string?> HistoryOfAsync(string conversationId, CancellationToken cancellationToken)
+    {
+        await _fileLock.WaitAsync(cancellationToken);
+        try
+        {
+            return (await LoadAsync(cancellationToken)).TryGetValue(conversationId, out var record) ? record.History : null;
+        }
+        finally
+        {
+            _fileLock.Release();
+        }
+    }
 
     /// <summary>Stores the session under <paramref name="key"/> unless another is stored there; whether it was stored.</summary>
     public async Task<bool> TryAddAsync(string key, ClaudeCliSession session, CancellationToken cancellationToken)
@@ -274,4 +292,5 @@ public sealed record StoredConversation(string Key, ClaudeCliSession Session, Da
 internal sealed record ConversationFile(Dictionary<string, ConversationRecord> Conversations);
 
 /// <param name="WorkingDirectory">Where the session was started; null in files written before warm conversation spares (then <see cref="ConversationStore.WorkingDirectoryOf"/>).</param>
-internal sealed record ConversationRecord(Guid SessionId, DateTimeOffset UpdatedAt, string? WorkingDirectory = null);
+/// <param name="History">What the session has seen, for a conversation with an id (<see cref="ConversationLineage.KeyOf"/>); null when not known.</param>
+internal sealed record ConversationRecord(Guid SessionId, DateTimeOffset UpdatedAt, string? WorkingDirectory = null, string? History = null);

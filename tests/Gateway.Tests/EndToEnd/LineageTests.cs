@@ -133,6 +133,34 @@ public sealed class LineageTests
     }
 
     [Fact]
+    public async Task A_regenerated_answer_in_a_conversation_with_an_id_never_shows_the_model_the_answer_it_replaces()
+    {
+        await using var api = await FakeAnthropicServer.StartAsync("--reply", "echo");
+        await using var app = GatewayApp.WithRealCli(api);
+        using var http = app.CreateClient();
+
+        async Task<(List<(string Role, string Text)> Sent, string? Session)> TurnAsync(string messages)
+        {
+            using var response = await http.PostAsync("/api/chat", StreamingReads.Json($$"""{"model":"claude-sonnet:latest","id":"chat-7","stream":false,"messages":[{{messages}}]}"""), Cancel);
+            Assert.True(response.IsSuccessStatusCode);
+            var (body, session) = api.MessageRequestsWithSession()[^1];
+            return (SentMessages(body), session);
+        }
+
+        const string Second = """{"role":"user","content":"one"},{"role":"assistant","content":"one"},{"role":"user","content":"two"}""";
+        await TurnAsync("""{"role":"user","content":"one"}""");
+        var (_, first) = await TurnAsync(Second);
+        var (regenerated, regeneratedSession) = await TurnAsync(Second);
+        // A client that sends only its last message goes on in the branch the id now holds.
+        var (next, nextSession) = await TurnAsync("""{"role":"user","content":"three"}""");
+
+        Assert.Equal([("user", "one"), ("assistant", "one"), ("user", "two")], regenerated);
+        Assert.NotEqual(first, regeneratedSession);
+        Assert.Equal([("user", "one"), ("assistant", "one"), ("user", "two"), ("assistant", "two"), ("user", "three")], next);
+        Assert.Equal(regeneratedSession, nextSession);
+    }
+
+    [Fact]
     public async Task Open_WebUIs_chat_id_header_keeps_two_chats_that_said_the_same_apart_while_the_history_decides()
     {
         await using var api = await FakeAnthropicServer.StartAsync("--reply", "echo");

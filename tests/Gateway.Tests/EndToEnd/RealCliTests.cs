@@ -70,18 +70,22 @@ public sealed class RealCliTests
     {
         await using var api = await FakeAnthropicServer.StartAsync("--reply", "history");
         GatewayApp first;
+        string answer;
         await using (first = GatewayApp.WithRealCli(api))
         {
             using var one = await first.CreateClient().PostAsync("/api/chat", Json("""{"model":"claude-sonnet:latest","id":"conv-1","stream":false,"messages":[{"role":"user","content":"first turn"}]}"""), Cancel);
             Assert.Equal(HttpStatusCode.OK, one.StatusCode);
+            answer = (await one.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("message").GetProperty("content").GetString()!;
         }
 
         // A new gateway process on the same data folder and HOME: the mapping and the session survived.
         await using var second = GatewayApp.WithRealCli(api, sameStoreAs: first);
-        using var two = await second.CreateClient().PostAsync("/api/chat", Json("""
+        var session = api.MessageRequestsWithSession()[^1].SessionId;
+        using var two = await second.CreateClient().PostAsync("/api/chat", Json($$"""
             {"model":"claude-sonnet:latest","id":"conv-1","stream":false,"messages":[
-              {"role":"user","content":"first turn"},{"role":"assistant","content":"..."},{"role":"user","content":"second turn"}]}
+              {"role":"user","content":"first turn"},{"role":"assistant","content":{{JsonSerializer.Serialize(answer)}}},{"role":"user","content":"second turn"}]}
             """), Cancel);
+        Assert.Equal(session, api.MessageRequestsWithSession()[^1].SessionId);
 
         var summary = JsonDocument.Parse((await two.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("message").GetProperty("content").GetString()!).RootElement;
         // The resumed session holds turn one (user + assistant); the gateway sent only the new turn.
@@ -96,16 +100,18 @@ public sealed class RealCliTests
     {
         await using var api = await FakeAnthropicServer.StartAsync("--reply", "history");
         GatewayApp first;
+        string answer;
         await using (first = GatewayApp.WithRealCli(api, configure: s => s["ClaudeBackend:Environment:CLAUDE_CONFIG_DIR"] = Directory.CreateTempSubdirectory("config-1-").FullName))
         {
             using var one = await first.CreateClient().PostAsync("/api/chat", Json("""{"model":"claude-sonnet:latest","id":"plain-id-1","stream":false,"messages":[{"role":"user","content":"first turn"}]}"""), Cancel);
             Assert.Equal(HttpStatusCode.OK, one.StatusCode);
+            answer = (await one.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("message").GetProperty("content").GetString()!;
         }
 
         // The same data folder (the mapping survives), but the CLI's config folder is another one: the session is gone.
         await using var second = GatewayApp.WithRealCli(api, sameStoreAs: first, configure: s => s["ClaudeBackend:Environment:CLAUDE_CONFIG_DIR"] = Directory.CreateTempSubdirectory("config-2-").FullName);
         var client = second.CreateClient();
-        var history = clientSendsHistory ? """{"role":"user","content":"first turn"},{"role":"assistant","content":"..."},""" : "";
+        var history = clientSendsHistory ? $$"""{"role":"user","content":"first turn"},{"role":"assistant","content":{{JsonSerializer.Serialize(answer)}}},""" : "";
         using var two = await client.PostAsync("/api/chat", Json($$"""{"model":"claude-sonnet:latest","id":"plain-id-1","stream":false,"messages":[{{history}}{"role":"user","content":"second turn"}]}"""), Cancel);
         using var three = await client.PostAsync("/api/chat", Json("""{"model":"claude-sonnet:latest","id":"plain-id-1","stream":false,"messages":[{"role":"user","content":"third turn"}]}"""), Cancel);
 

@@ -132,12 +132,14 @@ public sealed class WarmPoolTests
         using var turns = Collect(app, "claudeproxy.cli.turns");
         var spare = Assert.Single(await WaitForSparesAsync(app, 1));
 
-        await ChatAsync(client, """{"model":"claude-sonnet:latest","id":"warm-kept","stream":false,"messages":[{"role":"system","content":"Be the spare."},{"role":"user","content":"one"}]}""");
+        var first = JsonSerializer.Serialize((await ChatAsync(client, """{"model":"claude-sonnet:latest","id":"warm-kept","stream":false,"messages":[{"role":"system","content":"Be the spare."},{"role":"user","content":"one"}]}""")).GetRawText());
         // One turn per process here: the spare is ended after its turn, and the next turn resumes its session cold.
         await WaitUntilEndedAsync(spare);
-        var second = await ChatAsync(client, """{"model":"claude-sonnet:latest","id":"warm-kept","stream":false,"messages":[{"role":"system","content":"Be the spare."},{"role":"user","content":"one"},{"role":"assistant","content":"..."},{"role":"user","content":"two"}]}""");
+        var session = api.MessageRequestsWithSession()[^1].SessionId;
+        var second = await ChatAsync(client, $$"""{"model":"claude-sonnet:latest","id":"warm-kept","stream":false,"messages":[{"role":"system","content":"Be the spare."},{"role":"user","content":"one"},{"role":"assistant","content":{{first}}},{"role":"user","content":"two"}]}""");
 
         Assert.Equal(["one", "two"], UserTexts(second));
+        Assert.Equal(session, api.MessageRequestsWithSession()[^1].SessionId);
         Assert.Equal(["warm", "cold"], turns.GetMeasurementSnapshot().Select(m => m.Tags["start"]));
         Assert.All(api.MessageRequests(), r => Assert.Contains(r.GetProperty("system").EnumerateArray(), b => b.GetProperty("text").GetString() == "Be the spare."));
     }
@@ -151,12 +153,13 @@ public sealed class WarmPoolTests
         using var turns = Collect(app, "claudeproxy.cli.turns");
         using var recycled = Collect(app, "claudeproxy.cli.recycled");
         await api.ConfigureAsync("""{"chunk_delay_ms": 0, "chunk_chars": 100}""");
-        await ChatAsync(client, Turn("int", "first"));
+        // The client sends the answer back as it got it, so the history is the session's own.
+        var firstAnswer = JsonSerializer.Serialize((await ChatAsync(client, Turn("int", "first"))).GetRawText());
         await api.ConfigureAsync("""{"chunk_delay_ms": 150, "chunk_chars": 4}""");
 
         using (var leave = CancellationTokenSource.CreateLinkedTokenSource(Cancel))
         {
-            using var request = new HttpRequestMessage(HttpMethod.Post, "/api/chat") { Content = Json("""{"model":"claude-sonnet:latest","id":"int","messages":[{"role":"user","content":"first"},{"role":"assistant","content":"..."},{"role":"user","content":"long one"}]}""") };
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/api/chat") { Content = Json($$"""{"model":"claude-sonnet:latest","id":"int","messages":[{"role":"user","content":"first"},{"role":"assistant","content":{{firstAnswer}}},{"role":"user","content":"long one"}]}""") };
             using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, leave.Token);
             using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(leave.Token));
             Assert.Contains("\"content\"", await reader.ReadLineAsync(leave.Token), StringComparison.Ordinal);
