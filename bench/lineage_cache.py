@@ -27,7 +27,8 @@ def chat(port, messages):
         line = raw.decode().strip()
         if not line.startswith("data: {"):
             continue
-        delta = json.loads(line[6:])["choices"][0]["delta"] if json.loads(line[6:])["choices"] else {}
+        choices = json.loads(line[6:])["choices"]
+        delta = choices[0]["delta"] if choices else {}
         if delta.get("content"):
             first = first or time.monotonic() - start
             text.append(delta["content"])

@@ -129,47 +129,25 @@ public sealed class ConversationStore
     }
 
     /// <summary>The session that holds the conversation, and the working directory the CLI keeps it under.</summary>
-    public async Task<ClaudeCliSession?> FindAsync(string conversationId, CancellationToken cancellationToken)
-    {
-        await _fileLock.WaitAsync(cancellationToken);
-        try
-        {
-            return (await LoadAsync(cancellationToken)).TryGetValue(conversationId, out var record)
-                ? new ClaudeCliSession(record.SessionId, record.WorkingDirectory ?? WorkingDirectoryOf(conversationId))
-                : null;
-        }
-        finally
-        {
-            _fileLock.Release();
-        }
-    }
+    public Task<ClaudeCliSession?> FindAsync(string conversationId, CancellationToken cancellationToken) =>
+        ReadAsync(records => records.TryGetValue(conversationId, out var record) ? SessionOf(conversationId, record) : null, cancellationToken);
 
     public Task RememberAsync(string conversationId, ClaudeCliSession session, CancellationToken cancellationToken) =>
         RememberAsync(conversationId, session, history: null, cancellationToken);
 
     /// <param name="history">What the session has seen (<see cref="ConversationLineage.KeyOf"/>), when that is known.</param>
     public Task RememberAsync(string conversationId, ClaudeCliSession session, string? history, CancellationToken cancellationToken) =>
-        UpdateAsync(records => records[conversationId] = new ConversationRecord(session.Id, _timeProvider.GetUtcNow(), session.WorkingDirectory, history), cancellationToken);
+        UpdateAsync(records => records[conversationId] = RecordOf(session, history), cancellationToken);
 
     /// <summary>What the conversation's session has seen, as <see cref="ConversationLineage.KeyOf"/> names it; null when not known.</summary>
-    public async Task<string?> HistoryOfAsync(string conversationId, CancellationToken cancellationToken)
-    {
-        await _fileLock.WaitAsync(cancellationToken);
-        try
-        {
-            return (await LoadAsync(cancellationToken)).TryGetValue(conversationId, out var record) ? record.History : null;
-        }
-        finally
-        {
-            _fileLock.Release();
-        }
-    }
+    public Task<string?> HistoryOfAsync(string conversationId, CancellationToken cancellationToken) =>
+        ReadAsync(records => records.TryGetValue(conversationId, out var record) ? record.History : null, cancellationToken);
 
     /// <summary>Stores the session under <paramref name="key"/> unless another is stored there; whether it was stored.</summary>
     public async Task<bool> TryAddAsync(string key, ClaudeCliSession session, CancellationToken cancellationToken)
     {
         var added = false;
-        await UpdateAsync(records => added = records.TryAdd(key, new ConversationRecord(session.Id, _timeProvider.GetUtcNow(), session.WorkingDirectory)), cancellationToken);
+        await UpdateAsync(records => added = records.TryAdd(key, RecordOf(session, history: null)), cancellationToken);
         return added;
     }
 
@@ -189,15 +167,23 @@ public sealed class ConversationStore
             cancellationToken);
 
     /// <summary>Every conversation the store knows, with its session, working directory and when it was last used.</summary>
-    public async Task<IReadOnlyList<StoredConversation>> ListAsync(CancellationToken cancellationToken)
+    public Task<IReadOnlyList<StoredConversation>> ListAsync(CancellationToken cancellationToken) =>
+        ReadAsync<IReadOnlyList<StoredConversation>>(
+            records => [.. records.Select(entry => new StoredConversation(entry.Key, SessionOf(entry.Key, entry.Value), entry.Value.UpdatedAt))],
+            cancellationToken);
+
+    private ClaudeCliSession SessionOf(string conversationId, ConversationRecord record) =>
+        new(record.SessionId, record.WorkingDirectory ?? WorkingDirectoryOf(conversationId));
+
+    private ConversationRecord RecordOf(ClaudeCliSession session, string? history) =>
+        new(session.Id, _timeProvider.GetUtcNow(), session.WorkingDirectory, history);
+
+    private async Task<T> ReadAsync<T>(Func<Dictionary<string, ConversationRecord>, T> read, CancellationToken cancellationToken)
     {
         await _fileLock.WaitAsync(cancellationToken);
         try
         {
-            return [.. (await LoadAsync(cancellationToken)).Select(entry => new StoredConversation(
-                entry.Key,
-                new ClaudeCliSession(entry.Value.SessionId, entry.Value.WorkingDirectory ?? WorkingDirectoryOf(entry.Key)),
-                entry.Value.UpdatedAt))];
+            return read(await LoadAsync(cancellationToken));
         }
         finally
         {
