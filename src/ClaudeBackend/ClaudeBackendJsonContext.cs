@@ -19,4 +19,10 @@ namespace ClaudeProxy.ClaudeBackend;
 [JsonSerializable(typeof(CliControlRequest))]
 [JsonSerializable(typeof(ConversationFile))]
 [JsonSerializable(typeof(SessionEntry))]
+[JsonSerializable(typeof(CliControlResponseLine))]
+[JsonSerializable(typeof(McpInitializeResult))]
+[JsonSerializable(typeof(McpToolList))]
+[JsonSerializable(typeof(McpCallToolResult))]
+[JsonSerializable(typeof(McpEmptyResult))]
+[JsonSerializable(typeof(JsonElement))]
 internal sealed partial class ClaudeBackendJsonContext : JsonSerializerContext;

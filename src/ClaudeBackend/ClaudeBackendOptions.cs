@@ -55,6 +55,13 @@ public sealed class ClaudeBackendOptions
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(2);
 
     /// <summary>
+    /// How long a turn whose model called the client's functions waits, in its process, for the client to send their
+    /// results; then the process is ended (results that come later rebuild the conversation).
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
+    public TimeSpan ToolResultTimeout { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>
     /// How many CLI processes may stay up between turns for their kept conversations (those with an <c>id</c>), so the
     /// next turn skips the cold start. Each holds 150-300 MB; beyond this the conversation idle the longest gives way.
     /// 0 ends every process after its turn.

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Threading.RateLimiting;
 using ClaudeProxy.ClaudeBackend.Cli;
 using ClaudeProxy.ClaudeBackend.Contract;
@@ -27,6 +28,8 @@ public sealed partial class ClaudeCliBackend(
     /// <summary>Ollama's own words for a full queue, which its clients already know how to handle.</summary>
     private const string BusyMessage = "server busy, please try again.  maximum pending requests exceeded";
 
+    private readonly PausedTurns _paused = new(timeProvider, options, logger);
+
     private readonly ConcurrencyLimiter _processes = new(new ConcurrencyLimiterOptions
     {
         PermitLimit = options.Value.MaxConcurrentProcesses,
@@ -46,12 +49,51 @@ public sealed partial class ClaudeCliBackend(
             return ClaudeTurnEvents.Failed(new ClaudeBackendError(ClaudeErrorKind.ModelNotFound, $"model '{request.Model}' not found"));
         }
 
+        // A request that brings the results of the client's functions goes on in the turn that waits for them, or, if
+        // that is gone, in the conversation rebuilt up to the question, whose calls then get these results again.
+        var replay = ToolReplay.Of(request.Messages);
+        var results = request.Messages[^1].ToolResults ?? [];
+        ClaudeTurn? paused = null;
+        if (replay is not null)
+        {
+            var scopeKeys = ConversationKeysOf(request, model)!;
+            var historyKey = scopeKeys.HistoryKeyOf(request.Messages.Take(TurnPrompt.HistoryCount(request.Messages)));
+            paused = _paused.Take(request.Owner, results.Select(r => r.ToolCallId), historyKey);
+            if (paused is not null)
+            {
+                (results, var missing) = MatchResults(paused.WaitingCalls, request.Messages);
+                if (missing.Count > 0)
+                {
+                    _paused.Add(paused, request.Owner, paused.WaitingCalls, historyKey);
+                    return ClaudeTurnEvents.Failed(new ClaudeBackendError(ClaudeErrorKind.InvalidRequest,
+                        $"the results of all calls of a round must come together; missing: {string.Join(", ", missing)}"));
+                }
+            }
+        }
+
         var processLease = await AcquireProcessAsync(cancellationToken);
         if (processLease is null)
         {
+            if (paused is not null)
+            {
+                await paused.EndPausedAsync();
+            }
+
             return ClaudeTurnEvents.Failed(new ClaudeBackendError(ClaudeErrorKind.Busy, BusyMessage, RetryAfterSeconds: 5));
         }
 
+        if (paused is not null)
+        {
+            return await ResumeAsync(paused, request, model, results, processLease, cancellationToken);
+        }
+
+        if (replay is { } rebuilt)
+        {
+            LogToolTurnRebuilt(logger, results.Count);
+        }
+
+        var clientMessages = request.Messages;
+        request = replay is null ? request : request with { Messages = replay.Value.Asked };
         var keys = ConversationKeysOf(request, model);
         var conversationKey = keys?.Key;
         var conversationName = request.ConversationId ?? "without an id";
@@ -60,7 +102,7 @@ public sealed partial class ClaudeCliBackend(
         try
         {
             var writeHistory = true;
-            turn = await StartTurnAsync(request, keys, model, processLease, writeHistory, cancellationToken);
+            turn = await StartTurnAsync(request, clientMessages, replay?.Replay, keys, model, processLease, writeHistory, cancellationToken);
             error = await WaitForAnswerAsync(turn, cancellationToken);
             // Each cause is worth one more try, and both can happen in a row: a kept process that died while it waited
             // ends silently, and the process that resumes in its place may not find the session it had not yet saved.
@@ -105,7 +147,7 @@ public sealed partial class ClaudeCliBackend(
                 await turn.DisposeAsync(keepProcessLease: true);
                 // The lease now belongs to no turn: should the restart fail, the catch below must free it.
                 turn = null;
-                turn = await StartTurnAsync(request, keys, model, processLease, writeHistory, cancellationToken);
+                turn = await StartTurnAsync(request, clientMessages, replay?.Replay, keys, model, processLease, writeHistory, cancellationToken);
                 error = await WaitForAnswerAsync(turn, cancellationToken);
             }
         }
@@ -135,13 +177,64 @@ public sealed partial class ClaudeCliBackend(
     }
 
     /// <summary>
+    /// Pairs the calls a paused turn waits on with the client's results: by id, or, for a client that drops the ids, by
+    /// place among the calls of the assistant message it sent back.
+    /// </summary>
+    private static (IReadOnlyList<ClaudeToolResult> Matched, List<string> Missing) MatchResults(IReadOnlyList<ClaudeToolCall> waiting, IReadOnlyList<ClaudeMessage> messages)
+    {
+        var results = messages[^1].ToolResults ?? [];
+        var echoed = messages.LastOrDefault(m => m.ToolCalls is { Count: > 0 })?.ToolCalls ?? [];
+        List<ClaudeToolResult> matched = [];
+        List<string> missing = [];
+        for (var i = 0; i < waiting.Count; i++)
+        {
+            var call = waiting[i];
+            var result = results.FirstOrDefault(r => r.ToolCallId == call.Id)
+                ?? (i < echoed.Count && echoed[i].Name == call.Name ? results.FirstOrDefault(r => r.ToolCallId == echoed[i].Id) : null);
+            if (result is null)
+            {
+                missing.Add(call.Id);
+            }
+            else
+            {
+                matched.Add(result with { ToolCallId = call.Id });
+            }
+        }
+
+        return (matched, missing);
+    }
+
+    /// <summary>Goes on with a turn paused for the client's function results, in its own process.</summary>
+    private async Task<IClaudeTurnEvents> ResumeAsync(
+        ClaudeTurn turn, ClaudeTurnRequest request, ClaudeModelOptions model, IReadOnlyList<ClaudeToolResult> results, IDisposable processLease, CancellationToken cancellationToken)
+    {
+        var keys = ConversationKeysOf(request, model)!;
+        turn.Resume(results, processLease, ConversationTurnOf(request.Messages, keys, historyKnown: true));
+        var error = await WaitForAnswerAsync(turn, cancellationToken);
+        if (error is null)
+        {
+            return turn;
+        }
+
+        await turn.DisposeAsync();
+        health.ReportTurn(error);
+        LogTurnFailed(logger, error.Kind, error.Message);
+        return ClaudeTurnEvents.Failed(error);
+    }
+
+    private ConversationTurn ConversationTurnOf(IReadOnlyList<ClaudeMessage> messages, ConversationKeys keys, bool historyKnown) => new(
+        result => historyKnown ? keys.HistoryKeyOf([.. messages, new ClaudeMessage(ClaudeMessage.AssistantRole, result.Text, ToolCalls: result.ToolCalls)]) : null,
+        DiscardAsync,
+        keys.ByHistory);
+
+    /// <summary>
     /// Where the turn's session is stored: under the client's id, or, for a request without one that brings a history,
     /// under that history (<see cref="ConversationLineage"/>), moving on after the answer to the history that includes
     /// it. A first message without an id keeps no session.
     /// </summary>
     private ConversationKeys? ConversationKeysOf(ClaudeTurnRequest request, ClaudeModelOptions model)
     {
-        var scope = ConversationLineage.ScopeOf(model.CliModel, SystemPromptOf(request), request.AllowedTools, request.ClientChatId);
+        var scope = ConversationLineage.ScopeOf(model.CliModel, SystemPromptOf(request), request.AllowedTools, request.ClientChatId, request.Tools);
         string HistoryKeyOf(IEnumerable<ClaudeMessage> messages) => ConversationLineage.KeyOf(request.Owner, scope, messages);
         if (request.ConversationId is { } id)
         {
@@ -149,7 +242,14 @@ public sealed partial class ClaudeCliBackend(
         }
 
         var history = TurnPrompt.HistoryCount(request.Messages);
-        return history == 0 ? null : new ConversationKeys(HistoryKeyOf(request.Messages.Take(history)), HistoryKeyOf, ByHistory: true);
+        if (history == 0)
+        {
+            // A first message keeps no session, unless the model may call the client's functions: the process must then
+            // wait for their results, and it is kept, as a conversation known by its history, from its first answer on.
+            return request.Tools is { Count: > 0 } ? new ConversationKeys("new:" + Guid.NewGuid(), HistoryKeyOf, ByHistory: true) : null;
+        }
+
+        return new ConversationKeys(HistoryKeyOf(request.Messages.Take(history)), HistoryKeyOf, ByHistory: true);
     }
 
     /// <param name="Key">The store's key of the conversation.</param>
@@ -168,8 +268,48 @@ public sealed partial class ClaudeCliBackend(
         _ when request.Messages.Any(m => m.Role is not (ClaudeMessage.UserRole or ClaudeMessage.AssistantRole)) =>
             "message roles must be 'user' or 'assistant'",
         _ when request.Messages[^1].Role != ClaudeMessage.UserRole => "the last message must be a user message",
-        _ => null,
+        _ => ToolProblemOf(request),
     };
+
+    /// <summary>What makes the client's functions, or its results for them, unusable, or null.</summary>
+    private static string? ToolProblemOf(ClaudeTurnRequest request)
+    {
+        var tools = request.Tools ?? [];
+        foreach (var tool in tools)
+        {
+            if (!ToolName().IsMatch(tool.Name))
+            {
+                return $"tool '{tool.Name}': a function name must be 1 to {ClientToolServer.MaxToolNameLength} letters, digits, '_' or '-'";
+            }
+
+            if (tool.Parameters.ValueKind != JsonValueKind.Object
+                || (tool.Parameters.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String && type.GetString() != "object"))
+            {
+                return $"tool '{tool.Name}': parameters must be a JSON schema of type 'object'";
+            }
+        }
+
+        if (tools.GroupBy(t => t.Name).FirstOrDefault(g => g.Count() > 1) is { } twice)
+        {
+            return $"tool '{twice.Key}' is defined twice";
+        }
+
+        if (request.Messages[^1].ToolResults is not { Count: > 0 } results)
+        {
+            return null;
+        }
+
+        var calls = request.Messages.SelectMany(m => m.ToolCalls ?? []).Select(c => c.Id).ToHashSet(StringComparer.Ordinal);
+        if (results.FirstOrDefault(r => !calls.Contains(r.ToolCallId)) is { } unknown)
+        {
+            return $"tool result for an unknown call '{unknown.ToolCallId}': send the assistant message with its tool calls before the results";
+        }
+
+        return tools.Count == 0 ? "tool results need the tools they answer: send the same tools again" : null;
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex("^[a-zA-Z0-9_-]{1,51}$")]
+    private static partial System.Text.RegularExpressions.Regex ToolName();
 
     /// <summary>
     /// A place under the process cap, waiting in the bounded queue if need be. Null when the queue is full or the wait
@@ -221,9 +361,13 @@ public sealed partial class ClaudeCliBackend(
         }
     }
 
+    /// <param name="clientMessages">The messages as the client sent them: more than the request's when a round is replayed.</param>
+    /// <param name="replay">Results the client sent for calls a gone process made, given again as the model makes them again.</param>
     /// <param name="writeHistory">Whether a history no session holds is written as a session (else it goes as a transcript).</param>
     private async Task<ClaudeTurn> StartTurnAsync(
         ClaudeTurnRequest request,
+        IReadOnlyList<ClaudeMessage> clientMessages,
+        ToolReplay? replay,
         ConversationKeys? keys,
         ClaudeModelOptions model,
         IDisposable processLease,
@@ -259,6 +403,8 @@ public sealed partial class ClaudeCliBackend(
 
                 if (stored is { } known)
                 {
+                    // A turn still paused in that session for function results the client did not send: it moved on.
+                    await _paused.EndSessionAsync(known.Id);
                     // One process per session: a history's key moves on with the answer, before this turn lets go of
                     // the session, so the next turn can find it under another key while this one still runs.
                     leases.Add(await conversations.EnterTurnAsync("session:" + known.Id, cancellationToken));
@@ -292,18 +438,16 @@ public sealed partial class ClaudeCliBackend(
 
             // A resumed session already holds the history; only the new turn is sent.
             var inputLine = TurnPrompt.ToInputLine(request.Messages, includeHistory: mode != ClaudeSessionMode.Resume);
-            var invocation = new ClaudeCliInvocation(model.CliModel, inputLine, workingDirectory, mode, sessionId, SystemPromptOf(request), request.AllowedTools);
+            var invocation = new ClaudeCliInvocation(model.CliModel, inputLine, workingDirectory, mode, sessionId, SystemPromptOf(request), request.AllowedTools, request.Tools);
             var run = await launcher.StartAsync(invocation, cancellationToken);
             var session = sessionId is { } id ? run.Session ?? new ClaudeCliSession(id, workingDirectory) : null;
-            var conversation = keys is null
-                ? null
-                : new ConversationTurn(
-                    result => historyKnown ? keys.HistoryKeyOf([.. request.Messages, new ClaudeMessage(ClaudeMessage.AssistantRole, result.Text)]) : null,
-                    DiscardAsync,
-                    keys.ByHistory);
+            var conversation = keys is null ? null : ConversationTurnOf(clientMessages, keys, historyKnown);
             return new ClaudeTurn(run, conversations, keys?.Key, conversation, session, processLease, new Leases(leases), files, options.Value.IdleTimeout, health)
             {
                 WroteHistory = wroteHistory,
+                Replay = replay,
+                // Found again by its calls' ids, or by the history up to the calls for a client that drops the ids.
+                OnPaused = (paused, calls, historyKey) => _paused.Add(paused, request.Owner, calls, historyKey),
             };
         }
         catch
@@ -343,6 +487,9 @@ public sealed partial class ClaudeCliBackend(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Claude session of conversation {ConversationId} is gone and the client sent no history; the conversation starts afresh")]
     private static partial void LogSessionLostWithoutHistory(ILogger logger, string conversationId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "The turn that waited for {Results} function results is gone; the conversation is rebuilt up to its question and the calls get these results again")]
+    private static partial void LogToolTurnRebuilt(ILogger logger, int results);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "A Claude CLI process ended before answering without saying why; trying the turn once more")]
     private static partial void LogProcessEndedSilently(ILogger logger);

@@ -17,18 +17,20 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
     private readonly IClaudeCliRun _run;
     private readonly ConversationStore _conversations;
     private readonly string? _conversationId;
-    private readonly ConversationTurn? _conversation;
     private readonly ClaudeCliSession? _session;
-    private readonly IDisposable? _turnLease;
-    private readonly IDisposable _processLease;
     private readonly TurnFiles _files;
     private readonly TimeSpan _idleTimeout;
     private readonly ClaudeCliProbe _health;
-    private readonly ClaudeStreamDecoder _decoder = new();
     // Events decoded while waiting for the answer to start, not yet read.
     private readonly List<ClaudeStreamEvent> _pending = [];
+    // What a turn paused for the client's function results holds only while it runs: it gets them anew when it resumes.
+    private ConversationTurn? _conversation;
+    private IDisposable? _turnLease;
+    private IDisposable _processLease;
+    private ClaudeStreamDecoder _decoder;
     private int _lines;
     private bool _ended;
+    private bool _paused;
     private bool _keptByLineage;
     private int _disposed;
 
@@ -57,7 +59,47 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
         _files = files;
         _idleTimeout = idleTimeout;
         _health = health;
+        _decoder = NewDecoder(default);
     }
+
+    /// <summary>Calls of the client's functions that are answered at once, without the client (a rebuilt conversation's own results).</summary>
+    public ToolReplay? Replay { get; init; }
+
+    /// <summary>
+    /// Called when the turn has paused for the client's function results, with the calls and the key of the history up
+    /// to them; whoever it calls now owns the turn.
+    /// </summary>
+    public Action<ClaudeTurn, IReadOnlyList<ClaudeToolCall>, string>? OnPaused { get; init; }
+
+    /// <summary>The calls the paused turn waits on.</summary>
+    public IReadOnlyList<ClaudeToolCall> WaitingCalls => [.. _decoder.PendingCalls.Select(p => p.Call)];
+
+    /// <summary>The session the turn runs in, if it keeps one.</summary>
+    public ClaudeCliSession? Session => _session;
+
+    /// <summary>
+    /// Goes on with a paused turn: the client's results answer the calls the CLI waits on, in the same process, and the
+    /// rest of the turn is read as a new request's answer.
+    /// </summary>
+    /// <param name="processLease">The turn's new place under the process cap.</param>
+    /// <param name="conversation">What the conversation has seen once this request's answer is in.</param>
+    public void Resume(IReadOnlyList<ClaudeToolResult> results, IDisposable processLease, ConversationTurn? conversation)
+    {
+        var server = (_run as ResidentClaudeTurn)?.Process.ToolServer
+            ?? throw new InvalidOperationException("Only a turn that serves the client's functions can pause.");
+        foreach (var waiting in _decoder.PendingCalls)
+        {
+            server.Answer(waiting, results.First(r => r.ToolCallId == waiting.Call.Id));
+        }
+
+        _decoder = NewDecoder(_decoder.ReportedUsage);
+        (_processLease, _conversation, _paused, _ended) = (processLease, conversation, false, false);
+    }
+
+    private ClaudeStreamDecoder NewDecoder(ClaudeUsage reportedEarlier) => new(null, reportedEarlier)
+    {
+        AnswersAtOnce = call => Replay?.TryAnswer(call, (_run as ResidentClaudeTurn)?.Process.ToolServer) == true,
+    };
 
     /// <summary>
     /// Reads the CLI's output until the model starts answering or the turn ends, so that a failure before any answer
@@ -78,7 +120,7 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
                     {
                         case TurnFailed failed:
                             return failed.Error;
-                        case TurnCompleted or TextDelta or ThinkingDelta:
+                        case TurnCompleted or TextDelta or ThinkingDelta or ToolCallRequested:
                             return null;
                     }
                 }
@@ -203,6 +245,28 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
         }
     }
 
+    /// <summary>
+    /// The model waits for the client's function results: the process stays as it is, the turn gives up its place under
+    /// the process cap and its conversation's lock, and is handed over until the client's next request resumes it.
+    /// </summary>
+    private async Task PauseAsync(ClaudeTurnResult result)
+    {
+        _paused = true;
+        _processLease.Dispose();
+        _processLease = NoLease.Instance;
+        _turnLease?.Dispose();
+        _turnLease = null;
+        if (OnPaused is null)
+        {
+            // Only a turn of a kept conversation serves the client's functions: this cannot happen.
+            await EndPausedAsync();
+            return;
+        }
+
+        // A client that sends only its last message is known by the calls' ids alone.
+        OnPaused(this, result.ToolCalls ?? [], _conversation?.HistoryAfterAnswer(result) ?? "unknown:" + Guid.NewGuid());
+    }
+
     private async Task WaitForExitAsync()
     {
         try
@@ -228,7 +292,7 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
                 _ended = true;
                 if (events[i] is TurnCompleted completed)
                 {
-                    await CompleteAsync(completed.Result);
+                    await (_decoder.IsPaused ? PauseAsync(completed.Result) : CompleteAsync(completed.Result));
                 }
             }
         }
@@ -250,7 +314,16 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
             : new ClaudeBackendError(ClaudeErrorKind.CliFailed, $"The Claude CLI exited with code {exit.ExitCode} before it answered{detail}");
     }
 
-    public ValueTask DisposeAsync() => DisposeAsync(keepProcessLease: false);
+    /// <summary>Disposing a paused turn does nothing: its owner ends it (<see cref="EndPausedAsync"/>).</summary>
+    public ValueTask DisposeAsync() => _paused ? ValueTask.CompletedTask : DisposeAsync(keepProcessLease: false);
+
+    /// <summary>Ends a paused turn the client did not come back to: its process stops waiting and the rest is freed.</summary>
+    public ValueTask EndPausedAsync()
+    {
+        _paused = false;
+        _ended = false;
+        return DisposeAsync(keepProcessLease: false);
+    }
 
     /// <param name="keepProcessLease">True when the caller starts another turn in this turn's place under the process cap.</param>
     public async ValueTask DisposeAsync(bool keepProcessLease)
@@ -293,3 +366,13 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
 /// <param name="Discard">Lets go of a session no key leads to: its kept process, folder and files.</param>
 /// <param name="KeyedByHistory">Whether the conversation's key is its history, which moves on with the answer.</param>
 internal sealed record ConversationTurn(Func<ClaudeTurnResult, string?> HistoryAfterAnswer, Func<ClaudeCliSession, Task> Discard, bool KeyedByHistory);
+
+/// <summary>A place under the process cap that holds nothing: a paused turn's.</summary>
+internal sealed class NoLease : IDisposable
+{
+    public static NoLease Instance { get; } = new();
+
+    public void Dispose()
+    {
+    }
+}

@@ -23,8 +23,10 @@ internal static class TurnPrompt
             foreach (var message in messages.Take(history))
             {
                 var images = message.Images is { Count: > 0 } attached ? $"\n[{attached.Count} image(s) not repeated]" : "";
+                var calls = string.Concat((message.ToolCalls ?? []).Select(c => $"\n[called {c.Name}({c.Arguments})]"));
+                var results = string.Concat((message.ToolResults ?? []).Select(r => $"\n[result of a call: {r.Content}]"));
                 text.Append('<').Append(message.Role).Append(">\n")
-                    .Append(message.Text).Append(images)
+                    .Append(message.Text).Append(images).Append(calls).Append(results)
                     .Append("\n</").Append(message.Role).Append(">\n");
             }
 

@@ -65,6 +65,9 @@ internal abstract class AnswerWriter(DialectRequest request, TimeProvider timePr
             case ThinkingDelta thinking:
                 WriteThinking(thinking.Text, output);
                 break;
+            case ToolCallRequested call:
+                WriteToolCall(call, output);
+                break;
             case TurnCompleted completed:
                 WriteCompleted(completed.Result, output);
                 break;
@@ -77,6 +80,11 @@ internal abstract class AnswerWriter(DialectRequest request, TimeProvider timePr
     protected abstract void WriteText(string text, IBufferWriter<byte> output);
 
     protected abstract void WriteThinking(string thinking, IBufferWriter<byte> output);
+
+    /// <summary>A call of the client's functions, as the dialect streams it; dialects without functions never get one.</summary>
+    protected virtual void WriteToolCall(ToolCallRequested call, IBufferWriter<byte> output)
+    {
+    }
 
     /// <summary>The final frame(s) of a stream: Ollama's <c>done:true</c> chunk, OpenAI's finish chunk and <c>[DONE]</c>.</summary>
     protected abstract void WriteCompleted(ClaudeTurnResult result, IBufferWriter<byte> output);
@@ -118,7 +126,4 @@ internal static class DialectJson
     /// <summary>An id that keeps a conversation: the original server's <c>id</c>, else <c>user</c>.</summary>
     public static string? ConversationId(string? id, string? user) =>
         !string.IsNullOrWhiteSpace(id) ? id : !string.IsNullOrWhiteSpace(user) ? user : null;
-
-    public static bool IsNonEmptyArray(System.Text.Json.JsonElement element) =>
-        element.ValueKind == System.Text.Json.JsonValueKind.Array && element.GetArrayLength() > 0;
 }

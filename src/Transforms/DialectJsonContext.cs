@@ -27,6 +27,7 @@ namespace ClaudeProxy.Transforms;
 [JsonSerializable(typeof(OpenAiErrorBody))]
 [JsonSerializable(typeof(OpenAiModelList))]
 [JsonSerializable(typeof(OpenAiModel))]
+[JsonSerializable(typeof(JsonElement))]
 [JsonSerializable(typeof(long))]
 [JsonSerializable(typeof(string))]
 internal sealed partial class DialectJsonContext : JsonSerializerContext;

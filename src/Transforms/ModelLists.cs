@@ -16,7 +16,7 @@ public static class ModelLists
     private static readonly OllamaModelDetails Details = new("", "claude-code-cli", Family, [Family], "", "");
 
     /// <summary>What the gateway can really do with a Claude model: chat, images in, thinking out. Tools are off.</summary>
-    private static readonly string[] Capabilities = ["completion", "vision", "thinking"];
+    private static readonly string[] Capabilities = ["completion", "vision", "thinking", "tools"];
 
     /// <summary>Stands for "never unloads" in <c>/api/ps</c>, as Ollama's own far-future <c>expires_at</c> does.</summary>
     private static readonly DateTimeOffset NeverExpires = new(2318, 1, 1, 0, 0, 0, TimeSpan.Zero);

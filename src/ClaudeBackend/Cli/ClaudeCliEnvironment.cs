@@ -24,6 +24,8 @@ public sealed class ClaudeCliEnvironment
             ["DISABLE_TELEMETRY"] = "1",
             ["DISABLE_ERROR_REPORTING"] = "1",
             ["CLAUDE_CODE_MAX_RETRIES"] = settings.MaxRetries.ToString(CultureInfo.InvariantCulture),
+            // A call of the client's functions waits for the client; the gateway, not the CLI, decides how long.
+            ["MCP_TOOL_TIMEOUT"] = ((long)(settings.ToolResultTimeout + TimeSpan.FromMinutes(1)).TotalMilliseconds).ToString(CultureInfo.InvariantCulture),
         };
         foreach (var (name, value) in settings.Environment)
         {

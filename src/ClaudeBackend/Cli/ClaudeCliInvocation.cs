@@ -22,6 +22,7 @@ public enum ClaudeSessionMode
 /// <param name="SystemPrompt">The system prompt, or null for the CLI's own. It reaches a process started with it through a
 /// file (<c>--system-prompt-file</c>), a waiting spare through its <c>initialize</c> request.</param>
 /// <param name="Tools">The CLI tools the turn may use; none by default.</param>
+/// <param name="ClientTools">The client's functions, served to the process in its pipe (<see cref="ClientToolServer"/>).</param>
 public sealed record ClaudeCliInvocation(
     string CliModel,
     string InputLine,
@@ -29,13 +30,21 @@ public sealed record ClaudeCliInvocation(
     ClaudeSessionMode SessionMode,
     Guid? SessionId,
     string? SystemPrompt,
-    IReadOnlyList<string>? Tools = null)
+    IReadOnlyList<string>? Tools = null,
+    IReadOnlyList<Contract.ClaudeTool>? ClientTools = null)
 {
     /// <summary>What a process started for this invocation can serve again: the model, the tools and the system prompt.</summary>
-    public string Fingerprint => FingerprintOf(CliModel, Tools, SystemPrompt);
+    public string Fingerprint => FingerprintOf(CliModel, Tools, SystemPrompt, ClientTools);
 
-    public static string FingerprintOf(string cliModel, IReadOnlyList<string>? tools, string? systemPrompt) =>
-        $"{cliModel}\n{string.Join(',', tools ?? [])}\n{systemPrompt}";
+    public static string FingerprintOf(string cliModel, IReadOnlyList<string>? tools, string? systemPrompt, IReadOnlyList<Contract.ClaudeTool>? clientTools = null)
+    {
+        // A process lists the client's functions once, when it starts: other functions need another process.
+        var functions = string.Join('\n', (clientTools ?? []).Select(f => $"{f.Name}\t{f.Description}\t{f.Parameters.GetRawText()}"));
+        return $"{cliModel}\n{string.Join(',', tools ?? [])}\n{systemPrompt}\n{functions}";
+    }
+
+    /// <summary>Whether the process must serve the client's functions, which needs its stdin open for their results.</summary>
+    public bool HasClientTools => ClientTools is { Count: > 0 };
 
     /// <summary>
     /// The lean, safe profile: no tools (by default the CLI runs read-only Bash and Read unasked), no MCP servers,
@@ -58,6 +67,12 @@ public sealed record ClaudeCliInvocation(
             "--disable-slash-commands",
             "--model", CliModel,
         ];
+        if (HasClientTools)
+        {
+            // The client's functions, and only they, served in the pipe and callable without a permission prompt.
+            arguments.AddRange(["--mcp-config", ClientToolServer.McpConfig, "--allowedTools", ClientToolServer.AllowedTools(ClientTools!)]);
+        }
+
         if (systemPromptFile is not null)
         {
             arguments.AddRange(["--system-prompt-file", systemPromptFile]);

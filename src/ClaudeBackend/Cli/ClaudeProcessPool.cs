@@ -76,6 +76,6 @@ internal sealed class ClaudeProcessPool(CliWrapClaudeLauncher cold, WarmSpares s
         await cold.StopAllAsync();
     }
 
-    /// <summary>Spares run with no tools, so a turn with a tool allowlist needs a process started with it.</summary>
-    private static bool FitsASpare(ClaudeCliInvocation invocation) => invocation.Tools is null or { Count: 0 };
+    /// <summary>Spares run with no tools, so a turn with a tool allowlist or the client's functions needs a process started with them.</summary>
+    private static bool FitsASpare(ClaudeCliInvocation invocation) => invocation.Tools is null or { Count: 0 } && !invocation.HasClientTools;
 }

@@ -32,13 +32,15 @@ internal static class ClaudeSessionFile
         string? parent = null;
         var timestamp = now.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture);
         // An empty message says nothing, and the API refuses an empty text block.
-        foreach (var group in GroupByRole(history.Where(m => m.Text.Length > 0 || m.Images is { Count: > 0 })))
+        foreach (var group in GroupByRole(history.Where(m => m.Text.Length > 0 || m.Images is { Count: > 0 } || m.ToolCalls is { Count: > 0 } || m.ToolResults is { Count: > 0 })))
         {
             var uuid = Guid.NewGuid().ToString();
+            var said = TurnPrompt.JoinedText(group.Where(m => m.Text.Length > 0));
             var message = group[0].Role == ClaudeMessage.UserRole
-                ? new SessionMessage(ClaudeMessage.UserRole, TurnPrompt.ContentOf(TurnPrompt.JoinedText(group), group))
-                : new SessionMessage(ClaudeMessage.AssistantRole, [new CliInputBlock("text", TurnPrompt.JoinedText(group))],
-                    Id: "msg_" + uuid.Replace("-", "", StringComparison.Ordinal), Type: "message", StopReason: "end_turn");
+                ? new SessionMessage(ClaudeMessage.UserRole, [.. ToolResultBlocks(group), .. ContentOf(said, group)])
+                : new SessionMessage(ClaudeMessage.AssistantRole, [.. said.Length > 0 ? [new CliInputBlock("text", said)] : Array.Empty<CliInputBlock>(), .. ToolUseBlocks(group)],
+                    Id: "msg_" + uuid.Replace("-", "", StringComparison.Ordinal), Type: "message",
+                    StopReason: group[^1].ToolCalls is { Count: > 0 } ? ClaudeTurnResult.ToolUseStopReason : "end_turn");
             var entry = new SessionEntry(parent, false, message.Role, message, uuid, timestamp, "external", session.WorkingDirectory, session.Id);
             text.Append(JsonSerializer.Serialize(entry, ClaudeBackendJsonContext.Default.SessionEntry)).Append('\n');
             parent = uuid;
@@ -56,6 +58,42 @@ internal static class ClaudeSessionFile
             // A config folder the gateway cannot write to: the history goes as a transcript instead.
             return false;
         }
+    }
+
+    /// <summary>A user message's text and images; none when it only carries function results.</summary>
+    private static IEnumerable<CliInputBlock> ContentOf(string text, List<ClaudeMessage> group) =>
+        text.Length == 0 && group.All(m => m.Images is null or { Count: 0 }) ? [] : TurnPrompt.ContentOf(text, group);
+
+    /// <summary>The model's calls of the client's functions, under the names it was offered them by.</summary>
+    private static IEnumerable<CliInputBlock> ToolUseBlocks(List<ClaudeMessage> group) =>
+        group.SelectMany(m => m.ToolCalls ?? []).Select(call => new CliInputBlock(
+            "tool_use", Id: ToolUseIdOf(call.Id), Name: ClientToolServer.ToolNamePrefix + call.Name, Input: ArgumentsOf(call.Arguments)));
+
+    private static IEnumerable<CliInputBlock> ToolResultBlocks(List<ClaudeMessage> group) =>
+        group.SelectMany(m => m.ToolResults ?? []).Select(result => new CliInputBlock(
+            "tool_result", ToolUseId: ToolUseIdOf(result.ToolCallId), Content: result.Content, IsError: result.IsError ? true : null));
+
+    /// <summary>The API takes ids of letters, digits, '_' and '-' only; a client may have made its own otherwise.</summary>
+    private static string ToolUseIdOf(string id) =>
+        string.Concat(id.Select(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' ? c : '_')) is { Length: > 0 } valid ? valid : "call";
+
+    private static JsonElement ArgumentsOf(string arguments)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(arguments);
+            return document.RootElement.ValueKind == JsonValueKind.Object ? document.RootElement.Clone() : EmptyObject();
+        }
+        catch (JsonException)
+        {
+            return EmptyObject();
+        }
+    }
+
+    private static JsonElement EmptyObject()
+    {
+        using var document = JsonDocument.Parse("{}");
+        return document.RootElement.Clone();
     }
 
     private static IEnumerable<List<ClaudeMessage>> GroupByRole(IEnumerable<ClaudeMessage> messages)

@@ -23,8 +23,12 @@ internal sealed class ResidentClaudeProcess
         Fingerprint = fingerprint;
         Session = new ClaudeCliSession(invocation.SessionId!.Value, invocation.WorkingDirectory);
         SessionRemembered = invocation.SessionMode == ClaudeSessionMode.Resume;
+        ToolServer = invocation.HasClientTools ? new ClientToolServer(invocation.ClientTools!, Send) : null;
         _process = launcher.Start(invocation, _input.Reader);
     }
+
+    /// <summary>Serves the client's functions to the process, when it was started with them.</summary>
+    public ClientToolServer? ToolServer { get; }
 
     public string? Fingerprint { get; private set; }
 
@@ -135,6 +139,12 @@ internal sealed class ResidentClaudeTurn : IClaudeCliRun
         {
             while (output.TryRead(out var line))
             {
+                if (Process.ToolServer?.TryAnswer(line) == true)
+                {
+                    // The CLI's MCP handshake with the client's functions: nothing the turn needs to see.
+                    continue;
+                }
+
                 _output.Writer.TryWrite(line);
                 if (CliLine.AsResult(line) is { } result)
                 {

@@ -12,6 +12,7 @@ namespace ClaudeProxy.ClaudeBackend.Contract;
 /// <param name="AllowedTools">CLI tools the owner may use (an operator's allowlist); none when empty.</param>
 /// <param name="ClientChatId">A chat id the client sends beside the whole history (Open WebUI's header): it keeps two chats
 /// apart, while the history decides what the model sees.</param>
+/// <param name="Tools">The client's own functions, offered to the model; a call comes back to the client to run.</param>
 public sealed record ClaudeTurnRequest(
     string Model,
     IReadOnlyList<ClaudeMessage> Messages,
@@ -19,14 +20,35 @@ public sealed record ClaudeTurnRequest(
     string? ConversationId = null,
     string? Owner = null,
     IReadOnlyList<string>? AllowedTools = null,
-    string? ClientChatId = null);
+    string? ClientChatId = null,
+    IReadOnlyList<ClaudeTool>? Tools = null);
 
-/// <summary>One message of the conversation. <see cref="Role"/> is <c>user</c> or <c>assistant</c>.</summary>
-public sealed record ClaudeMessage(string Role, string Text, IReadOnlyList<ClaudeImage>? Images = null)
+/// <summary>
+/// One message of the conversation. <see cref="Role"/> is <c>user</c> or <c>assistant</c>. An assistant message may
+/// carry the calls the model made of the client's functions, and a user message the results of such calls.
+/// </summary>
+public sealed record ClaudeMessage(
+    string Role,
+    string Text,
+    IReadOnlyList<ClaudeImage>? Images = null,
+    IReadOnlyList<ClaudeToolCall>? ToolCalls = null,
+    IReadOnlyList<ClaudeToolResult>? ToolResults = null)
 {
     public const string UserRole = "user";
     public const string AssistantRole = "assistant";
 }
+
+/// <summary>A function of the client's, as the model is offered it.</summary>
+/// <param name="Parameters">The JSON schema of its arguments, an object schema.</param>
+public sealed record ClaudeTool(string Name, string? Description, System.Text.Json.JsonElement Parameters);
+
+/// <summary>A call of a client's function: the model's <c>tool_use</c>.</summary>
+/// <param name="Id">The call's id, which its result names.</param>
+/// <param name="Arguments">The arguments, as the text of a JSON object.</param>
+public sealed record ClaudeToolCall(string Id, string Name, string Arguments);
+
+/// <summary>What a client's function gave back for a call (<see cref="ClaudeToolCall.Id"/>).</summary>
+public sealed record ClaudeToolResult(string ToolCallId, string Content, bool IsError = false);
 
 /// <summary>An image attached to a user message, as base64 data.</summary>
 public sealed record ClaudeImage(string MediaType, string Base64Data);

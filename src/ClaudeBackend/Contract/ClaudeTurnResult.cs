@@ -8,6 +8,8 @@ namespace ClaudeProxy.ClaudeBackend.Contract;
 /// <param name="Timings">The CLI's durations.</param>
 /// <param name="SessionId">The Claude session the turn belongs to.</param>
 /// <param name="ResponseModel">The API model that answered, e.g. <c>claude-sonnet-5</c>.</param>
+/// <param name="ToolCalls">The client's functions the model called (<see cref="StopReason"/> is then <c>tool_use</c>): the
+/// turn waits for their results.</param>
 public sealed record ClaudeTurnResult(
     string Text,
     string? StopReason,
@@ -15,7 +17,11 @@ public sealed record ClaudeTurnResult(
     double CostUsd,
     ClaudeTimings Timings,
     string? SessionId,
-    string? ResponseModel);
+    string? ResponseModel,
+    IReadOnlyList<ClaudeToolCall>? ToolCalls = null)
+{
+    public const string ToolUseStopReason = "tool_use";
+}
 
 public readonly record struct ClaudeUsage(
     long InputTokens,
@@ -25,6 +31,18 @@ public readonly record struct ClaudeUsage(
 {
     /// <summary>All input the model read: fresh, cache-read and cache-written tokens.</summary>
     public long PromptTokens => InputTokens + CacheReadInputTokens + CacheCreationInputTokens;
+
+    public static ClaudeUsage operator +(ClaudeUsage a, ClaudeUsage b) => new(
+        a.InputTokens + b.InputTokens,
+        a.OutputTokens + b.OutputTokens,
+        a.CacheReadInputTokens + b.CacheReadInputTokens,
+        a.CacheCreationInputTokens + b.CacheCreationInputTokens);
+
+    public static ClaudeUsage operator -(ClaudeUsage a, ClaudeUsage b) => new(
+        Math.Max(0, a.InputTokens - b.InputTokens),
+        Math.Max(0, a.OutputTokens - b.OutputTokens),
+        Math.Max(0, a.CacheReadInputTokens - b.CacheReadInputTokens),
+        Math.Max(0, a.CacheCreationInputTokens - b.CacheCreationInputTokens));
 }
 
 /// <param name="DurationMs">The CLI's wall time for the turn.</param>

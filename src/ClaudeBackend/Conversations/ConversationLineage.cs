@@ -27,6 +27,20 @@ public static class ConversationLineage
                 Append(digest, image.MediaType);
                 Append(digest, image.Base64Data);
             }
+
+            // Calls and results by what they say, not by their ids, which some clients do not send back.
+            foreach (var call in message.ToolCalls ?? [])
+            {
+                Append(digest, "call");
+                Append(digest, call.Name);
+                Append(digest, CanonicalJson(call.Arguments));
+            }
+
+            foreach (var result in message.ToolResults ?? [])
+            {
+                Append(digest, result.IsError ? "error" : "result");
+                Append(digest, result.Content.Trim());
+            }
         }
 
         // "lineage:" is a start that no client id's key (ConversationStore.KeyOf) has.
@@ -38,8 +52,25 @@ public static class ConversationLineage
     /// tools, system prompt; <see cref="Cli.ClaudeCliInvocation.FingerprintOf"/>), and the client's own chat id if it
     /// sends one.
     /// </summary>
-    public static string ScopeOf(string cliModel, string? systemPrompt, IReadOnlyList<string>? tools, string? clientChatId = null) =>
-        $"{Cli.ClaudeCliInvocation.FingerprintOf(cliModel, tools, systemPrompt)}\n{clientChatId}";
+    public static string ScopeOf(string cliModel, string? systemPrompt, IReadOnlyList<string>? tools, string? clientChatId = null, IReadOnlyList<ClaudeTool>? clientTools = null) =>
+        $"{Cli.ClaudeCliInvocation.FingerprintOf(cliModel, tools, systemPrompt, clientTools)}\n{clientChatId}";
+
+    /// <summary>
+    /// Arguments as compact JSON: an OpenAI client sends back the text it got, an Ollama client the object re-encoded
+    /// in its own spacing.
+    /// </summary>
+    internal static string CanonicalJson(string json)
+    {
+        try
+        {
+            using var document = System.Text.Json.JsonDocument.Parse(json);
+            return System.Text.Json.JsonSerializer.Serialize(document.RootElement, ClaudeBackendJsonContext.Default.JsonElement);
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return json.Trim();
+        }
+    }
 
     private static void Append(IncrementalHash digest, string value)
     {

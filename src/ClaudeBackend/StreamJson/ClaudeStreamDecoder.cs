@@ -1,20 +1,34 @@
 using System.Text;
 using System.Text.Json;
+using ClaudeProxy.ClaudeBackend.Cli;
 using ClaudeProxy.ClaudeBackend.Contract;
 
 namespace ClaudeProxy.ClaudeBackend.StreamJson;
 
 /// <summary>
-/// Turns the CLI's stream-json lines into <see cref="ClaudeStreamEvent"/>s. One instance per turn: it remembers what was streamed so far.
+/// Turns the CLI's stream-json lines into <see cref="ClaudeStreamEvent"/>s. One instance per turn, or per part of a
+/// turn that pauses for the client's function results: it remembers what was streamed so far.
 /// </summary>
 /// <remarks>
 /// Text is streamed from <c>stream_event</c> deltas as they arrive. The <c>assistant</c> line that closes each
 /// content block is authoritative: when a stream breaks, the CLI retries without streaming and prints the whole
 /// answer there without withdrawing the deltas it already printed, so only the part not yet streamed is emitted.
+/// <para>
+/// When the model calls the client's functions, the CLI asks the host for each call (<c>tools/call</c>) and waits. Once
+/// the model's message has ended with <c>stop_reason: tool_use</c> and every <c>tool_use</c> block of it is waiting so,
+/// the part is complete (<see cref="IsPaused"/>): the client gets the calls, and its results continue the turn. The
+/// CLI's result line counts the whole turn, so what earlier parts reported is taken off its usage.
+/// </para>
 /// </remarks>
-public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = null)
+/// <param name="reportedEarlier">The usage earlier parts of the same CLI turn reported.</param>
+public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = null, ClaudeUsage reportedEarlier = default)
 {
     private readonly TimeProvider _timeProvider = timeProvider ?? TimeProvider.System;
+    // The tool_use blocks of the model's message being streamed, in order, and the calls the CLI waits on.
+    private readonly List<string> _roundToolUses = [];
+    private readonly List<PendingToolCall> _pendingCalls = [];
+    private bool _roundEnded;
+    private ClaudeUsage _usage;
     private readonly StringBuilder _streamedText = new();
     private readonly StringBuilder _streamedThinking = new();
     private readonly StringBuilder _answer = new();
@@ -27,6 +41,18 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
 
     /// <summary>The API model that is answering, once known.</summary>
     public string? ResponseModel => _responseModel;
+
+    /// <summary>True once the part ended with calls of the client's functions that the CLI waits on.</summary>
+    public bool IsPaused { get; private set; }
+
+    /// <summary>The calls the CLI waits on, once <see cref="IsPaused"/>.</summary>
+    internal IReadOnlyList<PendingToolCall> PendingCalls => _pendingCalls;
+
+    /// <summary>Answers a call at once, without the client, when it returns true (a rebuilt conversation's known results).</summary>
+    internal Func<PendingToolCall, bool>? AnswersAtOnce { get; init; }
+
+    /// <summary>The usage reported up to the end of this part (earlier parts included).</summary>
+    public ClaudeUsage ReportedUsage => reportedEarlier + _usage;
 
     /// <summary>Decodes one line. Lines that are not JSON objects, or carry nothing for a client, add no event.</summary>
     public void Decode(ReadOnlySpan<byte> line, ICollection<ClaudeStreamEvent> events)
@@ -75,7 +101,46 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
             case "result":
                 DecodeResult(line, events);
                 break;
+            case "control_request" when ClientToolServer.ToolCallOf(line) is { } call:
+                if (AnswersAtOnce?.Invoke(call) == true)
+                {
+                    _roundToolUses.Remove(call.Call.Id);
+                    PauseIfRoundWaits(events);
+                    break;
+                }
+
+                _pendingCalls.Add(call);
+                var index = _roundToolUses.IndexOf(call.Call.Id);
+                events.Add(new ToolCallRequested(call.Call, index >= 0 ? index : _pendingCalls.Count - 1));
+                PauseIfRoundWaits(events);
+                break;
+            case "user" when line.Message?.Content is { } blocks:
+                // A call the CLI answered itself (arguments that do not fit the schema): the client never gets it.
+                foreach (var block in blocks)
+                {
+                    if (block is { Type: "tool_result", ToolUseId: { } answered })
+                    {
+                        _roundToolUses.Remove(answered);
+                    }
+                }
+
+                PauseIfRoundWaits(events);
+                break;
         }
+    }
+
+    private void PauseIfRoundWaits(ICollection<ClaudeStreamEvent> events)
+    {
+        if (!_roundEnded || _roundToolUses.Count == 0 || !_roundToolUses.All(id => _pendingCalls.Exists(p => p.Call.Id == id)))
+        {
+            return;
+        }
+
+        var calls = _roundToolUses.Select(id => _pendingCalls.First(p => p.Call.Id == id).Call).ToList();
+        IsPaused = true;
+        // The CLI reports durations and cost only for the whole turn, in its result line: they go with the last part.
+        var result = new ClaudeTurnResult(_answer.ToString(), ClaudeTurnResult.ToolUseStopReason, _usage, 0, default, null, _responseModel, calls);
+        Finish(new TurnCompleted(result), events);
     }
 
     private void DecodeStreamEvent(CliStreamEvent streamEvent, ICollection<ClaudeStreamEvent> events)
@@ -88,6 +153,21 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
                     _responseModel = model;
                 }
 
+                if (streamEvent.Message?.Usage is { } started)
+                {
+                    _usage += started.ToUsage() with { OutputTokens = 0 };
+                }
+
+                _roundToolUses.Clear();
+                _roundEnded = false;
+                break;
+            case "content_block_start" when streamEvent.ContentBlock is { Type: "tool_use", Id: { } toolUseId }:
+                _roundToolUses.Add(toolUseId);
+                break;
+            case "message_delta":
+                _usage += new ClaudeUsage(0, streamEvent.Usage?.OutputTokens ?? 0, 0, 0);
+                _roundEnded = streamEvent.Delta?.StopReason == ClaudeTurnResult.ToolUseStopReason;
+                PauseIfRoundWaits(events);
                 break;
             case "content_block_delta" when streamEvent.Delta is { Type: "text_delta", Text: { Length: > 0 } text }:
                 _streamedText.Append(text);
@@ -160,9 +240,7 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
             return;
         }
 
-        var usage = line.Usage is { } u
-            ? new ClaudeUsage(u.InputTokens, u.OutputTokens, u.CacheReadInputTokens, u.CacheCreationInputTokens)
-            : default;
+        var usage = line.Usage?.ToUsage() ?? default;
         if (usage.PromptTokens + usage.OutputTokens == 0 && line.ModelUsage is { Count: > 0 } byModel)
         {
             // After a non-streaming retry the CLI reports zeros in usage but the real counts per model.
@@ -176,7 +254,8 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
         var result = new ClaudeTurnResult(
             Text: line.Result ?? _answer.ToString(),
             StopReason: line.StopReason,
-            Usage: usage,
+            // The result counts the whole CLI turn; earlier parts that paused for function results reported theirs.
+            Usage: usage - reportedEarlier,
             CostUsd: line.TotalCostUsd ?? 0,
             Timings: new ClaudeTimings(line.DurationMs ?? 0, line.DurationApiMs ?? 0, line.TimeToRequestMs, line.TtftMs),
             SessionId: line.SessionId,

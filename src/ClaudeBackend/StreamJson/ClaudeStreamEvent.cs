@@ -11,6 +11,7 @@ namespace ClaudeProxy.ClaudeBackend.StreamJson;
 [JsonPolymorphic(TypeDiscriminatorPropertyName = "type")]
 [JsonDerivedType(typeof(TextDelta), "text")]
 [JsonDerivedType(typeof(ThinkingDelta), "thinking")]
+[JsonDerivedType(typeof(ToolCallRequested), "tool_call")]
 [JsonDerivedType(typeof(TurnCompleted), "completed")]
 [JsonDerivedType(typeof(TurnFailed), "failed")]
 public abstract record ClaudeStreamEvent;
@@ -21,7 +22,14 @@ public sealed record TextDelta(string Text) : ClaudeStreamEvent;
 /// <summary>Thinking text, kept apart from the answer.</summary>
 public sealed record ThinkingDelta(string Text) : ClaudeStreamEvent;
 
-/// <summary>The turn ended well; the CLI's real usage and timings.</summary>
+/// <summary>
+/// The model calls one of the client's functions; <paramref name="Index"/> is its place among the calls of its round.
+/// The turn then completes with every call of the round (<see cref="ClaudeTurnResult.ToolCalls"/>) and waits for their
+/// results, which the client's next request brings.
+/// </summary>
+public sealed record ToolCallRequested(ClaudeToolCall Call, int Index) : ClaudeStreamEvent;
+
+/// <summary>The turn ended well, or paused for the client's function results; the CLI's real usage and timings.</summary>
 public sealed record TurnCompleted(ClaudeTurnResult Result) : ClaudeStreamEvent;
 
 /// <summary>The turn ended in an error; nothing follows.</summary>

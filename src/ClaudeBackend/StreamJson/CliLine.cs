@@ -26,7 +26,9 @@ internal sealed record CliLine(
     string[]? Errors,
     string? Model,
     [property: JsonPropertyName("retry_delay_ms")] double? RetryDelayMs,
-    [property: JsonPropertyName("rate_limit_info")] CliRateLimitInfo? RateLimitInfo)
+    [property: JsonPropertyName("rate_limit_info")] CliRateLimitInfo? RateLimitInfo,
+    [property: JsonPropertyName("request_id")] string? RequestId,
+    CliIncomingControl? Request)
 {
     /// <summary>The line parsed, when it is a <c>result</c> line (a turn's last); null for any other line.</summary>
     public static CliLine? AsResult(string line)
@@ -51,19 +53,54 @@ internal sealed record CliLine(
 /// <summary>A <c>rate_limit_event</c> line: <c>allowed</c>, <c>allowed_warning</c> (still served) or <c>rejected</c>.</summary>
 internal sealed record CliRateLimitInfo(string? Status, long? ResetsAt);
 
-internal sealed record CliStreamEvent(string? Type, CliDelta? Delta, CliMessage? Message);
+internal sealed record CliStreamEvent(
+    string? Type,
+    CliDelta? Delta,
+    CliMessage? Message,
+    [property: JsonPropertyName("content_block")] CliContentBlock? ContentBlock,
+    CliUsage? Usage);
 
-internal sealed record CliDelta(string? Type, string? Text, string? Thinking);
+internal sealed record CliDelta(string? Type, string? Text, string? Thinking, [property: JsonPropertyName("stop_reason")] string? StopReason);
 
-internal sealed record CliMessage(string? Id, string? Model, CliContentBlock[]? Content);
+internal sealed record CliMessage(string? Id, string? Model, CliContentBlock[]? Content, CliUsage? Usage);
 
-internal sealed record CliContentBlock(string? Type, string? Text, string? Thinking);
+internal sealed record CliContentBlock(
+    string? Type,
+    string? Text,
+    string? Thinking,
+    string? Id,
+    [property: JsonPropertyName("tool_use_id")] string? ToolUseId);
+
+/// <summary>
+/// A control request the CLI sends the host on stdout. With the client's functions served in the pipe (an <c>sdk</c>
+/// MCP server, <see cref="Cli.ClientToolServer"/>) it carries MCP messages: the handshake, and <c>tools/call</c>, which
+/// the CLI then waits for (recorded in <c>tests/Fixtures/client_tools</c>).
+/// </summary>
+internal sealed record CliIncomingControl(
+    string? Subtype,
+    [property: JsonPropertyName("server_name")] string? ServerName,
+    CliMcpMessage? Message);
+
+internal sealed record CliMcpMessage(string? Method, JsonElement Id, CliMcpParams? Params);
+
+internal sealed record CliMcpParams(
+    string? Name,
+    JsonElement Arguments,
+    [property: JsonPropertyName("_meta")] Dictionary<string, JsonElement>? Meta,
+    [property: JsonPropertyName("protocolVersion")] string? ProtocolVersion)
+{
+    /// <summary>The id of the model's <c>tool_use</c> block that a <c>tools/call</c> runs.</summary>
+    public string? ToolUseId => Meta?.GetValueOrDefault("claudecode/toolUseId") is { ValueKind: JsonValueKind.String } id ? id.GetString() : null;
+}
 
 internal sealed record CliUsage(
     [property: JsonPropertyName("input_tokens")] long InputTokens,
     [property: JsonPropertyName("output_tokens")] long OutputTokens,
     [property: JsonPropertyName("cache_read_input_tokens")] long CacheReadInputTokens,
-    [property: JsonPropertyName("cache_creation_input_tokens")] long CacheCreationInputTokens);
+    [property: JsonPropertyName("cache_creation_input_tokens")] long CacheCreationInputTokens)
+{
+    public Contract.ClaudeUsage ToUsage() => new(InputTokens, OutputTokens, CacheReadInputTokens, CacheCreationInputTokens);
+}
 
 internal sealed record CliModelUsage(
     long InputTokens,
@@ -82,7 +119,17 @@ internal sealed record CliUserMessage(IReadOnlyList<CliInputBlock> Content)
     public string Role => "user";
 }
 
-internal sealed record CliInputBlock(string Type, string? Text = null, CliImageSource? Source = null);
+/// <summary>A content block of a user line or of a written session: text, an image, or a call of a client function and its result.</summary>
+internal sealed record CliInputBlock(
+    string Type,
+    string? Text = null,
+    CliImageSource? Source = null,
+    string? Id = null,
+    string? Name = null,
+    JsonElement? Input = null,
+    [property: JsonPropertyName("tool_use_id")] string? ToolUseId = null,
+    string? Content = null,
+    [property: JsonPropertyName("is_error")] bool? IsError = null);
 
 internal sealed record CliImageSource(
     [property: JsonPropertyName("media_type")] string MediaType,

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text.Json;
 using ClaudeProxy.ClaudeBackend.Contract;
+using ClaudeProxy.ClaudeBackend.StreamJson;
 
 namespace ClaudeProxy.Transforms.Ollama;
 
@@ -23,11 +24,7 @@ internal sealed class OllamaChatDialect : OllamaDialect
             return null;
         }
 
-        if (DialectJson.IsNonEmptyArray(request.Tools))
-        {
-            throw new DialectRequestException($"{model} does not support tools");
-        }
-
+        var tools = FunctionTools.From(request.Tools);
         List<string> system = [];
         List<ClaudeMessage> messages = [];
         foreach (var message in request.Messages)
@@ -43,10 +40,10 @@ internal sealed class OllamaChatDialect : OllamaDialect
                     messages.Add(new ClaudeMessage(ClaudeMessage.UserRole, text, message.Images?.Select(ImageData.FromBase64).ToList()));
                     break;
                 case "assistant":
-                    messages.Add(new ClaudeMessage(ClaudeMessage.AssistantRole, text));
+                    messages.Add(new ClaudeMessage(ClaudeMessage.AssistantRole, text, ToolCalls: ToolCallsOf(message.ToolCalls, messages.Count)));
                     break;
                 case "tool":
-                    messages.Add(new ClaudeMessage(ClaudeMessage.UserRole, "Tool result:\n" + text));
+                    AddToolResult(messages, message, text);
                     break;
                 default:
                     throw new DialectRequestException($"invalid role '{message.Role}': use system, user, assistant or tool");
@@ -57,8 +54,44 @@ internal sealed class OllamaChatDialect : OllamaDialect
             model,
             messages,
             ResponseFormat.SystemPrompt(system, ResponseFormat.FromOllama(request.Format)),
-            DialectJson.ConversationId(request.Id, request.User));
+            DialectJson.ConversationId(request.Id, request.User),
+            Tools: tools);
         return new DialectRequest(turn, model, request.Stream ?? true);
+    }
+
+    /// <summary>An assistant message's calls; a client that drops their ids gets ones by place, which only pair results.</summary>
+    private static List<ClaudeToolCall>? ToolCallsOf(List<OllamaToolCall>? calls, int messageIndex) => calls is null or { Count: 0 }
+        ? null
+        : [.. calls.Select((call, i) => new ClaudeToolCall(
+            call.Id is { Length: > 0 } id ? id : $"call_{messageIndex}_{i}",
+            call.Function?.Name ?? throw new DialectRequestException("a tool call needs its function's 'name'"),
+            FunctionTools.ArgumentsText(call.Function.Arguments)))];
+
+    /// <summary>
+    /// A tool message answers a call of the assistant message before it: the one its <c>tool_call_id</c> names, else the
+    /// first unanswered call of its <c>tool_name</c>, else the first unanswered call. The results of one round go
+    /// together, as one message.
+    /// </summary>
+    private static void AddToolResult(List<ClaudeMessage> messages, OllamaMessage message, string content)
+    {
+        var last = messages.Count > 0 ? messages[^1] : null;
+        var earlier = last is { Role: ClaudeMessage.UserRole, Text.Length: 0, ToolResults: { Count: > 0 } results } ? results : [];
+        var calls = (earlier.Count > 0 ? messages[^2] : last)?.ToolCalls ?? [];
+        var open = calls.Where(c => earlier.All(r => r.ToolCallId != c.Id)).ToList();
+        var call = open.FirstOrDefault(c => c.Id == message.ToolCallId)
+            ?? open.FirstOrDefault(c => c.Name == message.ToolName)
+            ?? open.FirstOrDefault();
+        var id = call?.Id ?? message.ToolCallId
+            ?? throw new DialectRequestException("a 'tool' message must follow the assistant message with its tool_calls");
+        var result = new ClaudeToolResult(id, content);
+        if (earlier.Count > 0)
+        {
+            messages[^1] = last! with { ToolResults = [.. earlier, result] };
+        }
+        else
+        {
+            messages.Add(new ClaudeMessage(ClaudeMessage.UserRole, "", ToolResults: [result]));
+        }
     }
 
     internal override AnswerWriter CreateWriter(DialectRequest request, TimeProvider timeProvider, long startTimestamp) =>
@@ -70,14 +103,25 @@ internal sealed class OllamaChatDialect : OllamaDialect
         protected override void WriteText(string text, IBufferWriter<byte> output) =>
             Chunk(new OllamaResponseMessage(text), output);
 
+        /// <summary>As Ollama streams a call: whole, in a chunk of its own.</summary>
+        protected override void WriteToolCall(ToolCallRequested call, IBufferWriter<byte> output) =>
+            Chunk(new OllamaResponseMessage("", ToolCalls: [ToOllama(call.Call, call.Index)]), output);
+
+        private static OllamaToolCall ToOllama(ClaudeToolCall call, int index) =>
+            new(call.Id, new OllamaFunctionCall(call.Name, FunctionTools.ArgumentsObject(call.Arguments), index));
+
         protected override void WriteThinking(string thinking, IBufferWriter<byte> output) =>
             Chunk(new OllamaResponseMessage("", thinking), output);
 
         protected override void WriteCompleted(ClaudeTurnResult result, IBufferWriter<byte> output) =>
             JsonOutput.WriteLine(output, Final(result, new OllamaResponseMessage("")), DialectJsonContext.Default.OllamaChatChunk);
 
-        public override void WriteAnswer(ClaudeTurnResult result, string thinking, IBufferWriter<byte> output) =>
-            JsonOutput.WriteJson(output, Final(result, new OllamaResponseMessage(result.Text, thinking.Length > 0 ? thinking : null)), DialectJsonContext.Default.OllamaChatChunk);
+        public override void WriteAnswer(ClaudeTurnResult result, string thinking, IBufferWriter<byte> output)
+        {
+            var calls = result.ToolCalls is { Count: > 0 } made ? made.Select(ToOllama).ToList() : null;
+            var message = new OllamaResponseMessage(result.Text, thinking.Length > 0 ? thinking : null, calls);
+            JsonOutput.WriteJson(output, Final(result, message), DialectJsonContext.Default.OllamaChatChunk);
+        }
 
         private void Chunk(OllamaResponseMessage message, IBufferWriter<byte> output) =>
             JsonOutput.WriteLine(output, new OllamaChatChunk(Request.RequestedModel, TimeProvider.GetUtcNow(), message, false), DialectJsonContext.Default.OllamaChatChunk);

@@ -11,7 +11,7 @@ internal sealed record OllamaChatRequest(
     bool? Stream,
     JsonElement Format,
     JsonElement KeepAlive,
-    JsonElement Tools,
+    List<FunctionTool>? Tools,
     string? Id,
     string? User);
 
@@ -26,7 +26,18 @@ internal sealed record OllamaGenerateRequest(
     string? Id,
     string? User);
 
-internal sealed record OllamaMessage(string? Role, string? Content, List<string>? Images);
+internal sealed record OllamaMessage(
+    string? Role,
+    string? Content,
+    List<string>? Images,
+    List<OllamaToolCall>? ToolCalls = null,
+    string? ToolName = null,
+    string? ToolCallId = null);
+
+/// <summary>A call of a function; Ollama's arguments are a JSON object, not its text.</summary>
+internal sealed record OllamaToolCall(string? Id, OllamaFunctionCall? Function);
+
+internal sealed record OllamaFunctionCall(string? Name, JsonElement Arguments, int? Index = null);
 
 internal sealed record OllamaChatChunk(
     string Model,
@@ -45,7 +56,8 @@ internal sealed record OllamaGenerateChunk(
 
 internal sealed record OllamaResponseMessage(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string Content,
-    string? Thinking = null)
+    string? Thinking = null,
+    IReadOnlyList<OllamaToolCall>? ToolCalls = null)
 {
     public string Role => "assistant";
 }

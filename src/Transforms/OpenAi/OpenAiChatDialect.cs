@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Text;
 using System.Text.Json;
 using ClaudeProxy.ClaudeBackend.Contract;
+using ClaudeProxy.ClaudeBackend.StreamJson;
 
 namespace ClaudeProxy.Transforms.OpenAi;
 
@@ -32,11 +33,7 @@ internal sealed class OpenAiChatDialect : ClaudeDialect
             throw new DialectRequestException("[] is too short - 'messages'");
         }
 
-        if (DialectJson.IsNonEmptyArray(request.Tools))
-        {
-            throw new DialectRequestException($"{request.Model} does not support tools");
-        }
-
+        var tools = FunctionTools.From(request.Tools);
         List<string> system = [];
         List<ClaudeMessage> messages = [];
         foreach (var message in request.Messages)
@@ -51,26 +48,51 @@ internal sealed class OpenAiChatDialect : ClaudeDialect
                     messages.Add(new ClaudeMessage(ClaudeMessage.UserRole, text, images));
                     break;
                 case "assistant":
-                    messages.Add(new ClaudeMessage(ClaudeMessage.AssistantRole, text));
+                    messages.Add(new ClaudeMessage(ClaudeMessage.AssistantRole, text, ToolCalls: ToolCallsOf(message.ToolCalls)));
                     break;
-                case "tool" or "function":
-                    messages.Add(new ClaudeMessage(ClaudeMessage.UserRole, "Tool result:\n" + text));
+                case "tool":
+                    var result = new ClaudeToolResult(
+                        message.ToolCallId is { Length: > 0 } callId ? callId : throw new DialectRequestException("a 'tool' message needs its 'tool_call_id'"),
+                        text);
+                    // The results of one round go together, as one message.
+                    if (messages is [.., { ToolResults: { Count: > 0 } earlier } last] && last.Text.Length == 0)
+                    {
+                        messages[^1] = last with { ToolResults = [.. earlier, result] };
+                    }
+                    else
+                    {
+                        messages.Add(new ClaudeMessage(ClaudeMessage.UserRole, "", ToolResults: [result]));
+                    }
+
                     break;
                 default:
                     throw new DialectRequestException($"Invalid value: '{message.Role}'. Supported values are: 'system', 'developer', 'user', 'assistant' and 'tool'.");
             }
         }
 
+        if (FunctionTools.Instruction(request.ToolChoice, request.ParallelToolCalls, tools) is { } toolInstruction)
+        {
+            system.Add(toolInstruction);
+        }
+
         var turn = new ClaudeTurnRequest(
             request.Model,
             messages,
             ResponseFormat.SystemPrompt(system, ResponseFormat.FromOpenAi(request.ResponseFormat)),
-            DialectJson.ConversationId(request.Id, request.User));
+            DialectJson.ConversationId(request.Id, request.User),
+            Tools: tools);
         return new DialectRequest(turn, request.Model, request.Stream ?? false, request.StreamOptions?.IncludeUsage ?? false);
     }
 
     internal override AnswerWriter CreateWriter(DialectRequest request, TimeProvider timeProvider, long startTimestamp) =>
         new Writer(request, timeProvider, startTimestamp);
+
+    private static List<ClaudeToolCall>? ToolCallsOf(List<OpenAiToolCall>? calls) => calls is null or { Count: 0 }
+        ? null
+        : [.. calls.Select(call => new ClaudeToolCall(
+            call.Id ?? throw new DialectRequestException("a tool call needs its 'id'"),
+            call.Function?.Name ?? throw new DialectRequestException("a tool call needs its function's 'name'"),
+            call.Function.Arguments is { Length: > 0 } arguments ? arguments : "{}"))];
 
     /// <summary>A message's content: a string, or parts of type <c>text</c> and <c>image_url</c>.</summary>
     private static (string Text, List<ClaudeImage>? Images) ReadContent(JsonElement content)
@@ -121,6 +143,13 @@ internal sealed class OpenAiChatDialect : ClaudeDialect
         protected override void WriteThinking(string thinking, IBufferWriter<byte> output) =>
             Chunk(new OpenAiDelta(Role(), Reasoning: thinking), null, output);
 
+        /// <summary>As the OpenAI API streams a call: its name first, then its arguments.</summary>
+        protected override void WriteToolCall(ToolCallRequested call, IBufferWriter<byte> output)
+        {
+            Chunk(new OpenAiDelta(Role(), ToolCalls: [new OpenAiToolCallDelta(call.Index, call.Call.Id, "function", new OpenAiFunctionCall(call.Call.Name, ""))]), null, output);
+            Chunk(new OpenAiDelta(ToolCalls: [new OpenAiToolCallDelta(call.Index, null, null, new OpenAiFunctionCall(null, call.Call.Arguments))]), null, output);
+        }
+
         protected override void WriteCompleted(ClaudeTurnResult result, IBufferWriter<byte> output)
         {
             if (!_roleSent)
@@ -128,7 +157,7 @@ internal sealed class OpenAiChatDialect : ClaudeDialect
                 Chunk(new OpenAiDelta(Role(), Content: ""), null, output);
             }
 
-            Chunk(new OpenAiDelta(), TurnMetrics.FinishReason(result), output);
+            Chunk(new OpenAiDelta(), FinishReason(result), output);
             if (Request.IncludeUsage)
             {
                 JsonOutput.WriteSseFrame(output, new OpenAiChatChunk(_id, _created, Request.RequestedModel, [], Usage(result)), DialectJsonContext.Default.OpenAiChatChunk);
@@ -147,10 +176,17 @@ internal sealed class OpenAiChatDialect : ClaudeDialect
 
         public override void WriteAnswer(ClaudeTurnResult result, string thinking, IBufferWriter<byte> output)
         {
-            var message = new OpenAiResponseMessage(result.Text, thinking.Length > 0 ? thinking : null);
-            var completion = new OpenAiChatCompletion(_id, _created, Request.RequestedModel, [new OpenAiChoice(0, message, TurnMetrics.FinishReason(result))], Usage(result));
+            var calls = result.ToolCalls is { Count: > 0 } made
+                ? made.Select(c => new OpenAiToolCall(c.Id, new OpenAiFunctionCall(c.Name, c.Arguments))).ToList()
+                : null;
+            // With calls and no words the API sends content null.
+            var message = new OpenAiResponseMessage(calls is not null && result.Text.Length == 0 ? null : result.Text, thinking.Length > 0 ? thinking : null, calls);
+            var completion = new OpenAiChatCompletion(_id, _created, Request.RequestedModel, [new OpenAiChoice(0, message, FinishReason(result))], Usage(result));
             JsonOutput.WriteJson(output, completion, DialectJsonContext.Default.OpenAiChatCompletion);
         }
+
+        private static string FinishReason(ClaudeTurnResult result) =>
+            result.ToolCalls is { Count: > 0 } ? "tool_calls" : TurnMetrics.FinishReason(result);
 
         private string? Role()
         {

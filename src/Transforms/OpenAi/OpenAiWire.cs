@@ -10,7 +10,9 @@ internal sealed record OpenAiChatRequest(
     List<OpenAiMessage>? Messages,
     bool? Stream,
     OpenAiStreamOptions? StreamOptions,
-    JsonElement Tools,
+    List<FunctionTool>? Tools,
+    JsonElement ToolChoice,
+    bool? ParallelToolCalls,
     JsonElement ResponseFormat,
     string? User,
     string? Id);
@@ -18,7 +20,18 @@ internal sealed record OpenAiChatRequest(
 internal sealed record OpenAiStreamOptions(bool? IncludeUsage);
 
 /// <summary><see cref="Content"/> is a string or an array of parts (<c>text</c>, <c>image_url</c>).</summary>
-internal sealed record OpenAiMessage(string? Role, JsonElement Content);
+internal sealed record OpenAiMessage(string? Role, JsonElement Content, List<OpenAiToolCall>? ToolCalls, string? ToolCallId);
+
+/// <summary>A call of a function; <see cref="OpenAiFunctionCall.Arguments"/> is the text of a JSON object.</summary>
+internal sealed record OpenAiToolCall(string? Id, OpenAiFunctionCall? Function)
+{
+    public string Type => "function";
+}
+
+internal sealed record OpenAiFunctionCall(string? Name, string? Arguments);
+
+/// <summary>A streamed call: the first delta names it, the next carries its arguments.</summary>
+internal sealed record OpenAiToolCallDelta(int Index, string? Id, string? Type, OpenAiFunctionCall Function);
 
 internal sealed record OpenAiChatCompletion(
     string Id,
@@ -38,8 +51,9 @@ internal sealed record OpenAiChoice(
     string FinishReason);
 
 internal sealed record OpenAiResponseMessage(
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string Content,
-    string? Reasoning = null)
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? Content,
+    string? Reasoning = null,
+    IReadOnlyList<OpenAiToolCall>? ToolCalls = null)
 {
     public string Role => "assistant";
 }
@@ -61,7 +75,7 @@ internal sealed record OpenAiChunkChoice(
     OpenAiDelta Delta,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? FinishReason);
 
-internal sealed record OpenAiDelta(string? Role = null, string? Content = null, string? Reasoning = null);
+internal sealed record OpenAiDelta(string? Role = null, string? Content = null, string? Reasoning = null, IReadOnlyList<OpenAiToolCallDelta>? ToolCalls = null);
 
 internal sealed record OpenAiUsage(
     long PromptTokens,

@@ -1,4 +1,5 @@
 using ClaudeProxy.ClaudeBackend.Contract;
+using ClaudeProxy.TestSupport;
 using ClaudeProxy.ClaudeBackend.StreamJson;
 
 namespace ClaudeProxy.ClaudeBackend.Tests.StreamJson;
@@ -106,5 +107,56 @@ public sealed class ClaudeStreamDecoderTests
 
         Assert.Equal(ClaudeErrorKind.CliFailed, failed.Error.Kind);
         Assert.Equal("No conversation found with session ID: 99999999-2222-4333-8444-555555555555", failed.Error.Message);
+    }
+
+    [Fact]
+    public void A_round_of_parallel_calls_of_the_client_functions_pauses_the_part_once_every_call_waits()
+    {
+        var decoder = new ClaudeStreamDecoder();
+        List<ClaudeStreamEvent> events = [];
+        foreach (var line in Fixtures.StdoutLines("client_tools"))
+        {
+            decoder.Decode(line, events);
+            if (decoder.IsFinished)
+            {
+                break;
+            }
+        }
+
+        Assert.True(decoder.IsPaused);
+        var calls = events.OfType<ToolCallRequested>().ToList();
+        Assert.Equal([("get_weather", """{"city":"Paris"}""", 0), ("get_weather", """{"city":"Oslo"}""", 1)], calls.Select(c => (c.Call.Name, c.Call.Arguments, c.Index)));
+        var paused = Assert.IsType<TurnCompleted>(events[^1]);
+        Assert.Equal(ClaudeTurnResult.ToolUseStopReason, paused.Result.StopReason);
+        Assert.Equal(calls.Select(c => c.Call), paused.Result.ToolCalls);
+        Assert.All(paused.Result.ToolCalls!, call => Assert.StartsWith("toolu_", call.Id));
+        Assert.True(paused.Result.Usage.InputTokens > 0 && paused.Result.Usage.OutputTokens > 0);
+        Assert.Equal(2, decoder.PendingCalls.Count);
+    }
+
+    [Fact]
+    public void The_last_part_of_a_turn_reports_the_usage_that_earlier_parts_did_not()
+    {
+        var lines = Fixtures.StdoutLines("client_tools");
+        var whole = CliLine.AsResult(lines[^1])!.Usage!.ToUsage();
+        ClaudeUsage reported = default;
+        List<ClaudeStreamEvent> events = [];
+        var decoder = new ClaudeStreamDecoder();
+        foreach (var line in lines)
+        {
+            decoder.Decode(line, events);
+            if (decoder.IsPaused)
+            {
+                // The next part starts with the results: a decoder of its own, told what was reported.
+                reported = decoder.ReportedUsage;
+                decoder = new ClaudeStreamDecoder(reportedEarlier: reported);
+            }
+        }
+
+        var parts = events.OfType<TurnCompleted>().Select(c => c.Result).ToList();
+        Assert.Equal(3, parts.Count);
+        Assert.Equal([2, 1], parts.Take(2).Select(p => p.ToolCalls!.Count));
+        Assert.Equal(whole, parts.Aggregate(default(ClaudeUsage), (sum, p) => sum + p.Usage));
+        Assert.StartsWith("done after 2 rounds", parts[^1].Text);
     }
 }

@@ -81,7 +81,7 @@ public sealed class ModelEndpointsTests : IAsyncLifetime
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Contains("completion", show.GetProperty("capabilities").EnumerateArray().Select(c => c.GetString()));
-        Assert.DoesNotContain("tools", show.GetProperty("capabilities").EnumerateArray().Select(c => c.GetString()));
+        Assert.Contains("tools", show.GetProperty("capabilities").EnumerateArray().Select(c => c.GetString()));
         Assert.Equal("claude", show.GetProperty("model_info").GetProperty("general.architecture").GetString());
         Assert.Equal(200000, show.GetProperty("model_info").GetProperty("claude.context_length").GetInt32());
     }

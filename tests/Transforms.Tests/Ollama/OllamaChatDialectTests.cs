@@ -61,7 +61,7 @@ public sealed class OllamaChatDialectTests
     [Theory]
     [InlineData("", "missing request body")]
     [InlineData("{\"messages\":[]}", "model is required")]
-    [InlineData("{\"model\":\"claude-sonnet:latest\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\"}]}", "does not support tools")]
+    [InlineData("{\"model\":\"claude-sonnet:latest\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\"}]}", "needs a function with a name")]
     [InlineData("{\"model\":\"m\",\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}", "invalid role")]
     [InlineData("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"format\":42}", "invalid format")]
     [InlineData("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\",\"images\":[\"bm90IGFuIGltYWdl\"]}]}", "images must be")]
@@ -135,4 +135,39 @@ public sealed class OllamaChatDialectTests
     }
 
     private static string[] Fixtures() => TestSupport.Fixtures.StdoutLines("print_stream_json_partial");
+
+    [Fact]
+    public void A_result_without_an_id_answers_the_call_of_its_function_and_calls_without_ids_get_ones_by_place()
+    {
+        var request = DialectHarness.Parse(Dialect, """
+            {"model":"claude-sonnet:latest","tools":[{"type":"function","function":{"name":"a"}},{"type":"function","function":{"name":"b"}}],
+             "messages":[{"role":"user","content":"go"},
+                         {"role":"assistant","content":"","tool_calls":[{"function":{"name":"a","arguments":{"x":1}}},{"function":{"name":"b","arguments":{}}}]},
+                         {"role":"tool","tool_name":"b","content":"B"},
+                         {"role":"tool","content":"A"}]}
+            """);
+
+        var calls = request.Turn.Messages[1].ToolCalls!;
+        Assert.Equal([("a", """{"x":1}"""), ("b", "{}")], calls.Select(c => (c.Name, c.Arguments)));
+        Assert.Equal([(calls[1].Id, "B"), (calls[0].Id, "A")], request.Turn.Messages[2].ToolResults!.Select(r => (r.ToolCallId, r.Content)));
+    }
+
+    [Fact]
+    public async Task Each_call_streams_whole_in_a_chunk_of_its_own_and_the_stream_ends_done()
+    {
+        var request = DialectHarness.Parse(Dialect, """{"model":"claude-sonnet:latest","messages":[{"role":"user","content":"x"}]}""");
+        var lines = ClaudeProxy.TestSupport.Fixtures.StdoutLines("client_tools").TakeWhile(line => !line.Contains("\"tool_result\"", StringComparison.Ordinal));
+
+        var chunks = (await DialectHarness.StreamAsync(Dialect, request, lines)).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+
+        var calls = chunks.Where(c => c.GetProperty("message").TryGetProperty("tool_calls", out _)).ToList();
+        Assert.Equal(2, calls.Count);
+        Assert.All(calls, c => Assert.False(c.GetProperty("done").GetBoolean()));
+        var first = calls[0].GetProperty("message").GetProperty("tool_calls")[0];
+        Assert.Equal("Paris", first.GetProperty("function").GetProperty("arguments").GetProperty("city").GetString());
+        Assert.Equal(1, calls[1].GetProperty("message").GetProperty("tool_calls")[0].GetProperty("function").GetProperty("index").GetInt32());
+        Assert.StartsWith("toolu_", first.GetProperty("id").GetString());
+        Assert.True(chunks[^1].GetProperty("done").GetBoolean());
+        Assert.Equal("stop", chunks[^1].GetProperty("done_reason").GetString());
+    }
 }

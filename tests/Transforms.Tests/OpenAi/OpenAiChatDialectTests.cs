@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using ClaudeProxy.ClaudeBackend.Contract;
+using ClaudeProxy.TestSupport;
 
 namespace ClaudeProxy.Transforms.Tests.OpenAi;
 
@@ -38,7 +39,9 @@ public sealed class OpenAiChatDialectTests
     [InlineData("""{"model":"m","messages":[]}""", "too short")]
     [InlineData("""{"messages":[{"role":"user","content":"x"}]}""", "model")]
     [InlineData("""{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://example.com/cat.png"}}]}]}""", "data URL")]
-    [InlineData("""{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}]}""", "does not support tools")]
+    [InlineData("""{"model":"m","messages":[{"role":"user","content":"x"},{"role":"tool","content":"42"}]}""", "tool_call_id")]
+    [InlineData("""{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":{"type":"function","function":{"name":"g"}}}""", "'g', which is not among the tools")]
+    [InlineData("""{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"web_search"}]}""", "only 'function'")]
     [InlineData("""{"model":"m","messages":[{"role":"user","content":42}]}""", "content must be")]
     public void A_bad_request_is_refused_with_a_clear_message(string json, string expected)
     {
@@ -97,5 +100,48 @@ public sealed class OpenAiChatDialectTests
         Assert.Equal("rate_limit_error", error.GetProperty("type").GetString());
         Assert.Equal("rate_limited", error.GetProperty("code").GetString());
         Assert.DoesNotContain("[DONE]", frames);
+    }
+
+    [Fact]
+    public void Calls_and_their_results_come_to_the_backend_as_one_assistant_message_and_one_message_of_results()
+    {
+        var request = DialectHarness.Parse(Dialect, """
+            {"model":"m","tool_choice":"required","parallel_tool_calls":false,
+             "tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}},
+                      {"type":"function","function":{"name":"now"}}],
+             "messages":[{"role":"user","content":"weather?"},
+                         {"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Oslo\"}"}},
+                                                                          {"id":"call_2","type":"function","function":{"name":"now","arguments":""}}]},
+                         {"role":"tool","tool_call_id":"call_1","content":"sunny"},
+                         {"role":"tool","tool_call_id":"call_2","content":[{"type":"text","text":"noon"}]}]}
+            """);
+
+        Assert.Equal(["get_weather", "now"], request.Turn.Tools!.Select(t => t.Name));
+        Assert.Equal("object", request.Turn.Tools![1].Parameters.GetProperty("type").GetString());
+        Assert.Equal(3, request.Turn.Messages.Count);
+        Assert.Equal([("call_1", "get_weather", """{"city":"Oslo"}"""), ("call_2", "now", "{}")], request.Turn.Messages[1].ToolCalls!.Select(c => (c.Id, c.Name, c.Arguments)));
+        Assert.Equal([("call_1", "sunny"), ("call_2", "noon")], request.Turn.Messages[2].ToolResults!.Select(r => (r.ToolCallId, r.Content)));
+        Assert.Contains("You must call at least one of the functions", request.Turn.SystemPrompt);
+        Assert.Contains("at most one function at a time", request.Turn.SystemPrompt);
+    }
+
+    [Fact]
+    public async Task A_round_of_calls_streams_as_the_openai_api_streams_it_and_finishes_with_tool_calls()
+    {
+        var request = DialectHarness.Parse(Dialect, """{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}""");
+        var lines = Fixtures.StdoutLines("client_tools").TakeWhile(line => !line.Contains("\"tool_result\"", StringComparison.Ordinal));
+
+        var frames = (await DialectHarness.StreamAsync(Dialect, request, lines)).Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
+
+        var chunks = frames.Where(f => f != "data: [DONE]").Select(f => JsonDocument.Parse(f["data: ".Length..]).RootElement.GetProperty("choices")[0]).ToList();
+        var calls = chunks.Where(c => c.GetProperty("delta").TryGetProperty("tool_calls", out _)).Select(c => c.GetProperty("delta").GetProperty("tool_calls")[0]).ToList();
+        Assert.Equal(4, calls.Count);
+        Assert.Equal([0, 0, 1, 1], calls.Select(c => c.GetProperty("index").GetInt32()));
+        Assert.Equal("get_weather", calls[0].GetProperty("function").GetProperty("name").GetString());
+        Assert.Equal("function", calls[0].GetProperty("type").GetString());
+        Assert.StartsWith("toolu_", calls[0].GetProperty("id").GetString());
+        Assert.Equal("""{"city":"Oslo"}""", calls[3].GetProperty("function").GetProperty("arguments").GetString());
+        Assert.Equal("tool_calls", chunks[^1].GetProperty("finish_reason").GetString());
+        Assert.Equal("data: [DONE]", frames[^1]);
     }
 }

@@ -1,0 +1,71 @@
+using ClaudeProxy.ClaudeBackend.Cli;
+using ClaudeProxy.ClaudeBackend.Contract;
+using ClaudeProxy.ClaudeBackend.Conversations;
+
+namespace ClaudeProxy.ClaudeBackend;
+
+/// <summary>
+/// The results a client already sent for calls of its functions, when the process that made the calls is gone (a
+/// timeout, an eviction, a restart). The conversation is rebuilt up to the question that led to them, and as the model
+/// makes the same calls again (same function, same arguments) they get these results at once: the model sees real
+/// <c>tool_use</c> and <c>tool_result</c> blocks, never a transcript. A call it did not make before goes to the client.
+/// </summary>
+/// <remarks>
+/// The CLI cannot be resumed into the middle of a round: a session that ends in calls without results loses them on
+/// <c>--resume</c>, and one that ends in results gets "Continue from where you left off." and a made-up answer
+/// (recorded in <c>tests/Fixtures/client_tools</c>). So the round is asked again.
+/// </remarks>
+internal sealed class ToolReplay(IReadOnlyList<(ClaudeToolCall Call, ClaudeToolResult Result)> answers)
+{
+    private readonly List<(ClaudeToolCall Call, ClaudeToolResult Result)> _unused = [.. answers];
+
+    /// <summary>
+    /// The replay for a request that ends in function results: the question before the calls, as the turn to run, and
+    /// every result after it, by call. Null when the request does not end in results.
+    /// </summary>
+    public static (IReadOnlyList<ClaudeMessage> Asked, ToolReplay Replay)? Of(IReadOnlyList<ClaudeMessage> messages)
+    {
+        if (messages.Count == 0 || messages[^1].ToolResults is not { Count: > 0 })
+        {
+            return null;
+        }
+
+        var question = messages.Count - 1;
+        while (question >= 0 && (messages[question].Role != ClaudeMessage.UserRole || messages[question].ToolResults is { Count: > 0 }))
+        {
+            question--;
+        }
+
+        if (question < 0)
+        {
+            return null;
+        }
+
+        var calls = messages.Skip(question + 1).SelectMany(m => m.ToolCalls ?? []).ToDictionary(c => c.Id, StringComparer.Ordinal);
+        var answers = messages.Skip(question + 1).SelectMany(m => m.ToolResults ?? [])
+            .Where(r => calls.ContainsKey(r.ToolCallId))
+            .Select(r => (calls[r.ToolCallId], r))
+            .ToList();
+        return ([.. messages.Take(question + 1)], new ToolReplay(answers));
+    }
+
+    /// <summary>Answers <paramref name="call"/> with the result of the same call made before; false if there is none.</summary>
+    public bool TryAnswer(PendingToolCall call, ClientToolServer? server)
+    {
+        if (server is null)
+        {
+            return false;
+        }
+
+        var arguments = ConversationLineage.CanonicalJson(call.Call.Arguments);
+        var index = _unused.FindIndex(a => a.Call.Name == call.Call.Name && ConversationLineage.CanonicalJson(a.Call.Arguments) == arguments);
+        if (index < 0)
+        {
+            return false;
+        }
+
+        server.Answer(call, _unused[index].Result);
+        _unused.RemoveAt(index);
+        return true;
+    }
+}
