@@ -59,6 +59,13 @@ public sealed partial class ClaudeCliBackend(
             var scopeKeys = ConversationKeysOf(request, model)!;
             var historyKey = scopeKeys.HistoryKeyOf(request.Messages.Take(TurnPrompt.HistoryCount(request.Messages)));
             paused = _paused.Take(request.Owner, results.Select(r => r.ToolCallId), historyKey);
+            if (paused is { ProcessEnded: true })
+            {
+                // Its process died while it waited: the conversation is rebuilt, as when the wait timed out.
+                await paused.EndPausedAsync();
+                paused = null;
+            }
+
             if (paused is not null)
             {
                 (results, var missing) = MatchResults(paused.WaitingCalls, request.Messages);
@@ -71,7 +78,18 @@ public sealed partial class ClaudeCliBackend(
             }
         }
 
-        var processLease = await AcquireProcessAsync(cancellationToken);
+        RateLimitLease? processLease;
+        try
+        {
+            processLease = await AcquireProcessAsync(cancellationToken);
+        }
+        catch when (paused is not null)
+        {
+            // The client left while queued: the turn it came to resume ends with it.
+            await paused.EndPausedAsync();
+            throw;
+        }
+
         if (processLease is null)
         {
             if (paused is not null)
@@ -173,7 +191,7 @@ public sealed partial class ClaudeCliBackend(
             return ClaudeTurnEvents.Failed(error);
         }
 
-        return turn;
+        return turn.CurrentPart;
     }
 
     /// <summary>
@@ -210,10 +228,20 @@ public sealed partial class ClaudeCliBackend(
     {
         var keys = ConversationKeysOf(request, model)!;
         turn.Resume(results, processLease, ConversationTurnOf(request.Messages, keys, historyKnown: true));
-        var error = await WaitForAnswerAsync(turn, cancellationToken);
+        ClaudeBackendError? error;
+        try
+        {
+            error = await WaitForAnswerAsync(turn, cancellationToken);
+        }
+        catch
+        {
+            await turn.DisposeAsync();
+            throw;
+        }
+
         if (error is null)
         {
-            return turn;
+            return turn.CurrentPart;
         }
 
         await turn.DisposeAsync();
@@ -292,6 +320,12 @@ public sealed partial class ClaudeCliBackend(
         if (tools.GroupBy(t => t.Name).FirstOrDefault(g => g.Count() > 1) is { } twice)
         {
             return $"tool '{twice.Key}' is defined twice";
+        }
+
+        var newTurn = request.Messages.Skip(TurnPrompt.HistoryCount(request.Messages)).ToList();
+        if (newTurn.SkipLast(1).Any(m => m.ToolResults is { Count: > 0 }))
+        {
+            return "tool results must be the last message: send a new question in a request of its own";
         }
 
         if (request.Messages[^1].ToolResults is not { Count: > 0 } results)

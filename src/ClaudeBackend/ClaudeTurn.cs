@@ -31,6 +31,8 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
     private int _lines;
     private bool _ended;
     private bool _paused;
+    // Which request's part of the turn is current: a part read or disposed after the turn went on does nothing.
+    private int _part;
     private bool _keptByLineage;
     private int _disposed;
 
@@ -74,6 +76,9 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
     /// <summary>The calls the paused turn waits on.</summary>
     public IReadOnlyList<ClaudeToolCall> WaitingCalls => [.. _decoder.PendingCalls.Select(p => p.Call)];
 
+    /// <summary>Whether the turn's process has ended: a paused turn can then not go on.</summary>
+    public bool ProcessEnded => _run.Exited.IsCompleted;
+
     /// <summary>The session the turn runs in, if it keeps one.</summary>
     public ClaudeCliSession? Session => _session;
 
@@ -94,6 +99,33 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
 
         _decoder = NewDecoder(_decoder.ReportedUsage);
         (_processLease, _conversation, _paused, _ended) = (processLease, conversation, false, false);
+        Interlocked.Increment(ref _part);
+    }
+
+    /// <summary>
+    /// This request's part of the turn, for its response: once the turn pauses and the client's next request resumes
+    /// it, a late read or dispose by the earlier response (which YARP does after the last frame) leaves it alone.
+    /// </summary>
+    public IClaudeTurnEvents CurrentPart => new Part(this, Volatile.Read(ref _part));
+
+    private sealed class Part(ClaudeTurn turn, int part) : IClaudeTurnEvents
+    {
+        private bool Current => Volatile.Read(ref turn._part) == part;
+
+        public ClaudeBackendError? FailedBeforeAnswer => null;
+
+        public ValueTask<bool> ReadAsync(List<ClaudeStreamEvent> events, CancellationToken cancellationToken)
+        {
+            if (Current)
+            {
+                return turn.ReadAsync(events, cancellationToken);
+            }
+
+            events.Clear();
+            return ValueTask.FromResult(false);
+        }
+
+        public ValueTask DisposeAsync() => Current ? turn.DisposeAsync() : ValueTask.CompletedTask;
     }
 
     private ClaudeStreamDecoder NewDecoder(ClaudeUsage reportedEarlier) => new(null, reportedEarlier)
@@ -252,10 +284,6 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
     private async Task PauseAsync(ClaudeTurnResult result)
     {
         _paused = true;
-        _processLease.Dispose();
-        _processLease = NoLease.Instance;
-        _turnLease?.Dispose();
-        _turnLease = null;
         if (OnPaused is null)
         {
             // Only a turn of a kept conversation serves the client's functions: this cannot happen.
@@ -263,8 +291,12 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
             return;
         }
 
+        var (processLease, turnLease) = (_processLease, _turnLease);
+        (_processLease, _turnLease) = (NoLease.Instance, null);
         // A client that sends only its last message is known by the calls' ids alone.
         OnPaused(this, result.ToolCalls ?? [], _conversation?.HistoryAfterAnswer(result) ?? "unknown:" + Guid.NewGuid());
+        processLease.Dispose();
+        turnLease?.Dispose();
     }
 
     private async Task WaitForExitAsync()

@@ -41,7 +41,8 @@ internal sealed class ToolReplay(IReadOnlyList<(ClaudeToolCall Call, ClaudeToolR
             return null;
         }
 
-        var calls = messages.Skip(question + 1).SelectMany(m => m.ToolCalls ?? []).ToDictionary(c => c.Id, StringComparer.Ordinal);
+        // A client's own ids may repeat from round to round: the later call is the one a later result answers.
+        var calls = messages.Skip(question + 1).SelectMany(m => m.ToolCalls ?? []).GroupBy(c => c.Id, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Last(), StringComparer.Ordinal);
         var answers = messages.Skip(question + 1).SelectMany(m => m.ToolResults ?? [])
             .Where(r => calls.ContainsKey(r.ToolCallId))
             .Select(r => (calls[r.ToolCallId], r))

@@ -74,7 +74,8 @@ internal sealed class ClientToolServer(IReadOnlyList<ClaudeTool> tools, Action<s
     /// <summary>Answers a call the CLI waits for with the client's result; the model gets it as its <c>tool_result</c>.</summary>
     public void Answer(PendingToolCall call, ClaudeToolResult result)
     {
-        var content = new McpCallToolResult([new McpTextContent(result.Content)], result.IsError);
+        // The API refuses an empty text block: a function that returns nothing gives no content.
+        var content = new McpCallToolResult(result.Content.Length > 0 ? [new McpTextContent(result.Content)] : [], result.IsError);
         send(ResponseLine(call.RequestId, call.RpcId, JsonSerializer.SerializeToElement(content, ClaudeBackendJsonContext.Default.McpCallToolResult)));
     }
 

@@ -44,6 +44,11 @@ internal sealed partial class PausedTurns(TimeProvider timeProvider, IOptions<Cl
 
         foreach (var earlier in replaced.Distinct())
         {
+            lock (_gate)
+            {
+                Remove(earlier);
+            }
+
             _ = EndAsync(earlier);
         }
     }
@@ -86,7 +91,7 @@ internal sealed partial class PausedTurns(TimeProvider timeProvider, IOptions<Cl
     {
         lock (_gate)
         {
-            if (!_byKey.ContainsKey(paused.Keys[0]) || _byKey[paused.Keys[0]] != paused)
+            if (!paused.Keys.Any(key => _byKey.GetValueOrDefault(key) == paused))
             {
                 return;
             }

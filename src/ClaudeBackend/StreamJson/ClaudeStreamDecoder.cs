@@ -110,8 +110,8 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
                 }
 
                 _pendingCalls.Add(call);
-                var index = _roundToolUses.IndexOf(call.Call.Id);
-                events.Add(new ToolCallRequested(call.Call, index >= 0 ? index : _pendingCalls.Count - 1));
+                // Clients gather a streamed call by its index: the calls they get are numbered without gaps.
+                events.Add(new ToolCallRequested(call.Call, _pendingCalls.Count - 1));
                 PauseIfRoundWaits(events);
                 break;
             case "user" when line.Message?.Content is { } blocks:
@@ -136,7 +136,8 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
             return;
         }
 
-        var calls = _roundToolUses.Select(id => _pendingCalls.First(p => p.Call.Id == id).Call).ToList();
+        // In the order the client got them streamed.
+        var calls = _pendingCalls.Select(p => p.Call).Where(c => _roundToolUses.Contains(c.Id)).ToList();
         IsPaused = true;
         // The CLI reports durations and cost only for the whole turn, in its result line: they go with the last part.
         var result = new ClaudeTurnResult(_answer.ToString(), ClaudeTurnResult.ToolUseStopReason, _usage, 0, default, null, _responseModel, calls);

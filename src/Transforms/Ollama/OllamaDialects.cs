@@ -76,7 +76,7 @@ internal sealed class OllamaChatDialect : OllamaDialect
     {
         var last = messages.Count > 0 ? messages[^1] : null;
         var earlier = last is { Role: ClaudeMessage.UserRole, Text.Length: 0, ToolResults: { Count: > 0 } results } ? results : [];
-        var calls = (earlier.Count > 0 ? messages[^2] : last)?.ToolCalls ?? [];
+        var calls = (earlier.Count == 0 ? last : messages.Count >= 2 ? messages[^2] : null)?.ToolCalls ?? [];
         var open = calls.Where(c => earlier.All(r => r.ToolCallId != c.Id)).ToList();
         var call = open.FirstOrDefault(c => c.Id == message.ToolCallId)
             ?? open.FirstOrDefault(c => c.Name == message.ToolName)

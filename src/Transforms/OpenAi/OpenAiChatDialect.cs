@@ -65,6 +65,10 @@ internal sealed class OpenAiChatDialect : ClaudeDialect
                     }
 
                     break;
+                case "function":
+                    // The API's old function calling, before tool calls had ids: its results go as text, as before.
+                    messages.Add(new ClaudeMessage(ClaudeMessage.UserRole, "Function result:\n" + text));
+                    break;
                 default:
                     throw new DialectRequestException($"Invalid value: '{message.Role}'. Supported values are: 'system', 'developer', 'user', 'assistant' and 'tool'.");
             }
