@@ -24,5 +24,4 @@ namespace ClaudeProxy.ClaudeBackend;
 [JsonSerializable(typeof(McpToolList))]
 [JsonSerializable(typeof(McpCallToolResult))]
 [JsonSerializable(typeof(McpEmptyResult))]
-[JsonSerializable(typeof(JsonElement))]
 internal sealed partial class ClaudeBackendJsonContext : JsonSerializerContext;

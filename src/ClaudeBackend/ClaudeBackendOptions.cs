@@ -62,6 +62,13 @@ public sealed class ClaudeBackendOptions
     public TimeSpan ToolResultTimeout { get; set; } = TimeSpan.FromMinutes(10);
 
     /// <summary>
+    /// How many turns may wait for function results at once, each in its process (150-300 MB), which does not count
+    /// against <see cref="MaxConcurrentProcesses"/> while it waits. Beyond this the one that waited the longest is ended.
+    /// </summary>
+    [Range(0, 1_000)]
+    public int MaxPausedTurns { get; set; } = 16;
+
+    /// <summary>
     /// How many CLI processes may stay up between turns for their kept conversations (those with an <c>id</c>), so the
     /// next turn skips the cold start. Each holds 150-300 MB; beyond this the conversation idle the longest gives way.
     /// 0 ends every process after its turn.

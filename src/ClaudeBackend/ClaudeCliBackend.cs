@@ -28,7 +28,7 @@ public sealed partial class ClaudeCliBackend(
     /// <summary>Ollama's own words for a full queue, which its clients already know how to handle.</summary>
     private const string BusyMessage = "server busy, please try again.  maximum pending requests exceeded";
 
-    private readonly PausedTurns _paused = new(timeProvider, options, logger);
+    private readonly PausedTurns<ClaudeTurn> _paused = new(timeProvider, options, logger);
 
     private readonly ConcurrencyLimiter _processes = new(new ConcurrencyLimiterOptions
     {
@@ -58,7 +58,7 @@ public sealed partial class ClaudeCliBackend(
         {
             var scopeKeys = ConversationKeysOf(request, model)!;
             var historyKey = scopeKeys.HistoryKeyOf(request.Messages.Take(TurnPrompt.HistoryCount(request.Messages)));
-            paused = _paused.Take(request.Owner, results.Select(r => r.ToolCallId), historyKey);
+            paused = _paused.Take(request.Owner, results.Select(r => r.ToolCallId), historyKey, scopeKeys.Scope);
             if (paused is { ProcessEnded: true })
             {
                 // Its process died while it waited: the conversation is rebuilt, as when the wait timed out.
@@ -71,7 +71,7 @@ public sealed partial class ClaudeCliBackend(
                 (results, var missing) = MatchResults(paused.WaitingCalls, request.Messages);
                 if (missing.Count > 0)
                 {
-                    _paused.Add(paused, request.Owner, paused.WaitingCalls, historyKey);
+                    _paused.Add(paused, request.Owner, scopeKeys.Scope, paused.WaitingCalls, historyKey);
                     return ClaudeTurnEvents.Failed(new ClaudeBackendError(ClaudeErrorKind.InvalidRequest,
                         $"the results of all calls of a round must come together; missing: {string.Join(", ", missing)}"));
                 }
@@ -94,7 +94,9 @@ public sealed partial class ClaudeCliBackend(
         {
             if (paused is not null)
             {
-                await paused.EndPausedAsync();
+                // It waits on: the client's retry goes on in it rather than in a rebuilt conversation.
+                var scopeKeys = ConversationKeysOf(request, model)!;
+                _paused.Add(paused, request.Owner, scopeKeys.Scope, paused.WaitingCalls, scopeKeys.HistoryKeyOf(request.Messages.Take(TurnPrompt.HistoryCount(request.Messages))));
             }
 
             return ClaudeTurnEvents.Failed(new ClaudeBackendError(ClaudeErrorKind.Busy, BusyMessage, RetryAfterSeconds: 5));
@@ -266,7 +268,7 @@ public sealed partial class ClaudeCliBackend(
         string HistoryKeyOf(IEnumerable<ClaudeMessage> messages) => ConversationLineage.KeyOf(request.Owner, scope, messages);
         if (request.ConversationId is { } id)
         {
-            return new ConversationKeys(ConversationStore.KeyOf(request.Owner, id), HistoryKeyOf, ByHistory: false);
+            return new ConversationKeys(ConversationStore.KeyOf(request.Owner, id), HistoryKeyOf, ByHistory: false, scope);
         }
 
         var history = TurnPrompt.HistoryCount(request.Messages);
@@ -274,16 +276,17 @@ public sealed partial class ClaudeCliBackend(
         {
             // A first message keeps no session, unless the model may call the client's functions: the process must then
             // wait for their results, and it is kept, as a conversation known by its history, from its first answer on.
-            return request.Tools is { Count: > 0 } ? new ConversationKeys("new:" + Guid.NewGuid(), HistoryKeyOf, ByHistory: true) : null;
+            return request.Tools is { Count: > 0 } ? new ConversationKeys("new:" + Guid.NewGuid(), HistoryKeyOf, ByHistory: true, scope) : null;
         }
 
-        return new ConversationKeys(HistoryKeyOf(request.Messages.Take(history)), HistoryKeyOf, ByHistory: true);
+        return new ConversationKeys(HistoryKeyOf(request.Messages.Take(history)), HistoryKeyOf, ByHistory: true, scope);
     }
 
     /// <param name="Key">The store's key of the conversation.</param>
     /// <param name="HistoryKeyOf">What names a history in the conversation's scope.</param>
     /// <param name="ByHistory">Whether the key is the history's own (a conversation without an id).</param>
-    private sealed record ConversationKeys(string Key, Func<IEnumerable<ClaudeMessage>, string> HistoryKeyOf, bool ByHistory);
+    /// <param name="Scope">What must be the same for two requests to be one conversation (<see cref="ConversationLineage.ScopeOf"/>).</param>
+    private sealed record ConversationKeys(string Key, Func<IEnumerable<ClaudeMessage>, string> HistoryKeyOf, bool ByHistory, string Scope);
 
     private string? SystemPromptOf(ClaudeTurnRequest request) =>
         (request.SystemPrompt ?? options.Value.DefaultSystemPrompt) is { Length: > 0 } prompt ? prompt : null;
@@ -481,7 +484,7 @@ public sealed partial class ClaudeCliBackend(
                 WroteHistory = wroteHistory,
                 Replay = replay,
                 // Found again by its calls' ids, or by the history up to the calls for a client that drops the ids.
-                OnPaused = (paused, calls, historyKey) => _paused.Add(paused, request.Owner, calls, historyKey),
+                OnPaused = keys is null ? null : (paused, calls, historyKey) => _paused.Add(paused, request.Owner, keys.Scope, calls, historyKey),
             };
         }
         catch

@@ -9,8 +9,11 @@ namespace ClaudeProxy.ClaudeBackend;
 /// One turn: the CLI run and everything it holds (the conversation's turn lock, its throw-away files), and its events,
 /// each CLI line decoded once as it arrives. Disposing it ends the process if it still runs and frees the rest.
 /// </summary>
-internal sealed class ClaudeTurn : IClaudeTurnEvents
+internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
 {
+    /// <summary>The history a conversation's session is known by while a turn of it waits for function results: no client's.</summary>
+    private const string UnfinishedHistory = "unfinished";
+
     /// <summary>How long a CLI that has finished its turn may take to exit by itself (it needs about 30 ms).</summary>
     private static readonly TimeSpan ExitGrace = TimeSpan.FromSeconds(5);
 
@@ -76,6 +79,9 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
     /// <summary>The calls the paused turn waits on.</summary>
     public IReadOnlyList<ClaudeToolCall> WaitingCalls => [.. _decoder.PendingCalls.Select(p => p.Call)];
 
+    /// <inheritdoc/>
+    public long? PausedAt { get; set; }
+
     /// <summary>Whether the turn's process has ended: a paused turn can then not go on.</summary>
     public bool ProcessEnded => _run.Exited.IsCompleted;
 
@@ -98,7 +104,7 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
         }
 
         _decoder = NewDecoder(_decoder.ReportedUsage);
-        (_processLease, _conversation, _paused, _ended) = (processLease, conversation, false, false);
+        (_processLease, _conversation, _paused, _ended, PausedAt) = (processLease, conversation, false, false, null);
         Interlocked.Increment(ref _part);
     }
 
@@ -131,6 +137,7 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
     private ClaudeStreamDecoder NewDecoder(ClaudeUsage reportedEarlier) => new(null, reportedEarlier)
     {
         AnswersAtOnce = call => Replay?.TryAnswer(call, (_run as ResidentClaudeTurn)?.Process.ToolServer) == true,
+        MayAnswerAtOnce = () => Replay?.HasAnswers == true,
     };
 
     /// <summary>
@@ -289,6 +296,13 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents
             // Only a turn of a kept conversation serves the client's functions: this cannot happen.
             await EndPausedAsync();
             return;
+        }
+
+        if (_conversationId is not null && _session is not null && _conversation is { KeyedByHistory: false })
+        {
+            // Should the client not come back with the results, its session holds a question with calls nobody
+            // answered: the conversation's next turn must go on from the client's history instead, not from it.
+            await _conversations.RememberAsync(_conversationId, _session, UnfinishedHistory, CancellationToken.None);
         }
 
         var (processLease, turnLease) = (_processLease, _turnLease);

@@ -41,14 +41,30 @@ internal sealed class ToolReplay(IReadOnlyList<(ClaudeToolCall Call, ClaudeToolR
             return null;
         }
 
-        // A client's own ids may repeat from round to round: the later call is the one a later result answers.
-        var calls = messages.Skip(question + 1).SelectMany(m => m.ToolCalls ?? []).GroupBy(c => c.Id, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Last(), StringComparer.Ordinal);
-        var answers = messages.Skip(question + 1).SelectMany(m => m.ToolResults ?? [])
-            .Where(r => calls.ContainsKey(r.ToolCallId))
-            .Select(r => (calls[r.ToolCallId], r))
-            .ToList();
+        // Each result answers the latest call of its id before it: a client's own ids may repeat from round to round.
+        Dictionary<string, ClaudeToolCall> calls = new(StringComparer.Ordinal);
+        List<(ClaudeToolCall, ClaudeToolResult)> answers = [];
+        foreach (var message in messages.Skip(question + 1))
+        {
+            foreach (var call in message.ToolCalls ?? [])
+            {
+                calls[call.Id] = call;
+            }
+
+            foreach (var result in message.ToolResults ?? [])
+            {
+                if (calls.TryGetValue(result.ToolCallId, out var answered))
+                {
+                    answers.Add((answered, result));
+                }
+            }
+        }
+
         return ([.. messages.Take(question + 1)], new ToolReplay(answers));
     }
+
+    /// <summary>Whether results are left for calls made again.</summary>
+    public bool HasAnswers => _unused.Count > 0;
 
     /// <summary>Answers <paramref name="call"/> with the result of the same call made before; false if there is none.</summary>
     public bool TryAnswer(PendingToolCall call, ClientToolServer? server)

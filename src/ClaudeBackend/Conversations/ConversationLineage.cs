@@ -56,21 +56,28 @@ public static class ConversationLineage
         $"{Cli.ClaudeCliInvocation.FingerprintOf(cliModel, tools, systemPrompt, clientTools)}\n{clientChatId}";
 
     /// <summary>
-    /// Arguments as compact JSON: an OpenAI client sends back the text it got, an Ollama client the object re-encoded
-    /// in its own spacing.
+    /// Arguments as compact JSON with every object's properties in order of name: an OpenAI client sends back the text
+    /// it got, an Ollama client the object re-encoded its own way (a Go client sorts the keys).
     /// </summary>
     internal static string CanonicalJson(string json)
     {
         try
         {
-            using var document = System.Text.Json.JsonDocument.Parse(json);
-            return System.Text.Json.JsonSerializer.Serialize(document.RootElement, ClaudeBackendJsonContext.Default.JsonElement);
+            return System.Text.Json.Nodes.JsonNode.Parse(json) is { } node ? Sorted(node)!.ToJsonString() : "null";
         }
         catch (System.Text.Json.JsonException)
         {
             return json.Trim();
         }
     }
+
+    private static System.Text.Json.Nodes.JsonNode? Sorted(System.Text.Json.Nodes.JsonNode? node) => node switch
+    {
+        System.Text.Json.Nodes.JsonObject value => new System.Text.Json.Nodes.JsonObject(
+            value.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => KeyValuePair.Create(p.Key, Sorted(p.Value)))),
+        System.Text.Json.Nodes.JsonArray items => new System.Text.Json.Nodes.JsonArray([.. items.Select(Sorted)]),
+        _ => node?.DeepClone(),
+    };
 
     private static void Append(IncrementalHash digest, string value)
     {

@@ -29,6 +29,10 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
     private readonly List<PendingToolCall> _pendingCalls = [];
     private bool _roundEnded;
     private ClaudeUsage _usage;
+    // What a message said while it may be a round the client already has (ToolReplay): held until the message ends.
+    private readonly List<ClaudeStreamEvent> _held = [];
+    private bool _holding;
+    private int _answeredAtOnce;
     private readonly StringBuilder _streamedText = new();
     private readonly StringBuilder _streamedThinking = new();
     private readonly StringBuilder _answer = new();
@@ -50,6 +54,12 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
 
     /// <summary>Answers a call at once, without the client, when it returns true (a rebuilt conversation's known results).</summary>
     internal Func<PendingToolCall, bool>? AnswersAtOnce { get; init; }
+
+    /// <summary>
+    /// Whether calls may still be answered at once: a message's words are then held until it ends, and dropped if its
+    /// calls all were (the client has those words from the round it already got).
+    /// </summary>
+    internal Func<bool>? MayAnswerAtOnce { get; init; }
 
     /// <summary>The usage reported up to the end of this part (earlier parts included).</summary>
     public ClaudeUsage ReportedUsage => reportedEarlier + _usage;
@@ -91,6 +101,7 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
                 break;
             case "assistant" when line.Message is { } message:
                 DecodeAssistantMessage(message, events);
+                PauseIfRoundWaits(events);
                 break;
             case "system" when line.Subtype == "api_retry":
                 _lastRetryDelayMs = line.RetryDelayMs;
@@ -104,6 +115,7 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
             case "control_request" when ClientToolServer.ToolCallOf(line) is { } call:
                 if (AnswersAtOnce?.Invoke(call) == true)
                 {
+                    _answeredAtOnce++;
                     _roundToolUses.Remove(call.Call.Id);
                     PauseIfRoundWaits(events);
                     break;
@@ -161,29 +173,68 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
 
                 _roundToolUses.Clear();
                 _roundEnded = false;
+                _holding = MayAnswerAtOnce?.Invoke() == true;
+                _answeredAtOnce = 0;
                 break;
-            case "content_block_start" when streamEvent.ContentBlock is { Type: "tool_use", Id: { } toolUseId }:
+            case "content_block_start" when streamEvent.ContentBlock is { Type: "tool_use", Id: { } toolUseId } block && IsClientCall(block):
                 _roundToolUses.Add(toolUseId);
                 break;
             case "message_delta":
                 _usage += new ClaudeUsage(0, streamEvent.Usage?.OutputTokens ?? 0, 0, 0);
                 _roundEnded = streamEvent.Delta?.StopReason == ClaudeTurnResult.ToolUseStopReason;
+                ReleaseHeld(replayed: _roundEnded && _roundToolUses.Count == 0 && _answeredAtOnce > 0, events);
                 PauseIfRoundWaits(events);
                 break;
             case "content_block_delta" when streamEvent.Delta is { Type: "text_delta", Text: { Length: > 0 } text }:
                 _streamedText.Append(text);
-                _answer.Append(text);
-                events.Add(new TextDelta(text));
+                Emit(new TextDelta(text), events);
                 break;
             case "content_block_delta" when streamEvent.Delta is { Type: "thinking_delta", Thinking: { Length: > 0 } thinking }:
                 _streamedThinking.Append(thinking);
-                events.Add(new ThinkingDelta(thinking));
+                Emit(new ThinkingDelta(thinking), events);
                 break;
         }
     }
 
+    private void Emit(ClaudeStreamEvent delta, ICollection<ClaudeStreamEvent> events)
+    {
+        if (_holding)
+        {
+            _held.Add(delta);
+            return;
+        }
+
+        if (delta is TextDelta text)
+        {
+            _answer.Append(text.Text);
+        }
+
+        events.Add(delta);
+    }
+
+    /// <summary>At a message's end: what it said goes to the client, unless the message was a round it already has.</summary>
+    private void ReleaseHeld(bool replayed, ICollection<ClaudeStreamEvent> events)
+    {
+        _holding = false;
+        if (!replayed)
+        {
+            foreach (var delta in _held)
+            {
+                Emit(delta, events);
+            }
+        }
+
+        _held.Clear();
+    }
+
     private void DecodeAssistantMessage(CliMessage message, ICollection<ClaudeStreamEvent> events)
     {
+        if (message.StopReason == ClaudeTurnResult.ToolUseStopReason)
+        {
+            // A whole message printed at once ends its round as the stream's message_delta would.
+            _roundEnded = true;
+        }
+
         if (message.Model is { } model and not "<synthetic>")
         {
             _responseModel = model;
@@ -198,6 +249,10 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
         {
             switch (block.Type)
             {
+                case "tool_use" when block.Id is { } toolUseId && IsClientCall(block) && !_roundToolUses.Contains(toolUseId):
+                    // A call the stream did not show: the CLI's retry without streaming prints whole messages only.
+                    _roundToolUses.Add(toolUseId);
+                    break;
                 case "text" when block.Text is { } text:
                     EmitUnstreamedRemainder(text, _streamedText, s => new TextDelta(s), events);
                     break;
@@ -207,6 +262,12 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
             }
         }
     }
+
+    /// <summary>
+    /// Whether a <c>tool_use</c> calls one of the client's functions: a CLI tool the operator allowed runs in the CLI and
+    /// is never waited on by the host.
+    /// </summary>
+    private static bool IsClientCall(CliContentBlock block) => block.Name?.StartsWith(ClientToolServer.ToolNamePrefix, StringComparison.Ordinal) == true;
 
     private void EmitUnstreamedRemainder(
         string blockText,
@@ -224,13 +285,7 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
             return;
         }
 
-        var delta = create(remainder);
-        if (delta is TextDelta text)
-        {
-            _answer.Append(text.Text);
-        }
-
-        events.Add(delta);
+        Emit(create(remainder), events);
     }
 
     private void DecodeResult(CliLine line, ICollection<ClaudeStreamEvent> events)

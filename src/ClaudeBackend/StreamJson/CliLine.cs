@@ -62,13 +62,14 @@ internal sealed record CliStreamEvent(
 
 internal sealed record CliDelta(string? Type, string? Text, string? Thinking, [property: JsonPropertyName("stop_reason")] string? StopReason);
 
-internal sealed record CliMessage(string? Id, string? Model, CliContentBlock[]? Content, CliUsage? Usage);
+internal sealed record CliMessage(string? Id, string? Model, CliContentBlock[]? Content, CliUsage? Usage, [property: JsonPropertyName("stop_reason")] string? StopReason);
 
 internal sealed record CliContentBlock(
     string? Type,
     string? Text,
     string? Thinking,
     string? Id,
+    string? Name,
     [property: JsonPropertyName("tool_use_id")] string? ToolUseId);
 
 /// <summary>

@@ -159,4 +159,28 @@ public sealed class ClaudeStreamDecoderTests
         Assert.Equal(whole, parts.Aggregate(default(ClaudeUsage), (sum, p) => sum + p.Usage));
         Assert.StartsWith("done after 2 rounds", parts[^1].Text);
     }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Words_before_calls_that_are_answered_at_once_are_dropped_and_otherwise_reach_the_client(bool answeredAtOnce)
+    {
+        string[] lines =
+        [
+            """{"type":"stream_event","event":{"type":"message_start","message":{"model":"claude-sonnet-5","usage":{"input_tokens":10,"output_tokens":1}}}}""",
+            """{"type":"stream_event","event":{"type":"content_block_delta","delta":{"type":"text_delta","text":"Let me check."}}}""",
+            """{"type":"stream_event","event":{"type":"content_block_start","content_block":{"type":"tool_use","id":"toolu_1","name":"mcp__client__get_weather","input":{}}}}""",
+            """{"type":"control_request","request_id":"r1","request":{"subtype":"mcp_message","server_name":"client","message":{"method":"tools/call","params":{"name":"get_weather","arguments":{"city":"Oslo"},"_meta":{"claudecode/toolUseId":"toolu_1"}},"jsonrpc":"2.0","id":2}}}""",
+            """{"type":"stream_event","event":{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":9}}}""",
+        ];
+        var decoder = new ClaudeStreamDecoder { AnswersAtOnce = _ => answeredAtOnce, MayAnswerAtOnce = () => true };
+        List<ClaudeStreamEvent> events = [];
+        foreach (var line in lines)
+        {
+            decoder.Decode(line, events);
+        }
+
+        Assert.Equal(answeredAtOnce ? [] : ["Let me check."], events.OfType<TextDelta>().Select(d => d.Text));
+        Assert.Equal(!answeredAtOnce, decoder.IsPaused);
+    }
 }

@@ -172,6 +172,34 @@ public sealed class ClientToolTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_finished_round_in_a_history_no_session_holds_reaches_the_model_as_real_blocks()
+    {
+        var chat = new ChatClient("claude-sonnet:latest", new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(_baseAddress, "/v1") });
+        var options = new ChatCompletionOptions { Tools = { WeatherTool() } };
+        List<OpenAI.Chat.ChatMessage> messages = [new UserChatMessage("weather?\ncall:get_weather:{\"city\":\"Kyiv\"}")];
+        ChatCompletion calls = await chat.CompleteChatAsync(messages, options, Cancel);
+        messages.Add(new AssistantChatMessage(calls));
+        messages.Add(new ToolChatMessage(calls.ToolCalls[0].Id, "snow in Kyiv"));
+        ChatCompletion answer = await chat.CompleteChatAsync(messages, options, Cancel);
+        messages.Add(new AssistantChatMessage(answer));
+        messages.Add(new UserChatMessage("thanks, and tomorrow?"));
+
+        // Another gateway, with a store of its own: nothing holds this history, so it is written as a session.
+        await using var other = GatewayApp.WithRealCli(_api, kestrel: true);
+        using var http = other.CreateClient();
+        var fresh = new ChatClient("claude-sonnet:latest", new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(http.BaseAddress!, "/v1") });
+        ChatCompletion next = await fresh.CompleteChatAsync(messages, options, Cancel);
+
+        Assert.Equal("thanks, and tomorrow?", next.Content[0].Text);
+        var sent = _api.MessageRequests()[^1].GetProperty("messages").EnumerateArray().ToList();
+        var toolUse = sent.SelectMany(m => m.GetProperty("content") is { ValueKind: JsonValueKind.Array } c ? c.EnumerateArray() : Enumerable.Empty<JsonElement>())
+            .Single(b => b.GetProperty("type").GetString() == "tool_use");
+        Assert.Equal("mcp__client__get_weather", toolUse.GetProperty("name").GetString());
+        Assert.Equal("Kyiv", toolUse.GetProperty("input").GetProperty("city").GetString());
+        AssertModelGotEachResultForItsCall([(toolUse.GetProperty("id").GetString()!, "snow in Kyiv")]);
+    }
+
+    [Fact]
     public async Task A_result_for_a_call_nobody_made_and_a_bad_function_name_get_a_400_that_says_so()
     {
         using var http = _app.CreateClient();
