@@ -65,7 +65,7 @@ public sealed class ClaudeBackendOptions
     /// How many turns may wait for function results at once, each in its process (150-300 MB), which does not count
     /// against <see cref="MaxConcurrentProcesses"/> while it waits. Beyond this the one that waited the longest is ended.
     /// </summary>
-    [Range(0, 1_000)]
+    [Range(1, 1_000)]
     public int MaxPausedTurns { get; set; } = 16;
 
     /// <summary>

@@ -58,10 +58,11 @@ public sealed partial class ClaudeCliBackend(
         {
             var scopeKeys = ConversationKeysOf(request, model)!;
             var historyKey = scopeKeys.HistoryKeyOf(request.Messages.Take(TurnPrompt.HistoryCount(request.Messages)));
-            paused = _paused.Take(request.Owner, results.Select(r => r.ToolCallId), historyKey, scopeKeys.Scope);
-            if (paused is { ProcessEnded: true })
+            paused = _paused.Take(request.Owner, results.Select(r => r.ToolCallId), historyKey, out var startedOtherwise);
+            if (paused is not null && (paused.ProcessEnded || startedOtherwise != scopeKeys.Scope))
             {
-                // Its process died while it waited: the conversation is rebuilt, as when the wait timed out.
+                // Its process died while it waited, or it was started with another model, system prompt or functions:
+                // it ends (before anything of its session is touched) and the conversation is rebuilt.
                 await paused.EndPausedAsync();
                 paused = null;
             }
@@ -229,15 +230,36 @@ public sealed partial class ClaudeCliBackend(
         ClaudeTurn turn, ClaudeTurnRequest request, ClaudeModelOptions model, IReadOnlyList<ClaudeToolResult> results, IDisposable processLease, CancellationToken cancellationToken)
     {
         var keys = ConversationKeysOf(request, model)!;
-        turn.Resume(results, processLease, ConversationTurnOf(request.Messages, keys, historyKnown: true));
+        List<IDisposable> leases = [];
+        var resumed = false;
         ClaudeBackendError? error;
         try
         {
+            // The conversation's turn lock again, as for any turn: another request of the same conversation waits.
+            leases.Add(await conversations.EnterTurnAsync(keys.Key, cancellationToken));
+            if (turn.Session is { } session)
+            {
+                leases.Add(await conversations.EnterTurnAsync("session:" + session.Id, cancellationToken));
+            }
+
+            turn.Resume(results, processLease, new Leases(leases), ConversationTurnOf(request.Messages, keys, historyKnown: true));
+            resumed = true;
             error = await WaitForAnswerAsync(turn, cancellationToken);
         }
         catch
         {
-            await turn.DisposeAsync();
+            if (!resumed)
+            {
+                // The client left while it waited for the conversation's lock: the turn it came to resume ends with it.
+                new Leases(leases).Dispose();
+                processLease.Dispose();
+                await turn.EndPausedAsync();
+            }
+            else
+            {
+                await turn.DisposeAsync();
+            }
+
             throw;
         }
 
@@ -495,9 +517,11 @@ public sealed partial class ClaudeCliBackend(
         }
     }
 
-    /// <summary>Ends a session no conversation holds any more: its kept process, its folder and the CLI's files for it.</summary>
+    /// <summary>Ends a session no conversation holds any more: its waiting or kept process, its folder and the CLI's files for it.</summary>
     private async Task DiscardAsync(ClaudeCliSession session)
     {
+        // A turn waiting in it for function results first: its process must not outlive its folder.
+        await _paused.EndSessionAsync(session.Id);
         await launcher.EndSessionAsync(session.Id);
         cli.DeleteWorkingDirectory(session.WorkingDirectory, session.Id);
     }

@@ -35,7 +35,10 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
     private bool _ended;
     private bool _paused;
     // Which request's part of the turn is current: a part read or disposed after the turn went on does nothing.
+    private readonly Lock _partGate = new();
     private int _part;
+    // The calls the turn paused on, answered when it resumes.
+    private IReadOnlyList<PendingToolCall> _previousCalls = [];
     private bool _keptByLineage;
     private int _disposed;
 
@@ -68,7 +71,7 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
     }
 
     /// <summary>Calls of the client's functions that are answered at once, without the client (a rebuilt conversation's own results).</summary>
-    public ToolReplay? Replay { get; init; }
+    public ToolReplay? Replay { get; set; }
 
     /// <summary>
     /// Called when the turn has paused for the client's function results, with the calls and the key of the history up
@@ -77,7 +80,7 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
     public Action<ClaudeTurn, IReadOnlyList<ClaudeToolCall>, string>? OnPaused { get; init; }
 
     /// <summary>The calls the paused turn waits on.</summary>
-    public IReadOnlyList<ClaudeToolCall> WaitingCalls => [.. _decoder.PendingCalls.Select(p => p.Call)];
+    public IReadOnlyList<ClaudeToolCall> WaitingCalls => [.. _previousCalls.Select(p => p.Call)];
 
     /// <inheritdoc/>
     public long? PausedAt { get; set; }
@@ -94,44 +97,84 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
     /// </summary>
     /// <param name="processLease">The turn's new place under the process cap.</param>
     /// <param name="conversation">What the conversation has seen once this request's answer is in.</param>
-    public void Resume(IReadOnlyList<ClaudeToolResult> results, IDisposable processLease, ConversationTurn? conversation)
+    /// <param name="turnLease">The conversation's turn lock, taken again for the rest of the turn.</param>
+    public void Resume(IReadOnlyList<ClaudeToolResult> results, IDisposable processLease, IDisposable? turnLease, ConversationTurn? conversation)
     {
         var server = (_run as ResidentClaudeTurn)?.Process.ToolServer
             ?? throw new InvalidOperationException("Only a turn that serves the client's functions can pause.");
-        foreach (var waiting in _decoder.PendingCalls)
+        lock (_partGate)
+        {
+            // The earlier response's part is over before the process goes on.
+            _part++;
+            (_processLease, _turnLease, _conversation, _paused, _ended, PausedAt) = (processLease, turnLease, conversation, false, false, null);
+            _decoder = NewDecoder(_decoder.ReportedUsage);
+            _pending.Clear();
+        }
+
+        foreach (var waiting in _previousCalls)
         {
             server.Answer(waiting, results.First(r => r.ToolCallId == waiting.Call.Id));
         }
-
-        _decoder = NewDecoder(_decoder.ReportedUsage);
-        (_processLease, _conversation, _paused, _ended, PausedAt) = (processLease, conversation, false, false, null);
-        Interlocked.Increment(ref _part);
     }
 
     /// <summary>
     /// This request's part of the turn, for its response: once the turn pauses and the client's next request resumes
     /// it, a late read or dispose by the earlier response (which YARP does after the last frame) leaves it alone.
     /// </summary>
-    public IClaudeTurnEvents CurrentPart => new Part(this, Volatile.Read(ref _part));
-
-    private sealed class Part(ClaudeTurn turn, int part) : IClaudeTurnEvents
+    public IClaudeTurnEvents CurrentPart
     {
-        private bool Current => Volatile.Read(ref turn._part) == part;
-
-        public ClaudeBackendError? FailedBeforeAnswer => null;
-
-        public ValueTask<bool> ReadAsync(List<ClaudeStreamEvent> events, CancellationToken cancellationToken)
+        get
         {
-            if (Current)
+            lock (_partGate)
             {
-                return turn.ReadAsync(events, cancellationToken);
+                return new Part(this, _part);
             }
+        }
+    }
 
-            events.Clear();
-            return ValueTask.FromResult(false);
+    /// <summary>Whether <paramref name="part"/> may still act on the turn: it is the current one, and the turn does not wait.</summary>
+    private bool Owns(int part)
+    {
+        lock (_partGate)
+        {
+            return part == _part && !_paused;
+        }
+    }
+
+    /// <summary>
+    /// Reads for <paramref name="part"/>. A paused turn gives only what was decoded before it paused and never touches
+    /// the process, which the client's next request may be resuming; a turn that does not wait is in no one else's hands.
+    /// </summary>
+    private ValueTask<bool> ReadAsync(int part, List<ClaudeStreamEvent> events, CancellationToken cancellationToken)
+    {
+        lock (_partGate)
+        {
+            if (part != _part || _paused)
+            {
+                events.Clear();
+                if (part != _part || _pending.Count == 0)
+                {
+                    return ValueTask.FromResult(false);
+                }
+
+                events.AddRange(_pending);
+                _pending.Clear();
+                return ValueTask.FromResult(true);
+            }
         }
 
-        public ValueTask DisposeAsync() => Current ? turn.DisposeAsync() : ValueTask.CompletedTask;
+        return ReadAsync(events, cancellationToken);
+    }
+
+    /// <remarks>A paused turn is in the hands of whoever resumes or ends it: a part never disposes it.</remarks>
+    private sealed class Part(ClaudeTurn turn, int part) : IClaudeTurnEvents
+    {
+        public ClaudeBackendError? FailedBeforeAnswer => null;
+
+        public ValueTask<bool> ReadAsync(List<ClaudeStreamEvent> events, CancellationToken cancellationToken) =>
+            turn.ReadAsync(part, events, cancellationToken);
+
+        public ValueTask DisposeAsync() => turn.Owns(part) ? turn.DisposeAsync() : ValueTask.CompletedTask;
     }
 
     private ClaudeStreamDecoder NewDecoder(ClaudeUsage reportedEarlier) => new(null, reportedEarlier)
@@ -290,19 +333,33 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
     /// </summary>
     private async Task PauseAsync(ClaudeTurnResult result)
     {
-        _paused = true;
         if (OnPaused is null)
         {
             // Only a turn of a kept conversation serves the client's functions: this cannot happen.
-            await EndPausedAsync();
             return;
         }
 
         if (_conversationId is not null && _session is not null && _conversation is { KeyedByHistory: false })
         {
-            // Should the client not come back with the results, its session holds a question with calls nobody
-            // answered: the conversation's next turn must go on from the client's history instead, not from it.
-            await _conversations.RememberAsync(_conversationId, _session, UnfinishedHistory, CancellationToken.None);
+            try
+            {
+                // Should the client not come back with the results, its session holds a question with calls nobody
+                // answered: the conversation's next turn must go on from the client's history instead, not from it.
+                await _conversations.RememberAsync(_conversationId, _session, UnfinishedHistory, CancellationToken.None);
+            }
+            catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+            {
+                // The store could not be written: the turn ends as a failed one would, and nothing waits.
+                return;
+            }
+        }
+
+        // The rebuilt round is over once its calls reach the client: what the model asks from now on is new.
+        Replay = null;
+        _previousCalls = _decoder.PendingCalls;
+        lock (_partGate)
+        {
+            _paused = true;
         }
 
         var (processLease, turnLease) = (_processLease, _turnLease);
@@ -361,13 +418,29 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
     }
 
     /// <summary>Disposing a paused turn does nothing: its owner ends it (<see cref="EndPausedAsync"/>).</summary>
-    public ValueTask DisposeAsync() => _paused ? ValueTask.CompletedTask : DisposeAsync(keepProcessLease: false);
+    public ValueTask DisposeAsync() => IsPaused ? ValueTask.CompletedTask : DisposeAsync(keepProcessLease: false);
+
+    private bool IsPaused
+    {
+        get
+        {
+            lock (_partGate)
+            {
+                return _paused;
+            }
+        }
+    }
 
     /// <summary>Ends a paused turn the client did not come back to: its process stops waiting and the rest is freed.</summary>
     public ValueTask EndPausedAsync()
     {
-        _paused = false;
-        _ended = false;
+        lock (_partGate)
+        {
+            // The response that paused it may still read: it reads the turn as over.
+            _part++;
+            (_paused, _ended) = (false, false);
+        }
+
         return DisposeAsync(keepProcessLease: false);
     }
 

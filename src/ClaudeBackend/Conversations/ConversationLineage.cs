@@ -65,8 +65,9 @@ public static class ConversationLineage
         {
             return System.Text.Json.Nodes.JsonNode.Parse(json) is { } node ? Sorted(node)!.ToJsonString() : "null";
         }
-        catch (System.Text.Json.JsonException)
+        catch (Exception exception) when (exception is System.Text.Json.JsonException or ArgumentException or InvalidOperationException)
         {
+            // Not JSON, or an object with a key twice (which a JsonObject refuses): compared as sent.
             return json.Trim();
         }
     }

@@ -30,7 +30,6 @@ internal sealed partial class PausedTurns<TTurn>(TimeProvider timeProvider, IOpt
 {
     private readonly Lock _gate = new();
     private readonly Dictionary<string, Paused> _byKey = new(StringComparer.Ordinal);
-    // Oldest first.
     private readonly List<Paused> _waiting = [];
 
     public int Count
@@ -76,7 +75,8 @@ internal sealed partial class PausedTurns<TTurn>(TimeProvider timeProvider, IOpt
             _waiting.Add(paused);
             while (_waiting.Count > options.Value.MaxPausedTurns)
             {
-                var oldest = _waiting[0];
+                // By when it began to wait: a turn put back keeps its first pause.
+                var oldest = _waiting.MinBy(p => p.Turn.PausedAt)!;
                 Remove(oldest);
                 ending.Add(oldest);
                 LogMadeRoom(logger, options.Value.MaxPausedTurns);
@@ -94,16 +94,17 @@ internal sealed partial class PausedTurns<TTurn>(TimeProvider timeProvider, IOpt
 
     /// <summary>
     /// The paused turn that made any of <paramref name="callIds"/> for <paramref name="owner"/>, else the one paused at
-    /// <paramref name="historyKey"/>; null if there is none, or if it was started otherwise than <paramref name="scope"/>
-    /// says (it is then ended, and the conversation rebuilt).
+    /// <paramref name="historyKey"/>, or null; it no longer waits here.
     /// </summary>
-    public TTurn? Take(string? owner, IEnumerable<string> callIds, string historyKey, string scope)
+    /// <param name="scope">What the turn's process was started with: results sent with another cannot go on in it.</param>
+    public TTurn? Take(string? owner, IEnumerable<string> callIds, string historyKey, out string? scope)
     {
         Paused? found;
         lock (_gate)
         {
             found = callIds.Select(id => _byKey.GetValueOrDefault(CallKey(owner, id))).FirstOrDefault(p => p is not null)
                 ?? _byKey.GetValueOrDefault(historyKey);
+            scope = found?.Scope;
             if (found is null)
             {
                 return null;
@@ -113,12 +114,6 @@ internal sealed partial class PausedTurns<TTurn>(TimeProvider timeProvider, IOpt
         }
 
         found.Timer?.Dispose();
-        if (found.Scope != scope)
-        {
-            _ = EndAsync(found);
-            return null;
-        }
-
         return found.Turn;
     }
 

@@ -32,7 +32,9 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
     // What a message said while it may be a round the client already has (ToolReplay): held until the message ends.
     private readonly List<ClaudeStreamEvent> _held = [];
     private bool _holding;
+    private int _heldChars;
     private int _answeredAtOnce;
+    private string? _messageId;
     private readonly StringBuilder _streamedText = new();
     private readonly StringBuilder _streamedThinking = new();
     private readonly StringBuilder _answer = new();
@@ -121,6 +123,8 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
                     break;
                 }
 
+                // A call that goes to the client: this message is no round the client has already.
+                ReleaseHeld(replayed: false, events);
                 _pendingCalls.Add(call);
                 // Clients gather a streamed call by its index: the calls they get are numbered without gaps.
                 events.Add(new ToolCallRequested(call.Call, _pendingCalls.Count - 1));
@@ -171,6 +175,7 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
                     _usage += started.ToUsage() with { OutputTokens = 0 };
                 }
 
+                _messageId = streamEvent.Message?.Id;
                 _roundToolUses.Clear();
                 _roundEnded = false;
                 _holding = MayAnswerAtOnce?.Invoke() == true;
@@ -196,11 +201,23 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
         }
     }
 
+    /// <summary>
+    /// The most a message may say before its words are streamed although it could still be a repeated round: words
+    /// before calls are a sentence or two, and a long answer must not wait for its end (nor time out waiting).
+    /// </summary>
+    private const int MaxHeldChars = 2_000;
+
     private void Emit(ClaudeStreamEvent delta, ICollection<ClaudeStreamEvent> events)
     {
         if (_holding)
         {
             _held.Add(delta);
+            _heldChars += delta is TextDelta { Text: var t } ? t.Length : delta is ThinkingDelta { Text: var k } ? k.Length : 0;
+            if (_heldChars > MaxHeldChars)
+            {
+                ReleaseHeld(replayed: false, events);
+            }
+
             return;
         }
 
@@ -216,6 +233,7 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
     private void ReleaseHeld(bool replayed, ICollection<ClaudeStreamEvent> events)
     {
         _holding = false;
+        _heldChars = 0;
         if (!replayed)
         {
             foreach (var delta in _held)
@@ -229,11 +247,6 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
 
     private void DecodeAssistantMessage(CliMessage message, ICollection<ClaudeStreamEvent> events)
     {
-        if (message.StopReason == ClaudeTurnResult.ToolUseStopReason)
-        {
-            // A whole message printed at once ends its round as the stream's message_delta would.
-            _roundEnded = true;
-        }
 
         if (message.Model is { } model and not "<synthetic>")
         {
@@ -243,6 +256,20 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
         {
             // The CLI's own error text, repeated by the result line that follows: not an answer.
             return;
+        }
+
+        if (message.Id is { } id && id != _messageId)
+        {
+            // A message the stream did not show (the CLI's retry without streaming prints whole messages only).
+            ReleaseHeld(replayed: false, events);
+            (_messageId, _roundEnded) = (id, false);
+            _roundToolUses.Clear();
+        }
+
+        if (message.StopReason == ClaudeTurnResult.ToolUseStopReason)
+        {
+            // A whole message printed at once ends its round as the stream's message_delta would.
+            _roundEnded = true;
         }
 
         foreach (var block in message.Content ?? [])
@@ -290,6 +317,7 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
 
     private void DecodeResult(CliLine line, ICollection<ClaudeStreamEvent> events)
     {
+        ReleaseHeld(replayed: false, events);
         if (line.IsError == true || line.Subtype is { } subtype && subtype != "success")
         {
             Finish(new TurnFailed(ErrorOf(line)), events);

@@ -23,9 +23,9 @@ public sealed class PausedTurnsTests
         var turn = new FakeTurn();
         paused.Add(turn, "alice", "scope", [Call("toolu_1"), Call("toolu_2")], "history");
 
-        Assert.Null(paused.Take("bob", ["toolu_2"], "bob's history", "scope"));
-        Assert.Same(turn, paused.Take("alice", ["toolu_2"], "other history", "scope"));
-        Assert.Null(paused.Take("alice", ["toolu_1"], "history", "scope"));
+        Assert.Null(paused.Take("bob", ["toolu_2"], "bob's history", out _));
+        Assert.Same(turn, paused.Take("alice", ["toolu_2"], "other history", out _));
+        Assert.Null(paused.Take("alice", ["toolu_1"], "history", out _));
         Assert.False(turn.Ended);
     }
 
@@ -36,7 +36,7 @@ public sealed class PausedTurnsTests
         var turn = new FakeTurn();
         paused.Add(turn, null, "scope", [Call("toolu_1")], "history");
 
-        Assert.Same(turn, paused.Take(null, ["call_1_0"], "history", "scope"));
+        Assert.Same(turn, paused.Take(null, ["call_1_0"], "history", out _));
     }
 
     [Fact]
@@ -46,7 +46,7 @@ public sealed class PausedTurnsTests
         var turn = new FakeTurn();
         paused.Add(turn, null, "scope", [Call("toolu_1")], "history");
         _time.Advance(TimeSpan.FromMinutes(6));
-        Assert.Same(turn, paused.Take(null, ["toolu_1"], "history", "scope"));
+        Assert.Same(turn, paused.Take(null, ["toolu_1"], "history", out _));
         // Its results came incomplete: it waits on, for what is left of its ten minutes.
         paused.Add(turn, null, "scope", [Call("toolu_1")], "history");
 
@@ -71,18 +71,35 @@ public sealed class PausedTurnsTests
         await turns[0].WaitEndedAsync();
         Assert.False(turns[1].Ended);
         Assert.Equal(2, paused.Count);
-        Assert.Null(paused.Take(null, ["toolu_0"], "history 0", "scope"));
+        Assert.Null(paused.Take(null, ["toolu_0"], "history 0", out _));
     }
 
     [Fact]
-    public async Task Results_for_a_turn_started_otherwise_end_it_so_the_conversation_is_rebuilt()
+    public void A_turn_comes_with_what_it_was_started_with_so_results_sent_otherwise_can_rebuild_instead()
     {
         var paused = Create();
         var turn = new FakeTurn();
         paused.Add(turn, null, "model A", [Call("toolu_1")], "history");
 
-        Assert.Null(paused.Take(null, ["toolu_1"], "history", "model B"));
-        await turn.WaitEndedAsync();
+        Assert.Same(turn, paused.Take(null, ["toolu_1"], "history", out var scope));
+        Assert.Equal("model A", scope);
+    }
+
+    [Fact]
+    public async Task A_turn_put_back_gives_way_by_when_it_began_to_wait_not_by_when_it_was_put_back()
+    {
+        var paused = Create();
+        FakeTurn first = new(), second = new(), third = new();
+        paused.Add(first, null, "scope", [Call("toolu_1")], "history 1");
+        _time.Advance(TimeSpan.FromSeconds(1));
+        paused.Add(second, null, "scope", [Call("toolu_2")], "history 2");
+        Assert.Same(first, paused.Take(null, ["toolu_1"], "history 1", out _));
+        paused.Add(first, null, "scope", [Call("toolu_1")], "history 1");
+
+        paused.Add(third, null, "scope", [Call("toolu_3")], "history 3");
+
+        await first.WaitEndedAsync();
+        Assert.False(second.Ended);
     }
 
     [Fact]
@@ -95,7 +112,7 @@ public sealed class PausedTurnsTests
         await paused.EndSessionAsync(turn.Session.Id);
 
         Assert.True(turn.Ended);
-        Assert.Null(paused.Take(null, ["toolu_1"], "history", "scope"));
+        Assert.Null(paused.Take(null, ["toolu_1"], "history", out _));
     }
 
     private sealed class FakeTurn : IPausedTurn
