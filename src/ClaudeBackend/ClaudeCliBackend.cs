@@ -52,31 +52,10 @@ public sealed partial class ClaudeCliBackend(
         // A request that brings the results of the client's functions goes on in the turn that waits for them, or, if
         // that is gone, in the conversation rebuilt up to the question, whose calls then get these results again.
         var replay = ToolReplay.Of(request.Messages);
-        var results = request.Messages[^1].ToolResults ?? [];
-        ClaudeTurn? paused = null;
-        if (replay is not null)
+        var (paused, results, incomplete) = replay is null ? (null, [], null) : await TakePausedAsync(request, model);
+        if (incomplete is not null)
         {
-            var scopeKeys = ConversationKeysOf(request, model)!;
-            var historyKey = scopeKeys.HistoryKeyOf(request.Messages.Take(TurnPrompt.HistoryCount(request.Messages)));
-            paused = _paused.Take(request.Owner, results.Select(r => r.ToolCallId), historyKey, out var startedOtherwise);
-            if (paused is not null && (paused.ProcessEnded || startedOtherwise != scopeKeys.Scope))
-            {
-                // Its process died while it waited, or it was started with another model, system prompt or functions:
-                // it ends (before anything of its session is touched) and the conversation is rebuilt.
-                await paused.EndPausedAsync();
-                paused = null;
-            }
-
-            if (paused is not null)
-            {
-                (results, var missing) = MatchResults(paused.WaitingCalls, request.Messages);
-                if (missing.Count > 0)
-                {
-                    _paused.Add(paused, request.Owner, scopeKeys.Scope, paused.WaitingCalls, historyKey);
-                    return ClaudeTurnEvents.Failed(new ClaudeBackendError(ClaudeErrorKind.InvalidRequest,
-                        $"the results of all calls of a round must come together; missing: {string.Join(", ", missing)}"));
-                }
-            }
+            return ClaudeTurnEvents.Failed(incomplete);
         }
 
         RateLimitLease? processLease;
@@ -96,8 +75,7 @@ public sealed partial class ClaudeCliBackend(
             if (paused is not null)
             {
                 // It waits on: the client's retry goes on in it rather than in a rebuilt conversation.
-                var scopeKeys = ConversationKeysOf(request, model)!;
-                _paused.Add(paused, request.Owner, scopeKeys.Scope, paused.WaitingCalls, scopeKeys.HistoryKeyOf(request.Messages.Take(TurnPrompt.HistoryCount(request.Messages))));
+                PutBack(paused, request, model);
             }
 
             return ClaudeTurnEvents.Failed(new ClaudeBackendError(ClaudeErrorKind.Busy, BusyMessage, RetryAfterSeconds: 5));
@@ -108,7 +86,7 @@ public sealed partial class ClaudeCliBackend(
             return await ResumeAsync(paused, request, model, results, processLease, cancellationToken);
         }
 
-        if (replay is { } rebuilt)
+        if (replay is not null)
         {
             LogToolTurnRebuilt(logger, results.Count);
         }
@@ -196,6 +174,50 @@ public sealed partial class ClaudeCliBackend(
 
         return turn.CurrentPart;
     }
+
+    /// <summary>
+    /// The turn that waits for the results a request brings, if it can go on with them, and the results paired with its
+    /// calls. A turn whose process died, or that was started with another model, system prompt or functions, is ended
+    /// (before the rebuild touches its session); one that did not get all its results waits on, and the request fails.
+    /// </summary>
+    private async Task<(ClaudeTurn? Paused, IReadOnlyList<ClaudeToolResult> Results, ClaudeBackendError? Incomplete)> TakePausedAsync(
+        ClaudeTurnRequest request, ClaudeModelOptions model)
+    {
+        var keys = ConversationKeysOf(request, model)!;
+        var results = request.Messages[^1].ToolResults ?? [];
+        var paused = _paused.Take(request.Owner, results.Select(r => r.ToolCallId), CallsHistoryKeyOf(request, keys), out var scope);
+        if (paused is null)
+        {
+            return (null, results, null);
+        }
+
+        if (paused.ProcessEnded || scope != keys.Scope)
+        {
+            await paused.EndPausedAsync();
+            return (null, results, null);
+        }
+
+        var (matched, missing) = MatchResults(paused.WaitingCalls, request.Messages);
+        if (missing.Count == 0)
+        {
+            return (paused, matched, null);
+        }
+
+        PutBack(paused, request, model);
+        return (null, results, new ClaudeBackendError(ClaudeErrorKind.InvalidRequest,
+            $"the results of all calls of a round must come together; missing: {string.Join(", ", missing)}"));
+    }
+
+    /// <summary>Lets a paused turn taken for a request wait on, for the rest of its time.</summary>
+    private void PutBack(ClaudeTurn paused, ClaudeTurnRequest request, ClaudeModelOptions model)
+    {
+        var keys = ConversationKeysOf(request, model)!;
+        _paused.Add(paused, request.Owner, keys.Scope, paused.WaitingCalls, CallsHistoryKeyOf(request, keys));
+    }
+
+    /// <summary>The key of a request's history up to the calls its results answer.</summary>
+    private static string CallsHistoryKeyOf(ClaudeTurnRequest request, ConversationKeys keys) =>
+        keys.HistoryKeyOf(request.Messages.Take(TurnPrompt.HistoryCount(request.Messages)));
 
     /// <summary>
     /// Pairs the calls a paused turn waits on with the client's results: by id, or, for a client that drops the ids, by
