@@ -27,5 +27,10 @@ public static class ApiWireTypes
     public static Type OpenAiModel => typeof(OpenAiModel);
 
     /// <summary>The error body clients of that style read.</summary>
-    public static Type ErrorOf(ErrorStyle style) => style == ErrorStyle.OpenAi ? typeof(OpenAiErrorBody) : typeof(OllamaError);
+    public static Type ErrorOf(ErrorStyle style) => style switch
+    {
+        ErrorStyle.OpenAi => typeof(OpenAiErrorBody),
+        ErrorStyle.Anthropic => typeof(Anthropic.AnthropicErrorBody),
+        _ => typeof(OllamaError),
+    };
 }

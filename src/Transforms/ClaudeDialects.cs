@@ -1,4 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
+using ClaudeProxy.Transforms.Anthropic;
 using ClaudeProxy.Transforms.Ollama;
 using ClaudeProxy.Transforms.OpenAi;
 
@@ -13,7 +14,9 @@ public static class ClaudeDialects
 
     public static ClaudeDialect OpenAiChat { get; } = new OpenAiChatDialect();
 
-    public static IReadOnlyList<ClaudeDialect> All { get; } = [OllamaChat, OllamaGenerate, OpenAiChat];
+    public static ClaudeDialect AnthropicMessages { get; } = new AnthropicMessagesDialect();
+
+    public static IReadOnlyList<ClaudeDialect> All { get; } = [OllamaChat, OllamaGenerate, OpenAiChat, AnthropicMessages];
 
     public static bool TryGet(string? name, [NotNullWhen(true)] out ClaudeDialect? dialect)
     {

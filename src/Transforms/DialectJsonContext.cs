@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using ClaudeProxy.Transforms.Anthropic;
 using ClaudeProxy.Transforms.Ollama;
 using ClaudeProxy.Transforms.OpenAi;
 
@@ -28,6 +29,17 @@ namespace ClaudeProxy.Transforms;
 [JsonSerializable(typeof(OpenAiModelList))]
 [JsonSerializable(typeof(OpenAiModel))]
 [JsonSerializable(typeof(JsonElement))]
+[JsonSerializable(typeof(AnthropicMessagesRequest))]
+[JsonSerializable(typeof(AnthropicBlock))]
+[JsonSerializable(typeof(AnthropicResponse))]
+[JsonSerializable(typeof(AnthropicMessageStart))]
+[JsonSerializable(typeof(AnthropicContentBlockStart))]
+[JsonSerializable(typeof(AnthropicContentBlockDelta))]
+[JsonSerializable(typeof(AnthropicContentBlockStop))]
+[JsonSerializable(typeof(AnthropicMessageDelta))]
+[JsonSerializable(typeof(AnthropicErrorBody))]
+[JsonSerializable(typeof(AnthropicModelList))]
+[JsonSerializable(typeof(AnthropicTokenCount))]
 [JsonSerializable(typeof(long))]
 [JsonSerializable(typeof(string))]
 internal sealed partial class DialectJsonContext : JsonSerializerContext;

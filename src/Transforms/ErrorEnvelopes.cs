@@ -1,16 +1,21 @@
 using System.Net;
 using ClaudeProxy.ClaudeBackend.Contract;
+using ClaudeProxy.Transforms.Anthropic;
 using ClaudeProxy.Transforms.Ollama;
 using ClaudeProxy.Transforms.OpenAi;
 using Microsoft.AspNetCore.Http;
 
 namespace ClaudeProxy.Transforms;
 
-/// <summary>The two error envelopes clients understand: Ollama's <c>{"error":"…"}</c> and OpenAI's error object.</summary>
+/// <summary>
+/// The error envelopes clients understand: Ollama's <c>{"error":"…"}</c>, OpenAI's error object, and Anthropic's
+/// <c>{"type":"error","error":{"type","message"}}</c>.
+/// </summary>
 public enum ErrorStyle
 {
     Ollama,
     OpenAi,
+    Anthropic,
 }
 
 public static class ErrorEnvelopes
@@ -22,6 +27,9 @@ public static class ErrorEnvelopes
         ErrorStyle.OpenAi => JsonOutput.ToBytes(
             new OpenAiErrorBody(new OpenAiError(message, OpenAiErrorType(status), Code: code)),
             DialectJsonContext.Default.OpenAiErrorBody),
+        ErrorStyle.Anthropic => JsonOutput.ToBytes(
+            new AnthropicErrorBody(new AnthropicError(AnthropicErrorType(status), message)),
+            DialectJsonContext.Default.AnthropicErrorBody),
         _ => JsonOutput.ToBytes(new OllamaError(message), DialectJsonContext.Default.OllamaError),
     };
 
@@ -46,6 +54,19 @@ public static class ErrorEnvelopes
     /// <summary>snake_case of the kind, e.g. <c>rate_limited</c>: a stable code clients can branch on.</summary>
     internal static string CodeOf(ClaudeErrorKind kind) =>
         System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(kind.ToString());
+
+    /// <summary>The <c>error.type</c> the Anthropic SDKs map to their exception classes.</summary>
+    private static string AnthropicErrorType(HttpStatusCode status) => status switch
+    {
+        HttpStatusCode.BadRequest => "invalid_request_error",
+        HttpStatusCode.Unauthorized => "authentication_error",
+        HttpStatusCode.Forbidden => "permission_error",
+        HttpStatusCode.NotFound => "not_found_error",
+        HttpStatusCode.RequestEntityTooLarge => "request_too_large",
+        HttpStatusCode.TooManyRequests => "rate_limit_error",
+        HttpStatusCode.ServiceUnavailable => "overloaded_error",
+        _ => "api_error",
+    };
 
     private static string OpenAiErrorType(HttpStatusCode status) => status switch
     {

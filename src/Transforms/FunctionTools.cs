@@ -37,32 +37,36 @@ internal static class FunctionTools
     }
 
     /// <summary>The instruction for OpenAI's <c>tool_choice</c> and <c>parallel_tool_calls</c>, or null for the defaults.</summary>
-    public static string? Instruction(JsonElement toolChoice, bool? parallelToolCalls, IReadOnlyList<ClaudeTool>? tools)
+    public static string? Instruction(JsonElement toolChoice, bool? parallelToolCalls, IReadOnlyList<ClaudeTool>? tools) => toolChoice.ValueKind switch
+    {
+        JsonValueKind.Undefined or JsonValueKind.Null => Instruction(null, null, parallelToolCalls, tools),
+        JsonValueKind.String when toolChoice.GetString() is "auto" or "none" or "required" => Instruction(toolChoice.GetString(), null, parallelToolCalls, tools),
+        JsonValueKind.String => throw new DialectRequestException($"invalid tool_choice '{toolChoice.GetString()}': use 'auto', 'none', 'required' or a function"),
+        JsonValueKind.Object when toolChoice.TryGetProperty("function", out var function)
+            && function.TryGetProperty("name", out var name) && name.GetString() is { } named => Instruction("function", named, parallelToolCalls, tools),
+        _ => throw new DialectRequestException("invalid tool_choice: use 'auto', 'none', 'required' or {\"type\":\"function\",\"function\":{\"name\":…}}"),
+    };
+
+    /// <summary>The instruction for a tool choice, or null for the defaults.</summary>
+    /// <param name="mode"><c>auto</c> (or null), <c>none</c>, <c>required</c>, or <c>function</c> with <paramref name="function"/>.</param>
+    public static string? Instruction(string? mode, string? function, bool? parallel, IReadOnlyList<ClaudeTool>? tools)
     {
         if (tools is null)
         {
             return null;
         }
 
-        string? choice = toolChoice.ValueKind switch
+        var choice = mode switch
         {
-            JsonValueKind.Undefined or JsonValueKind.Null => null,
-            JsonValueKind.String => toolChoice.GetString() switch
-            {
-                "auto" => null,
-                "none" => "Do not call any of the functions in this reply; answer in text.",
-                "required" => "You must call at least one of the functions in this reply.",
-                var other => throw new DialectRequestException($"invalid tool_choice '{other}': use 'auto', 'none', 'required' or a function"),
-            },
-            JsonValueKind.Object when toolChoice.TryGetProperty("function", out var function)
-                && function.TryGetProperty("name", out var name) && name.GetString() is { } named =>
-                tools.Any(t => t.Name == named)
-                    ? $"You must call the function '{named}' in this reply."
-                    : throw new DialectRequestException($"tool_choice names the function '{named}', which is not among the tools"),
-            _ => throw new DialectRequestException("invalid tool_choice: use 'auto', 'none', 'required' or {\"type\":\"function\",\"function\":{\"name\":…}}"),
+            null or "auto" => null,
+            "none" => "Do not call any of the functions in this reply; answer in text.",
+            "required" => "You must call at least one of the functions in this reply.",
+            "function" when tools.Any(t => t.Name == function) => $"You must call the function '{function}' in this reply.",
+            "function" => throw new DialectRequestException($"tool_choice names the function '{function}', which is not among the tools"),
+            _ => throw new DialectRequestException($"invalid tool_choice '{mode}'"),
         };
-        var parallel = parallelToolCalls == false ? "Call at most one function at a time." : null;
-        return choice is null && parallel is null ? null : string.Join(' ', new[] { choice, parallel }.Where(s => s is not null));
+        var single = parallel == false ? "Call at most one function at a time." : null;
+        return choice is null && single is null ? null : string.Join(' ', new[] { choice, single }.Where(s => s is not null));
     }
 
     /// <summary>Arguments as the text of a JSON object, whatever the client sent (an object, or the text of one).</summary>

@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using ClaudeProxy.ClaudeBackend;
+using ClaudeProxy.Transforms.Anthropic;
 using ClaudeProxy.Transforms.Ollama;
 using ClaudeProxy.Transforms.OpenAi;
 
@@ -100,6 +101,30 @@ public static class ModelLists
     /// <summary><c>/v1/models</c>: the Claude models, then Ollama's entries untouched.</summary>
     public static byte[] OpenAiModels(byte[]? upstream, IReadOnlyList<ClaudeModelOptions> models, DateTimeOffset created) =>
         Merge(upstream, "data", "id", openAiList: true, models, m => OpenAiModelOf(m.Name, created), DialectJsonContext.Default.OpenAiModel);
+
+    /// <summary>
+    /// <c>/v1/models</c> for an Anthropic client (it sends <c>anthropic-version</c>): the Claude models, then Ollama's
+    /// from its OpenAI list, in Anthropic's shape.
+    /// </summary>
+    public static byte[] AnthropicModels(byte[]? upstreamOpenAiList, IReadOnlyList<ClaudeModelOptions> models, DateTimeOffset created)
+    {
+        List<AnthropicModel> data = [.. models.Select(m => new AnthropicModel(m.Name, m.Name, created))];
+        using var document = upstreamOpenAiList is null ? null : TryParse(upstreamOpenAiList);
+        if (document?.RootElement is { ValueKind: JsonValueKind.Object } root && root.TryGetProperty("data", out var entries) && entries.ValueKind == JsonValueKind.Array)
+        {
+            var claudeNames = models.Select(m => m.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
+            foreach (var entry in entries.EnumerateArray())
+            {
+                if (entry.ValueKind == JsonValueKind.Object && entry.TryGetProperty("id", out var id) && id.GetString() is { } name && !claudeNames.Contains(name))
+                {
+                    var at = entry.TryGetProperty("created", out var seconds) && seconds.TryGetInt64(out var unix) ? DateTimeOffset.FromUnixTimeSeconds(unix) : created;
+                    data.Add(new AnthropicModel(name, name, at));
+                }
+            }
+        }
+
+        return JsonOutput.ToBytes(new AnthropicModelList(data, HasMore: false, data.FirstOrDefault()?.Id, data.LastOrDefault()?.Id), DialectJsonContext.Default.AnthropicModelList);
+    }
 
     public static byte[] OpenAiModel(string id, DateTimeOffset created) =>
         JsonOutput.ToBytes(OpenAiModelOf(id, created), DialectJsonContext.Default.OpenAiModel);

@@ -15,7 +15,12 @@ internal static class DocsEndpoints
     public const string DocumentPath = "/openapi/v1.json";
 
     /// <summary>The tag that groups an API's operations in the docs, by the errors its clients read.</summary>
-    public static string TagOf(ErrorStyle style) => style == ErrorStyle.OpenAi ? "OpenAI" : "Ollama";
+    public static string TagOf(ErrorStyle style) => style switch
+    {
+        ErrorStyle.OpenAi => "OpenAI",
+        ErrorStyle.Anthropic => "Anthropic",
+        _ => "Ollama",
+    };
 
     public static IServiceCollection AddDocs(this IServiceCollection services)
     {

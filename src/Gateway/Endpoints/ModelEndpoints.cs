@@ -18,6 +18,8 @@ internal static class ModelEndpoints
 
     private static readonly string[] GetAndHead = [HttpMethods.Get, HttpMethods.Head];
 
+    private const string AnthropicVersionHeader = "anthropic-version";
+
     public static IEndpointRouteBuilder MapModelEndpoints(this IEndpointRouteBuilder app)
     {
         // Listed models carry the gateway's start time: stable while it runs, as Ollama's files are.
@@ -39,9 +41,16 @@ internal static class ModelEndpoints
             .WithSummary("Running models").WithTags(Ollama).Produces(200, ApiWireTypes.OllamaModelList);
         foreach (var path in (string[])["/v1/models", "/models"])
         {
-            app.MapGet(path, async (ClaudeModelCatalog catalog, OllamaUpstream ollama, CancellationToken cancellationToken) =>
-                new BodyResult(ModelLists.OpenAiModels(await ollama.GetAsync("/v1/models", cancellationToken), catalog.Models, listedAt)))
-                .WithSummary("List models: Ollama's and the Claude ones").WithTags(OpenAi).Produces(200, ApiWireTypes.OpenAiModelList)
+            // One path, two APIs: the Anthropic SDKs send anthropic-version with every request, OpenAI's never do.
+            app.MapGet(path, async (HttpRequest request, ClaudeModelCatalog catalog, OllamaUpstream ollama, CancellationToken cancellationToken) =>
+                {
+                    var upstream = await ollama.GetAsync("/v1/models", cancellationToken);
+                    return new BodyResult(request.Headers.ContainsKey(AnthropicVersionHeader)
+                        ? ModelLists.AnthropicModels(upstream, catalog.Models, listedAt)
+                        : ModelLists.OpenAiModels(upstream, catalog.Models, listedAt));
+                })
+                .WithSummary("List models: Ollama's and the Claude ones (in Anthropic's shape when the request has anthropic-version)")
+                .WithTags(OpenAi).Produces(200, ApiWireTypes.OpenAiModelList)
                 .WithMetadata(new ErrorStyleMetadata(ErrorStyle.OpenAi));
         }
 

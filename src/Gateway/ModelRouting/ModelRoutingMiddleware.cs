@@ -3,6 +3,7 @@ using ClaudeProxy.ClaudeBackend;
 using ClaudeProxy.ClaudeBackend.Contract;
 using ClaudeProxy.Gateway.Ollama;
 using ClaudeProxy.Transforms;
+using ClaudeProxy.Transforms.Anthropic;
 using ClaudeProxy.Transforms.Telemetry;
 using ClaudeProxy.Transforms.Yarp;
 using Microsoft.AspNetCore.Http.Features;
@@ -132,6 +133,22 @@ internal sealed partial class ModelRoutingMiddleware(
                 break;
             case "openai-model":
                 await WriteJsonAsync(response, ModelLists.OpenAiModel(requestedName, now), context.RequestAborted);
+                break;
+            case "anthropic-count-tokens":
+                using (var body = new MemoryStream())
+                {
+                    await context.Request.Body.CopyToAsync(body, context.RequestAborted);
+                    if (AnthropicTokenEstimate.Answer(body.ToArray()) is { } count)
+                    {
+                        response.Headers[AnthropicTokenEstimate.Header] = AnthropicTokenEstimate.HeaderValue;
+                        await WriteJsonAsync(response, count, context.RequestAborted);
+                    }
+                    else
+                    {
+                        await ErrorEnvelopes.WriteAsync(response, style, HttpStatusCode.BadRequest, "the body must be a JSON object", context.RequestAborted);
+                    }
+                }
+
                 break;
             case "pull":
                 using (var body = new MemoryStream())
