@@ -27,6 +27,13 @@ public abstract class ClaudeDialect
     internal abstract DialectRequest? Parse(byte[] body, TimeProvider timeProvider, out byte[]? immediateAnswer);
 
     internal abstract AnswerWriter CreateWriter(DialectRequest request, TimeProvider timeProvider, long startTimestamp);
+
+    /// <summary>
+    /// Completes a request once its caller is known (<see cref="ClaudeTurnRequest.Owner"/>): what a dialect keeps per
+    /// caller, such as a previous response, is looked up here.
+    /// </summary>
+    /// <exception cref="DialectRequestException">The request names something the caller does not have.</exception>
+    internal virtual DialectRequest WithCaller(DialectRequest request) => request;
 }
 
 /// <summary>The wire records of a dialect, serialized with <see cref="ApiWireTypes.JsonResolver"/>.</summary>
@@ -37,7 +44,8 @@ public sealed record DialectWireTypes(Type Request, Type Answer, Type StreamChun
 /// <param name="RequestedModel">The model name exactly as the client sent it: responses echo it.</param>
 /// <param name="Stream">Whether the client wants a stream.</param>
 /// <param name="IncludeUsage">OpenAI's <c>stream_options.include_usage</c>.</param>
-internal sealed record DialectRequest(ClaudeTurnRequest Turn, string RequestedModel, bool Stream, bool IncludeUsage = false);
+/// <param name="PreviousResponseId">The Responses API's <c>previous_response_id</c>: the response the request goes on from.</param>
+internal sealed record DialectRequest(ClaudeTurnRequest Turn, string RequestedModel, bool Stream, bool IncludeUsage = false, string? PreviousResponseId = null);
 
 /// <summary>The client's request cannot be served as sent; the message goes back in the client's envelope.</summary>
 internal sealed class DialectRequestException(string message, HttpStatusCode status = HttpStatusCode.BadRequest) : Exception(message)

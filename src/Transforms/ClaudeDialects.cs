@@ -14,9 +14,11 @@ public static class ClaudeDialects
 
     public static ClaudeDialect OpenAiChat { get; } = new OpenAiChatDialect();
 
+    public static ClaudeDialect OpenAiResponses { get; } = new OpenAiResponsesDialect();
+
     public static ClaudeDialect AnthropicMessages { get; } = new AnthropicMessagesDialect();
 
-    public static IReadOnlyList<ClaudeDialect> All { get; } = [OllamaChat, OllamaGenerate, OpenAiChat, AnthropicMessages];
+    public static IReadOnlyList<ClaudeDialect> All { get; } = [OllamaChat, OllamaGenerate, OpenAiChat, OpenAiResponses, AnthropicMessages];
 
     public static bool TryGet(string? name, [NotNullWhen(true)] out ClaudeDialect? dialect)
     {

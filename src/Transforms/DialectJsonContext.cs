@@ -40,6 +40,10 @@ namespace ClaudeProxy.Transforms;
 [JsonSerializable(typeof(AnthropicErrorBody))]
 [JsonSerializable(typeof(AnthropicModelList))]
 [JsonSerializable(typeof(AnthropicTokenCount))]
+[JsonSerializable(typeof(ResponsesRequest))]
+[JsonSerializable(typeof(ResponsesInputItem))]
+[JsonSerializable(typeof(ResponsesResponse))]
+[JsonSerializable(typeof(ResponsesStreamEvent))]
 [JsonSerializable(typeof(long))]
 [JsonSerializable(typeof(string))]
 internal sealed partial class DialectJsonContext : JsonSerializerContext;

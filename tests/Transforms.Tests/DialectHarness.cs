@@ -40,6 +40,14 @@ internal static class DialectHarness
         return await reader.ReadToEndAsync(TestContext.Current.CancellationToken);
     }
 
+    /// <summary>A stream of named SSE events (<c>event:</c> then <c>data:</c>): each event's name and data.</summary>
+    public static List<(string Event, System.Text.Json.JsonElement Data)> NamedEvents(string stream) =>
+        [.. stream.Split("\n\n", StringSplitOptions.RemoveEmptyEntries).Select(frame =>
+        {
+            var lines = frame.Split('\n');
+            return (lines[0]["event: ".Length..], System.Text.Json.JsonDocument.Parse(lines[1]["data: ".Length..]).RootElement.Clone());
+        })];
+
     public static Task<string> StreamAsync(ClaudeDialect dialect, DialectRequest request, string fixture) =>
         StreamAsync(dialect, request, Fixtures.StdoutLines(fixture));
 

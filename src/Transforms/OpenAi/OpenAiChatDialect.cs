@@ -1,6 +1,4 @@
 using System.Buffers;
-using System.Text;
-using System.Text.Json;
 using ClaudeProxy.ClaudeBackend.Contract;
 using ClaudeProxy.ClaudeBackend.StreamJson;
 
@@ -38,7 +36,7 @@ internal sealed class OpenAiChatDialect : ClaudeDialect
         List<ClaudeMessage> messages = [];
         foreach (var message in request.Messages)
         {
-            var (text, images) = ReadContent(message.Content);
+            var (text, images) = OpenAiContent.Read(message.Content);
             switch (message.Role?.ToLowerInvariant())
             {
                 case "system" or "developer":
@@ -97,42 +95,6 @@ internal sealed class OpenAiChatDialect : ClaudeDialect
             call.Id ?? throw new DialectRequestException("a tool call needs its 'id'"),
             call.Function?.Name ?? throw new DialectRequestException("a tool call needs its function's 'name'"),
             call.Function.Arguments is { Length: > 0 } arguments ? arguments : "{}"))];
-
-    /// <summary>A message's content: a string, or parts of type <c>text</c> and <c>image_url</c>.</summary>
-    private static (string Text, List<ClaudeImage>? Images) ReadContent(JsonElement content)
-    {
-        switch (content.ValueKind)
-        {
-            case JsonValueKind.String:
-                return (content.GetString()!, null);
-            case JsonValueKind.Null or JsonValueKind.Undefined:
-                return ("", null);
-            case JsonValueKind.Array:
-                var text = new StringBuilder();
-                List<ClaudeImage>? images = null;
-                foreach (var part in content.EnumerateArray())
-                {
-                    var type = part.ValueKind == JsonValueKind.Object && part.TryGetProperty("type", out var t) ? t.GetString() : null;
-                    switch (type)
-                    {
-                        case "text" when part.TryGetProperty("text", out var partText) && partText.ValueKind == JsonValueKind.String:
-                            text.Append(text.Length > 0 ? "\n" : "").Append(partText.GetString());
-                            break;
-                        case "image_url" when part.TryGetProperty("image_url", out var image):
-                            var url = image.ValueKind == JsonValueKind.String ? image.GetString()
-                                : image.ValueKind == JsonValueKind.Object && image.TryGetProperty("url", out var u) ? u.GetString() : null;
-                            (images ??= []).Add(ImageData.FromDataUrl(url ?? ""));
-                            break;
-                        default:
-                            throw new DialectRequestException($"unsupported content part type '{type}'");
-                    }
-                }
-
-                return (text.ToString(), images);
-            default:
-                throw new DialectRequestException("message content must be a string or an array of content parts");
-        }
-    }
 
     private sealed class Writer(DialectRequest request, TimeProvider timeProvider, long startTimestamp)
         : AnswerWriter(request, timeProvider, startTimestamp)

@@ -100,6 +100,16 @@ public sealed class ClaudeTransformProvider(TimeProvider timeProvider, IOptions<
                 ClientChatId = httpContext.Request.Headers[OpenWebUiChatIdHeader].ToString() is { Length: > 0 } chatId ? chatId : null,
             },
         };
+        try
+        {
+            request = dialect.WithCaller(request);
+        }
+        catch (DialectRequestException exception)
+        {
+            await ErrorEnvelopes.WriteAsync(httpContext.Response, dialect.ErrorStyle, exception.Status, exception.Message, context.CancellationToken);
+            return;
+        }
+
         if (backendOptions.Value.SerializedHop)
         {
             // The turn as bytes, exactly as a worker behind a socket gets it.

@@ -77,18 +77,21 @@ public sealed class AnthropicClientTests : IAsyncLifetime
         Assert.Equal(["content_block_stop", "message_delta", "message_stop"], kinds.TakeLast(3));
     }
 
-    [Fact]
-    public async Task A_function_invoking_agent_over_the_anthropic_sdk_runs_two_rounds_on_one_process()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_function_invoking_agent_over_the_anthropic_sdk_runs_two_rounds_on_one_process(bool stream)
     {
         var invoked = new List<string>();
         var weather = AIFunctionFactory.Create(([Description("the city")] string city) => { invoked.Add(city); return $"sunny in {city}"; }, "get_weather", "weather for a city");
         var time = AIFunctionFactory.Create(([Description("the time zone")] string zone) => { invoked.Add(zone); return $"12:00 in {zone}"; }, "get_time", "time in a zone");
         using var agent = new ChatClientBuilder(_client.AsIChatClient("claude-sonnet:latest", 1024)).UseFunctionInvocation().Build();
 
-        var response = await agent.GetResponseAsync(
-            "What is the weather?\ncall:get_weather:{\"city\":\"Paris\"} ; call:get_time:{\"zone\":\"CET\"}\ncall:get_weather:{\"city\":\"Rome\"}",
-            new ChatOptions { Tools = [weather, time] },
-            Cancel);
+        const string Prompt = "What is the weather?\ncall:get_weather:{\"city\":\"Paris\"} ; call:get_time:{\"zone\":\"CET\"}\ncall:get_weather:{\"city\":\"Rome\"}";
+        var options = new ChatOptions { Tools = [weather, time] };
+        var response = stream
+            ? await agent.GetStreamingResponseAsync(Prompt, options, Cancel).ToChatResponseAsync(Cancel)
+            : await agent.GetResponseAsync(Prompt, options, Cancel);
 
         Assert.Equal(["CET", "Paris", "Rome"], invoked.Order());
         Assert.StartsWith("done after 2 rounds", response.Text);

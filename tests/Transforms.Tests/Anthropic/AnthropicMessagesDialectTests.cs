@@ -10,13 +10,6 @@ public sealed class AnthropicMessagesDialectTests
 {
     private static readonly ClaudeDialect Dialect = ClaudeDialects.AnthropicMessages;
 
-    /// <summary>The stream's SSE frames: (event name, data).</summary>
-    private static List<(string Event, JsonElement Data)> Frames(string stream) =>
-        [.. stream.Split("\n\n", StringSplitOptions.RemoveEmptyEntries).Select(frame =>
-        {
-            var lines = frame.Split('\n');
-            return (lines[0]["event: ".Length..], JsonDocument.Parse(lines[1]["data: ".Length..]).RootElement.Clone());
-        })];
 
     [Fact]
     public void System_blocks_images_calls_and_results_come_to_the_backend_as_they_were()
@@ -60,7 +53,7 @@ public sealed class AnthropicMessagesDialectTests
     {
         var request = DialectHarness.Parse(Dialect, """{"model":"claude-sonnet:latest","stream":true,"messages":[{"role":"user","content":"x"}]}""");
 
-        var frames = Frames(await DialectHarness.StreamAsync(Dialect, request, "thinking_block_stream_json_partial"));
+        var frames = DialectHarness.NamedEvents(await DialectHarness.StreamAsync(Dialect, request, "thinking_block_stream_json_partial"));
 
         Assert.Equal(["message_start", "ping", "content_block_start"], frames.Take(3).Select(f => f.Event));
         Assert.Equal("message", frames[0].Data.GetProperty("message").GetProperty("type").GetString());
@@ -79,7 +72,7 @@ public sealed class AnthropicMessagesDialectTests
         var request = DialectHarness.Parse(Dialect, """{"model":"claude-sonnet:latest","stream":true,"messages":[{"role":"user","content":"x"}]}""");
         var lines = Fixtures.StdoutLines("client_tools").TakeWhile(line => !line.Contains("\"tool_result\"", StringComparison.Ordinal));
 
-        var frames = Frames(await DialectHarness.StreamAsync(Dialect, request, lines));
+        var frames = DialectHarness.NamedEvents(await DialectHarness.StreamAsync(Dialect, request, lines));
 
         var blocks = frames.Where(f => f.Event == "content_block_start").Select(f => f.Data.GetProperty("content_block")).ToList();
         Assert.Equal(["tool_use", "tool_use"], blocks.Select(b => b.GetProperty("type").GetString()));

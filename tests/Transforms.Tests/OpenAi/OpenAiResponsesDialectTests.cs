@@ -1,0 +1,82 @@
+using System.Buffers;
+using System.Text.Json;
+using ClaudeProxy.ClaudeBackend.Contract;
+using ClaudeProxy.TestSupport;
+
+namespace ClaudeProxy.Transforms.Tests.OpenAi;
+
+public sealed class OpenAiResponsesDialectTests
+{
+
+    [Fact]
+    public void Items_come_to_the_backend_as_messages_with_their_calls_and_results()
+    {
+        var request = DialectHarness.Parse(ClaudeDialects.OpenAiResponses, """
+            {"model":"m","instructions":"Be brief.","tool_choice":"required",
+             "tools":[{"type":"function","name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}],
+             "input":[{"role":"developer","content":"Use metric units."},
+                      {"role":"user","content":[{"type":"input_text","text":"weather?"}]},
+                      {"type":"reasoning","id":"rs_1","summary":[]},
+                      {"type":"function_call","call_id":"call_1","name":"get_weather","arguments":"{\"city\":\"Oslo\"}"},
+                      {"type":"function_call","call_id":"call_2","name":"get_weather","arguments":"{\"city\":\"Rome\"}"},
+                      {"type":"function_call_output","call_id":"call_1","output":"sunny"},
+                      {"type":"function_call_output","call_id":"call_2","output":"rain"}]}
+            """);
+
+        Assert.StartsWith("Be brief.\n\nUse metric units.", request.Turn.SystemPrompt);
+        Assert.Contains("You must call at least one of the functions", request.Turn.SystemPrompt);
+        Assert.Equal(["user", "assistant", "user"], request.Turn.Messages.Select(m => m.Role));
+        Assert.Equal(["call_1", "call_2"], request.Turn.Messages[1].ToolCalls!.Select(c => c.Id));
+        Assert.Equal([("call_1", "sunny"), ("call_2", "rain")], request.Turn.Messages[2].ToolResults!.Select(r => (r.ToolCallId, r.Content)));
+    }
+
+    [Fact]
+    public void A_request_that_names_a_previous_response_goes_on_from_its_conversation_for_its_own_caller_only()
+    {
+        var dialect = ClaudeDialects.OpenAiResponses;
+        var first = DialectHarness.Parse(dialect, """{"model":"m","input":"remember 7"}""") is var parsed ? parsed with { Turn = parsed.Turn with { Owner = "alice" } } : null!;
+        var answer = new ArrayBufferWriter<byte>();
+        dialect.CreateWriter(first, TimeProvider.System, TimeProvider.System.GetTimestamp())
+            .WriteAnswer(new ClaudeTurnResult("7 it is", "end_turn", default, 0, default, null, null), "", answer);
+        var id = JsonDocument.Parse(answer.WrittenMemory).RootElement.GetProperty("id").GetString();
+        var next = DialectHarness.Parse(dialect, $$"""{"model":"m","input":"which number?","previous_response_id":"{{id}}"}""");
+
+        var continued = dialect.WithCaller(next with { Turn = next.Turn with { Owner = "alice" } });
+
+        Assert.Equal(["remember 7", "7 it is", "which number?"], continued.Turn.Messages.Select(m => m.Text));
+        Assert.Throws<DialectRequestException>(() => dialect.WithCaller(next with { Turn = next.Turn with { Owner = "bob" } }));
+    }
+
+    [Fact]
+    public async Task A_round_of_calls_streams_as_function_call_items_and_the_response_completes()
+    {
+        var request = DialectHarness.Parse(ClaudeDialects.OpenAiResponses, """{"model":"m","stream":true,"input":"x"}""");
+        var lines = Fixtures.StdoutLines("client_tools").TakeWhile(line => !line.Contains("\"tool_result\"", StringComparison.Ordinal));
+
+        var frames = DialectHarness.NamedEvents(await DialectHarness.StreamAsync(ClaudeDialects.OpenAiResponses, request, lines));
+
+        Assert.Equal(["response.created", "response.in_progress"], frames.Take(2).Select(f => f.Event));
+        Assert.Equal(Enumerable.Range(0, frames.Count), frames.Select(f => f.Data.GetProperty("sequence_number").GetInt32()));
+        var done = frames.Where(f => f.Event == "response.output_item.done").Select(f => f.Data.GetProperty("item")).ToList();
+        Assert.Equal(["function_call", "function_call"], done.Select(i => i.GetProperty("type").GetString()));
+        Assert.Equal(["""{"city":"Paris"}""", """{"city":"Oslo"}"""], done.Select(i => i.GetProperty("arguments").GetString()));
+        Assert.All(done, i => Assert.StartsWith("toolu_", i.GetProperty("call_id").GetString()));
+        var completed = frames[^1];
+        Assert.Equal("response.completed", completed.Event);
+        Assert.Equal(2, completed.Data.GetProperty("response").GetProperty("output").GetArrayLength());
+        Assert.True(completed.Data.GetProperty("response").GetProperty("usage").GetProperty("input_tokens").GetInt64() > 0);
+    }
+
+    [Fact]
+    public async Task Thinking_streams_as_a_reasoning_item_before_the_message()
+    {
+        var request = DialectHarness.Parse(ClaudeDialects.OpenAiResponses, """{"model":"m","stream":true,"input":"x"}""");
+
+        var frames = DialectHarness.NamedEvents(await DialectHarness.StreamAsync(ClaudeDialects.OpenAiResponses, request, "thinking_block_stream_json_partial"));
+
+        var items = frames.Where(f => f.Event == "response.output_item.done").Select(f => f.Data.GetProperty("item").GetProperty("type").GetString());
+        Assert.Equal(["reasoning", "message"], items);
+        Assert.Contains(frames, f => f.Event == "response.reasoning_summary_text.delta");
+        Assert.Equal("response.completed", frames[^1].Event);
+    }
+}
