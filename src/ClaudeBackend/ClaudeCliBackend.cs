@@ -244,8 +244,17 @@ public sealed partial class ClaudeCliBackend(
             }
         }
 
-        return (matched, missing);
+        return (WithWordsBeside(matched, messages[^1]), missing);
     }
+
+    /// <summary>
+    /// Results with what the client said beside them (Claude Code sends reminders and prompts typed while a tool ran in
+    /// the same message): the CLI takes only results while a call waits, so the words go with the last one.
+    /// </summary>
+    internal static IReadOnlyList<ClaudeToolResult> WithWordsBeside(IReadOnlyList<ClaudeToolResult> results, ClaudeMessage message) =>
+        message.Text.Length == 0 || results.Count == 0
+            ? results
+            : [.. results.SkipLast(1), results[^1] with { Content = $"{results[^1].Content}\n\n{message.Text}" }];
 
     /// <summary>Goes on with a turn paused for the client's function results, in its own process.</summary>
     private async Task<IClaudeTurnEvents> ResumeAsync(

@@ -51,7 +51,7 @@ internal sealed class ToolReplay(IReadOnlyList<(ClaudeToolCall Call, ClaudeToolR
                 calls[call.Id] = call;
             }
 
-            foreach (var result in message.ToolResults ?? [])
+            foreach (var result in ClaudeCliBackend.WithWordsBeside(message.ToolResults ?? [], message))
             {
                 if (calls.TryGetValue(result.ToolCallId, out var answered))
                 {

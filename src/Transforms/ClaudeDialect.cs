@@ -45,7 +45,16 @@ public sealed record DialectWireTypes(Type Request, Type Answer, Type StreamChun
 /// <param name="Stream">Whether the client wants a stream.</param>
 /// <param name="IncludeUsage">OpenAI's <c>stream_options.include_usage</c>.</param>
 /// <param name="PreviousResponseId">The Responses API's <c>previous_response_id</c>: the response the request goes on from.</param>
-internal sealed record DialectRequest(ClaudeTurnRequest Turn, string RequestedModel, bool Stream, bool IncludeUsage = false, string? PreviousResponseId = null);
+/// <param name="ShowThinking">Whether the model's thinking goes to the client (Anthropic's clients get it only when they ask).</param>
+/// <param name="Store">Whether the answer is kept for a later request to go on from (the Responses API's <c>store</c>).</param>
+internal sealed record DialectRequest(
+    ClaudeTurnRequest Turn,
+    string RequestedModel,
+    bool Stream,
+    bool IncludeUsage = false,
+    string? PreviousResponseId = null,
+    bool ShowThinking = true,
+    bool Store = true);
 
 /// <summary>The client's request cannot be served as sent; the message goes back in the client's envelope.</summary>
 internal sealed class DialectRequestException(string message, HttpStatusCode status = HttpStatusCode.BadRequest) : Exception(message)
@@ -128,6 +137,25 @@ internal static class DialectJson
         {
             // System.Text.Json reports a string that is not valid UTF-8 this way, not as a JsonException.
             throw new DialectRequestException($"invalid text in request body: {exception.Message}");
+        }
+    }
+
+    /// <summary>A part of a client body already parsed (a content block, an input item), read as <typeparamref name="T"/>.</summary>
+    public static T Deserialize<T>(System.Text.Json.JsonElement element, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> typeInfo, string what)
+        where T : class
+    {
+        if (element.ValueKind != System.Text.Json.JsonValueKind.Object)
+        {
+            throw new DialectRequestException($"{what} must be an object");
+        }
+
+        try
+        {
+            return System.Text.Json.JsonSerializer.Deserialize(element, typeInfo)!;
+        }
+        catch (Exception exception) when (exception is System.Text.Json.JsonException or InvalidOperationException)
+        {
+            throw new DialectRequestException($"invalid {what}: {exception.Message}");
         }
     }
 

@@ -34,7 +34,14 @@ public static class ErrorEnvelopes
     };
 
     internal static byte[] Create(ErrorStyle style, ClaudeBackendError error) =>
-        Create(style, error.StatusCode, error.Message, CodeOf(error.Kind));
+        Create(style, StatusOf(style, error), error.Message, CodeOf(error.Kind));
+
+    /// <summary>
+    /// The status a backend error gets in the client's dialect: Anthropic's clients know an overloaded API as 529 (and
+    /// retry it), the others as 503.
+    /// </summary>
+    public static HttpStatusCode StatusOf(ErrorStyle style, ClaudeBackendError error) =>
+        style == ErrorStyle.Anthropic && error.Kind == ClaudeErrorKind.Overloaded ? (HttpStatusCode)529 : error.StatusCode;
 
     /// <summary>Answers the request with an error in the client's envelope.</summary>
     public static Task WriteAsync(HttpResponse response, ErrorStyle style, HttpStatusCode status, string message, CancellationToken cancellationToken) =>
@@ -42,7 +49,7 @@ public static class ErrorEnvelopes
 
     /// <summary>Answers the request with a backend error (its status, and its code for OpenAI clients) in the client's envelope.</summary>
     public static Task WriteAsync(HttpResponse response, ErrorStyle style, ClaudeBackendError error, CancellationToken cancellationToken) =>
-        WriteAsync(response, error.StatusCode, Create(style, error), cancellationToken);
+        WriteAsync(response, StatusOf(style, error), Create(style, error), cancellationToken);
 
     private static async Task WriteAsync(HttpResponse response, HttpStatusCode status, byte[] body, CancellationToken cancellationToken)
     {
@@ -64,7 +71,7 @@ public static class ErrorEnvelopes
         HttpStatusCode.NotFound => "not_found_error",
         HttpStatusCode.RequestEntityTooLarge => "request_too_large",
         HttpStatusCode.TooManyRequests => "rate_limit_error",
-        HttpStatusCode.ServiceUnavailable => "overloaded_error",
+        HttpStatusCode.ServiceUnavailable or (HttpStatusCode)529 => "overloaded_error",
         _ => "api_error",
     };
 

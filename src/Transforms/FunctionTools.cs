@@ -44,6 +44,8 @@ internal static class FunctionTools
         JsonValueKind.String => throw new DialectRequestException($"invalid tool_choice '{toolChoice.GetString()}': use 'auto', 'none', 'required' or a function"),
         JsonValueKind.Object when toolChoice.TryGetProperty("function", out var function)
             && function.TryGetProperty("name", out var name) && name.GetString() is { } named => Instruction("function", named, parallelToolCalls, tools),
+        // The Responses API's own shape: {"type":"function","name":…}.
+        JsonValueKind.Object when toolChoice.TryGetProperty("name", out var flatName) && flatName.GetString() is { } flat => Instruction("function", flat, parallelToolCalls, tools),
         _ => throw new DialectRequestException("invalid tool_choice: use 'auto', 'none', 'required' or {\"type\":\"function\",\"function\":{\"name\":…}}"),
     };
 

@@ -47,7 +47,8 @@ internal sealed class AnthropicMessagesDialect : ClaudeDialect
 
         var messages = request.Messages.Select(MessageOf).ToList();
         var turn = new ClaudeTurnRequest(request.Model, messages, ResponseFormat.SystemPrompt(system, null), Tools: tools);
-        return new DialectRequest(turn, request.Model, request.Stream ?? false);
+        // The API answers with thinking blocks only when asked to think; clients read content[0] as the text otherwise.
+        return new DialectRequest(turn, request.Model, request.Stream ?? false, ShowThinking: request.Thinking?.Type is "enabled" or "adaptive");
     }
 
     internal override AnswerWriter CreateWriter(DialectRequest request, TimeProvider timeProvider, long startTimestamp) =>
@@ -145,17 +146,19 @@ internal sealed class AnthropicMessagesDialect : ClaudeDialect
     private static string ResultText(JsonElement content) => content.ValueKind switch
     {
         JsonValueKind.String => content.GetString()!,
-        JsonValueKind.Array => string.Join("\n", content.EnumerateArray().Select(Blocks).Select(block => block.Type == "text"
-            ? block.Text
-            : throw new DialectRequestException($"tool_result: content block type '{block.Type}' is not supported; send text"))),
+        JsonValueKind.Array => string.Join("\n", content.EnumerateArray().Select(Blocks).Select(block => block.Type switch
+        {
+            "text" => block.Text,
+            // A function's image (Claude Code's Read of a picture) cannot be passed on as a function result yet: the
+            // model is told, rather than the conversation failing on every later request that sends it back.
+            "image" or "document" => $"[{block.Type} returned by the tool; not passed on by ClaudeProxy]",
+            _ => throw new DialectRequestException($"tool_result: content block type '{block.Type}' is not supported"),
+        })),
         JsonValueKind.Undefined or JsonValueKind.Null => "",
         _ => throw new DialectRequestException("tool_result: content must be a string or a list of text blocks"),
     };
 
-    private static AnthropicBlock Blocks(JsonElement block) =>
-        block.ValueKind == JsonValueKind.Object
-            ? block.Deserialize(DialectJsonContext.Default.AnthropicBlock)!
-            : throw new DialectRequestException("content blocks must be objects");
+    private static AnthropicBlock Blocks(JsonElement block) => DialectJson.Deserialize(block, DialectJsonContext.Default.AnthropicBlock, "content block");
 
     /// <summary>
     /// The stream as the API sends it: <c>message_start</c>, a <c>ping</c>, each content block started, filled and
@@ -178,6 +181,11 @@ internal sealed class AnthropicMessagesDialect : ClaudeDialect
 
         protected override void WriteThinking(string thinking, IBufferWriter<byte> output)
         {
+            if (!Request.ShowThinking)
+            {
+                return;
+            }
+
             Open("thinking", new AnthropicThinking(""), output);
             Event("content_block_delta", new AnthropicContentBlockDelta(_index, new AnthropicThinkingDelta(thinking)), DialectJsonContext.Default.AnthropicContentBlockDelta, output);
         }
@@ -208,7 +216,7 @@ internal sealed class AnthropicMessagesDialect : ClaudeDialect
         public override void WriteAnswer(ClaudeTurnResult result, string thinking, IBufferWriter<byte> output)
         {
             List<AnthropicContent> content = [];
-            if (thinking.Length > 0)
+            if (thinking.Length > 0 && Request.ShowThinking)
             {
                 content.Add(new AnthropicThinking(thinking));
             }

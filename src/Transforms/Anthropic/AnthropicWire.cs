@@ -17,7 +17,11 @@ internal sealed record AnthropicMessagesRequest(
     long? MaxTokens,
     List<AnthropicTool>? Tools,
     AnthropicToolChoice? ToolChoice,
-    AnthropicMetadata? Metadata);
+    AnthropicMetadata? Metadata,
+    AnthropicThinkingConfig? Thinking);
+
+/// <summary><c>thinking</c>: <c>{"type":"enabled","budget_tokens":N}</c>, <c>adaptive</c> or <c>disabled</c>.</summary>
+internal sealed record AnthropicThinkingConfig(string? Type);
 
 internal sealed record AnthropicMessage(string? Role, JsonElement Content);
 

@@ -44,9 +44,7 @@ internal sealed class OpenAiResponsesDialect : ClaudeDialect
         {
             foreach (var element in request.Input.EnumerateArray())
             {
-                AddItem(element.ValueKind == JsonValueKind.Object
-                    ? element.Deserialize(DialectJsonContext.Default.ResponsesInputItem)!
-                    : throw new DialectRequestException("input: every item must be an object"), messages, system);
+                AddItem(DialectJson.Deserialize(element, DialectJsonContext.Default.ResponsesInputItem, "input item"), messages, system);
             }
         }
         else
@@ -65,7 +63,7 @@ internal sealed class OpenAiResponsesDialect : ClaudeDialect
         }
 
         var turn = new ClaudeTurnRequest(request.Model, messages, ResponseFormat.SystemPrompt(system, null), Tools: tools);
-        return new DialectRequest(turn, request.Model, request.Stream ?? false, PreviousResponseId: request.PreviousResponseId);
+        return new DialectRequest(turn, request.Model, request.Stream ?? false, PreviousResponseId: request.PreviousResponseId, Store: request.Store ?? true);
     }
 
     /// <summary>Puts the conversation of the response the request continues in front of its input.</summary>
@@ -201,8 +199,14 @@ internal sealed class OpenAiResponsesDialect : ClaudeDialect
             Event(new("response.completed", _sequence) { Response = Response("completed", _output, result) }, output);
         }
 
-        protected override void WriteStreamError(ClaudeBackendError error, IBufferWriter<byte> output) =>
-            Event(new("error", _sequence) { Code = ErrorEnvelopes.CodeOf(error.Kind), Message = error.Message }, output);
+        /// <summary>The API's own end of a failed stream: the open item closed, then <c>response.failed</c> with the error.</summary>
+        protected override void WriteStreamError(ClaudeBackendError error, IBufferWriter<byte> output)
+        {
+            Start(output);
+            Close(output);
+            var failed = Response("failed", _output, null) with { Error = new ResponsesError(ErrorEnvelopes.CodeOf(error.Kind), error.Message) };
+            Event(new("response.failed", _sequence) { Response = failed }, output);
+        }
 
         public override void WriteAnswer(ClaudeTurnResult result, string thinking, IBufferWriter<byte> output)
         {
@@ -223,8 +227,16 @@ internal sealed class OpenAiResponsesDialect : ClaudeDialect
         }
 
         /// <summary>Keeps the conversation up to this answer, for a request that names this response as its previous one.</summary>
-        private void Remember(ClaudeTurnResult result) =>
+        private void Remember(ClaudeTurnResult result)
+        {
+            if (!Request.Store)
+            {
+                // store:false (Codex sends its whole history each time): nothing is kept.
+                return;
+            }
+
             history.Add(Request.Turn.Owner, _id, [.. Request.Turn.Messages, new ClaudeMessage(ClaudeMessage.AssistantRole, result.Text, ToolCalls: result.ToolCalls)]);
+        }
 
         private ResponsesResponse Response(string status, IReadOnlyList<ResponsesOutputItem> output, ClaudeTurnResult? result) => new(
             _id,

@@ -14,7 +14,8 @@ internal sealed record ResponsesRequest(
     List<ResponsesTool>? Tools,
     JsonElement ToolChoice,
     bool? ParallelToolCalls,
-    string? PreviousResponseId);
+    string? PreviousResponseId,
+    bool? Store);
 
 /// <summary>A tool of the request: a function, flat (not nested under <c>function</c> as in chat completions).</summary>
 internal sealed record ResponsesTool(string? Type, string? Name, string? Description, JsonElement Parameters);
@@ -45,7 +46,7 @@ internal sealed record ResponsesResponse(
     public string Object => "response";
 
     [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
-    public object? Error => null;
+    public ResponsesError? Error { get; init; }
 
     [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
     public object? IncompleteDetails => null;
@@ -56,6 +57,9 @@ internal sealed record ResponsesResponse(
 
     public IReadOnlyDictionary<string, string> Metadata { get; } = new Dictionary<string, string>();
 }
+
+/// <summary>Why a response failed: a stable code and the message.</summary>
+internal sealed record ResponsesError(string Code, string Message);
 
 /// <summary>An output item: <c>message</c>, <c>function_call</c> or <c>reasoning</c>.</summary>
 [JsonPolymorphic(TypeDiscriminatorPropertyName = "type")]

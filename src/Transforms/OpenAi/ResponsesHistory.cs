@@ -4,12 +4,13 @@ namespace ClaudeProxy.Transforms.OpenAi;
 
 /// <summary>
 /// The conversations of the responses this gateway gave, per owner, so that a request naming one in
-/// <c>previous_response_id</c> goes on from it. Kept in memory, the most recent <see cref="Capacity"/>: the session
-/// behind a conversation is the lineage store's (found by this history), so a restart loses only the ids.
+/// <c>previous_response_id</c> goes on from it (unless the request said <c>store: false</c>). Kept in memory, the most
+/// recent <see cref="Capacity"/>: the session behind a conversation is the lineage store's (found by this history), so a
+/// restart loses only the ids.
 /// </summary>
 internal sealed class ResponsesHistory
 {
-    public const int Capacity = 10_000;
+    public const int Capacity = 1_000;
 
     private readonly Lock _gate = new();
     private readonly Dictionary<string, LinkedListNode<(string Key, IReadOnlyList<ClaudeMessage> Messages)>> _byKey = new(StringComparer.Ordinal);

@@ -159,6 +159,7 @@ public sealed class ClaudeTransformProvider(TimeProvider timeProvider, IOptions<
             }
 
             timer?.Fail(ErrorEnvelopes.CodeOf(error.Kind));
+            response.StatusCode = (int)ErrorEnvelopes.StatusOf(style, error);
             ReplaceBody(context, ErrorEnvelopes.Create(style, error));
             return;
         }
@@ -211,7 +212,7 @@ public sealed class ClaudeTransformProvider(TimeProvider timeProvider, IOptions<
                         turn.Writer.WriteAnswer(completed.Result, thinking.ToString(), output);
                         return (HttpStatusCode.OK, output.WrittenSpan.ToArray());
                     case TurnFailed failed:
-                        return (failed.Error.StatusCode, ErrorEnvelopes.Create(turn.Dialect.ErrorStyle, failed.Error));
+                        return (ErrorEnvelopes.StatusOf(turn.Dialect.ErrorStyle, failed.Error), ErrorEnvelopes.Create(turn.Dialect.ErrorStyle, failed.Error));
                 }
             }
         }

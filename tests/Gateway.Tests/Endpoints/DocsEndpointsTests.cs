@@ -28,7 +28,7 @@ public sealed class DocsEndpointsTests
         var document = await DocumentAsync();
 
         var paths = document.GetProperty("paths").EnumerateObject().Select(p => p.Name).ToHashSet();
-        string[] expected = ["/", "/api/version", "/api/tags", "/api/show", "/api/ps", "/api/chat", "/api/generate", "/v1/chat/completions", "/v1/models", "/v1/models/{id}", "/chat/completions", "/models", "/version"];
+        string[] expected = ["/", "/api/version", "/api/tags", "/api/show", "/api/ps", "/api/chat", "/api/generate", "/v1/chat/completions", "/v1/responses", "/v1/messages", "/v1/models", "/v1/models/{id}", "/chat/completions", "/models", "/version"];
         Assert.Subset(paths, expected.ToHashSet());
         Assert.StartsWith("3.", document.GetProperty("openapi").GetString(), StringComparison.Ordinal);
     }

@@ -37,8 +37,11 @@ public sealed class GenAiMetricsTests
         Assert.All(measurements, m => Assert.Equal("llama3.2", m.Tags["gen_ai.response.model"]));
     }
 
-    [Fact]
-    public async Task Claude_token_counts_and_cost_come_from_the_clis_result()
+    [Theory]
+    [InlineData("/v1/chat/completions", """{"model":"claude-opus:latest","stream":true,"messages":[{"role":"user","content":"x"}]}""")]
+    [InlineData("/v1/messages", """{"model":"claude-opus:latest","max_tokens":10,"stream":true,"messages":[{"role":"user","content":"x"}]}""")]
+    [InlineData("/v1/responses", """{"model":"claude-opus:latest","stream":true,"input":"x"}""")]
+    public async Task Claude_token_counts_and_cost_come_from_the_clis_result(string path, string body)
     {
         await using var app = GatewayApp.WithFakeCli($"replay={Fixtures.StdoutPath("print_stream_json_partial")}");
         var client = app.CreateClient();
@@ -46,10 +49,11 @@ public sealed class GenAiMetricsTests
         using var tokens = new MetricCollector<long>(meters, GenAiMetrics.MeterName, "gen_ai.client.token.usage");
         using var cost = new MetricCollector<double>(meters, GenAiMetrics.MeterName, "claudeproxy.cost.usd");
 
-        await PostAndReadLinesAsync(client, "/v1/chat/completions", Json("""{"model":"claude-opus:latest","stream":true,"messages":[{"role":"user","content":"x"}]}"""), Cancel);
+        await PostAndReadLinesAsync(client, path, Json(body), Cancel);
 
         await tokens.WaitForMeasurementsAsync(2, TimeSpan.FromSeconds(5));
         Assert.Equal([3173L, 13L], tokens.GetMeasurementSnapshot().Select(m => m.Value));
+        Assert.All(tokens.GetMeasurementSnapshot(), m => Assert.Equal("chat", m.Tags["gen_ai.operation.name"]));
         Assert.All(tokens.GetMeasurementSnapshot(), m => Assert.Equal("claude-opus-4-8", m.Tags["gen_ai.response.model"]));
         Assert.Equal(0.01619, Assert.Single(cost.GetMeasurementSnapshot()).Value);
     }

@@ -41,6 +41,7 @@ public sealed class AnthropicMessagesDialectTests
     [InlineData("""{"model":"m","messages":[{"role":"user","content":[{"type":"document","source":{}}]}]}""", "'document' is not supported")]
     [InlineData("""{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"web_search_20250305","name":"web_search"}]}""", "Anthropic's own tools")]
     [InlineData("""{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"name":"f"}],"tool_choice":{"type":"tool","name":"g"}}""", "'g', which is not among the tools")]
+    [InlineData("""{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":1}]}]}""", "invalid content block")]
     public void A_bad_request_is_refused_with_a_clear_message(string json, string expected)
     {
         var exception = Assert.Throws<DialectRequestException>(() => Dialect.Parse(Encoding.UTF8.GetBytes(json), TimeProvider.System, out _));
@@ -51,7 +52,7 @@ public sealed class AnthropicMessagesDialectTests
     [Fact]
     public async Task Thinking_then_text_streams_as_two_blocks_between_message_start_and_message_stop()
     {
-        var request = DialectHarness.Parse(Dialect, """{"model":"claude-sonnet:latest","stream":true,"messages":[{"role":"user","content":"x"}]}""");
+        var request = DialectHarness.Parse(Dialect, """{"model":"claude-sonnet:latest","stream":true,"thinking":{"type":"enabled","budget_tokens":1024},"messages":[{"role":"user","content":"x"}]}""");
 
         var frames = DialectHarness.NamedEvents(await DialectHarness.StreamAsync(Dialect, request, "thinking_block_stream_json_partial"));
 
@@ -107,5 +108,41 @@ public sealed class AnthropicMessagesDialectTests
 
         // "12345678", "user" and "abcd": 16 bytes, 4 tokens.
         Assert.Equal(4, answer.GetProperty("input_tokens").GetInt64());
+    }
+
+    [Fact]
+    public async Task A_client_that_did_not_ask_for_thinking_gets_the_text_alone()
+    {
+        var request = DialectHarness.Parse(Dialect, """{"model":"claude-sonnet:latest","stream":true,"messages":[{"role":"user","content":"x"}]}""");
+
+        var frames = DialectHarness.NamedEvents(await DialectHarness.StreamAsync(Dialect, request, "thinking_block_stream_json_partial"));
+
+        Assert.Equal(["text"], frames.Where(f => f.Event == "content_block_start").Select(f => f.Data.GetProperty("content_block").GetProperty("type").GetString()));
+        Assert.Equal(0, frames.Single(f => f.Event == "content_block_start").Data.GetProperty("index").GetInt32());
+    }
+
+    [Fact]
+    public void A_tool_result_with_an_image_is_taken_with_a_note_and_the_words_beside_it_kept()
+    {
+        var request = DialectHarness.Parse(Dialect, """
+            {"model":"m","tools":[{"name":"read"}],"messages":[{"role":"user","content":"look"},
+             {"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"read","input":{}}]},
+             {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"AAAA"}}]},{"type":"text","text":"also, hurry"}]}]}
+            """);
+
+        var last = request.Turn.Messages[^1];
+        Assert.Contains("[image returned by the tool", Assert.Single(last.ToolResults!).Content);
+        Assert.Equal("also, hurry", last.Text);
+    }
+
+    [Fact]
+    public void Count_tokens_takes_an_image_at_a_fixed_count_whatever_its_size()
+    {
+        var image = Convert.ToBase64String(new byte[300_000]);
+        var body = Encoding.UTF8.GetBytes($$$"""{"model":"m","messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"{{{image}}}"}}]}]}""");
+
+        var answer = JsonDocument.Parse(Transforms.Anthropic.AnthropicTokenEstimate.Answer(body)!).RootElement;
+
+        Assert.InRange(answer.GetProperty("input_tokens").GetInt64(), 1_600, 1_610);
     }
 }

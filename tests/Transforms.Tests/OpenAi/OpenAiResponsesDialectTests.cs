@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Text;
 using System.Text.Json;
 using ClaudeProxy.ClaudeBackend.Contract;
 using ClaudeProxy.TestSupport;
@@ -78,5 +79,29 @@ public sealed class OpenAiResponsesDialectTests
         Assert.Equal(["reasoning", "message"], items);
         Assert.Contains(frames, f => f.Event == "response.reasoning_summary_text.delta");
         Assert.Equal("response.completed", frames[^1].Event);
+    }
+
+    [Fact]
+    public void A_named_function_in_the_responses_shape_and_a_bad_item_are_read_as_such()
+    {
+        var named = DialectHarness.Parse(ClaudeDialects.OpenAiResponses, """{"model":"m","input":"x","tools":[{"type":"function","name":"f"}],"tool_choice":{"type":"function","name":"f"}}""");
+        var bad = Assert.Throws<DialectRequestException>(() => ClaudeDialects.OpenAiResponses.Parse(Encoding.UTF8.GetBytes("""{"model":"m","input":[{"type":"function_call","call_id":5}]}"""), TimeProvider.System, out _));
+
+        Assert.Contains("You must call the function 'f'", named.Turn.SystemPrompt);
+        Assert.Contains("invalid input item", bad.Message);
+    }
+
+    [Fact]
+    public async Task A_stream_that_fails_ends_with_response_failed()
+    {
+        var request = DialectHarness.Parse(ClaudeDialects.OpenAiResponses, """{"model":"m","stream":true,"input":"x"}""");
+        var lines = Fixtures.StdoutLines("print_stream_json_partial").Take(5);
+
+        var frames = DialectHarness.NamedEvents(await DialectHarness.StreamAsync(ClaudeDialects.OpenAiResponses, request, lines, new ClaudeBackendError(ClaudeErrorKind.Overloaded, "busy")));
+
+        Assert.Equal("response.output_item.done", frames[^2].Event);
+        Assert.Equal("response.failed", frames[^1].Event);
+        Assert.Equal("failed", frames[^1].Data.GetProperty("response").GetProperty("status").GetString());
+        Assert.Equal("overloaded", frames[^1].Data.GetProperty("response").GetProperty("error").GetProperty("code").GetString());
     }
 }
