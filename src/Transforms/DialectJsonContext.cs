@@ -39,6 +39,7 @@ namespace ClaudeProxy.Transforms;
 [JsonSerializable(typeof(AnthropicMessageDelta))]
 [JsonSerializable(typeof(AnthropicErrorBody))]
 [JsonSerializable(typeof(AnthropicModelList))]
+[JsonSerializable(typeof(AnthropicModel))]
 [JsonSerializable(typeof(AnthropicTokenCount))]
 [JsonSerializable(typeof(ResponsesRequest))]
 [JsonSerializable(typeof(ResponsesInputItem))]

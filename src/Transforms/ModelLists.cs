@@ -126,6 +126,12 @@ public static class ModelLists
         return JsonOutput.ToBytes(new AnthropicModelList(data, HasMore: false, data.FirstOrDefault()?.Id, data.LastOrDefault()?.Id), DialectJsonContext.Default.AnthropicModelList);
     }
 
+    /// <summary>The header every Anthropic SDK request carries: what tells an Anthropic client from an OpenAI one on <c>/v1/models</c>.</summary>
+    public const string AnthropicVersionHeader = "anthropic-version";
+
+    public static byte[] AnthropicModel(string id, DateTimeOffset created) =>
+        JsonOutput.ToBytes(new AnthropicModel(id, id, created), DialectJsonContext.Default.AnthropicModel);
+
     public static byte[] OpenAiModel(string id, DateTimeOffset created) =>
         JsonOutput.ToBytes(OpenAiModelOf(id, created), DialectJsonContext.Default.OpenAiModel);
 

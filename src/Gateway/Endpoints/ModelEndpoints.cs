@@ -18,8 +18,6 @@ internal static class ModelEndpoints
 
     private static readonly string[] GetAndHead = [HttpMethods.Get, HttpMethods.Head];
 
-    private const string AnthropicVersionHeader = "anthropic-version";
-
     public static IEndpointRouteBuilder MapModelEndpoints(this IEndpointRouteBuilder app)
     {
         // Listed models carry the gateway's start time: stable while it runs, as Ollama's files are.
@@ -45,7 +43,7 @@ internal static class ModelEndpoints
             app.MapGet(path, async (HttpRequest request, ClaudeModelCatalog catalog, OllamaUpstream ollama, CancellationToken cancellationToken) =>
                 {
                     var upstream = await ollama.GetAsync("/v1/models", cancellationToken);
-                    return new BodyResult(request.Headers.ContainsKey(AnthropicVersionHeader)
+                    return new BodyResult(request.Headers.ContainsKey(ModelLists.AnthropicVersionHeader)
                         ? ModelLists.AnthropicModels(upstream, catalog.Models, listedAt)
                         : ModelLists.OpenAiModels(upstream, catalog.Models, listedAt));
                 })

@@ -132,7 +132,11 @@ internal sealed partial class ModelRoutingMiddleware(
                 await WriteJsonAsync(response, ModelLists.OllamaShow(model, now), context.RequestAborted);
                 break;
             case "openai-model":
-                await WriteJsonAsync(response, ModelLists.OpenAiModel(requestedName, now), context.RequestAborted);
+                // The Anthropic SDKs ask for one model on the same path, with anthropic-version.
+                await WriteJsonAsync(
+                    response,
+                    context.Request.Headers.ContainsKey(ModelLists.AnthropicVersionHeader) ? ModelLists.AnthropicModel(requestedName, now) : ModelLists.OpenAiModel(requestedName, now),
+                    context.RequestAborted);
                 break;
             case "anthropic-count-tokens":
                 using (var body = new MemoryStream())

@@ -104,11 +104,13 @@ public sealed class AnthropicClientTests : IAsyncLifetime
     public async Task The_model_list_comes_in_anthropic_shape_and_errors_in_anthropic_envelope()
     {
         var models = await _client.Models.List(cancellationToken: Cancel);
+        var one = await _client.Models.Retrieve("claude-haiku:latest", cancellationToken: Cancel);
         using var http = _app.CreateClient();
         http.DefaultRequestHeaders.Add("anthropic-version", "2023-06-01");
         var bad = await http.PostAsync("/v1/messages", new StringContent("""{"model":"claude-sonnet:latest","messages":[{"role":"system","content":"x"}]}"""), Cancel);
 
         Assert.Contains("claude-sonnet:latest", models.Items.Select(m => m.ID));
+        Assert.Equal("claude-haiku:latest", one.ID);
         Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
         var error = JsonDocument.Parse(await bad.Content.ReadAsStringAsync(Cancel)).RootElement;
         Assert.Equal("error", error.GetProperty("type").GetString());
