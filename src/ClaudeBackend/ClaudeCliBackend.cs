@@ -52,7 +52,8 @@ public sealed partial class ClaudeCliBackend(
         // A request that brings the results of the client's functions goes on in the turn that waits for them, or, if
         // that is gone, in the conversation rebuilt up to the question, whose calls then get these results again.
         var replay = ToolReplay.Of(request.Messages);
-        var (paused, results, incomplete) = replay is null ? (null, [], null) : await TakePausedAsync(request, model);
+        var resultKeys = replay is null ? null : ConversationKeysOf(request, model)!;
+        var (paused, results, incomplete) = resultKeys is null ? (null, [], null) : await TakePausedAsync(request, resultKeys);
         if (incomplete is not null)
         {
             return ClaudeTurnEvents.Failed(incomplete);
@@ -75,7 +76,7 @@ public sealed partial class ClaudeCliBackend(
             if (paused is not null)
             {
                 // It waits on: the client's retry goes on in it rather than in a rebuilt conversation.
-                PutBack(paused, request, model);
+                PutBack(paused, request, resultKeys!);
             }
 
             return ClaudeTurnEvents.Failed(new ClaudeBackendError(ClaudeErrorKind.Busy, BusyMessage, RetryAfterSeconds: 5));
@@ -83,7 +84,7 @@ public sealed partial class ClaudeCliBackend(
 
         if (paused is not null)
         {
-            return await ResumeAsync(paused, request, model, results, processLease, cancellationToken);
+            return await ResumeAsync(paused, request, resultKeys!, results, processLease, cancellationToken);
         }
 
         if (replay is not null)
@@ -181,9 +182,8 @@ public sealed partial class ClaudeCliBackend(
     /// (before the rebuild touches its session); one that did not get all its results waits on, and the request fails.
     /// </summary>
     private async Task<(ClaudeTurn? Paused, IReadOnlyList<ClaudeToolResult> Results, ClaudeBackendError? Incomplete)> TakePausedAsync(
-        ClaudeTurnRequest request, ClaudeModelOptions model)
+        ClaudeTurnRequest request, ConversationKeys keys)
     {
-        var keys = ConversationKeysOf(request, model)!;
         var results = request.Messages[^1].ToolResults ?? [];
         var paused = _paused.Take(request.Owner, results.Select(r => r.ToolCallId), CallsHistoryKeyOf(request, keys), out var scope);
         if (paused is null)
@@ -203,17 +203,14 @@ public sealed partial class ClaudeCliBackend(
             return (paused, matched, null);
         }
 
-        PutBack(paused, request, model);
+        PutBack(paused, request, keys);
         return (null, results, new ClaudeBackendError(ClaudeErrorKind.InvalidRequest,
             $"the results of all calls of a round must come together; missing: {string.Join(", ", missing)}"));
     }
 
     /// <summary>Lets a paused turn taken for a request wait on, for the rest of its time.</summary>
-    private void PutBack(ClaudeTurn paused, ClaudeTurnRequest request, ClaudeModelOptions model)
-    {
-        var keys = ConversationKeysOf(request, model)!;
+    private void PutBack(ClaudeTurn paused, ClaudeTurnRequest request, ConversationKeys keys) =>
         _paused.Add(paused, request.Owner, keys.Scope, paused.WaitingCalls, CallsHistoryKeyOf(request, keys));
-    }
 
     /// <summary>The key of a request's history up to the calls its results answer.</summary>
     private static string CallsHistoryKeyOf(ClaudeTurnRequest request, ConversationKeys keys) =>
@@ -258,9 +255,8 @@ public sealed partial class ClaudeCliBackend(
 
     /// <summary>Goes on with a turn paused for the client's function results, in its own process.</summary>
     private async Task<IClaudeTurnEvents> ResumeAsync(
-        ClaudeTurn turn, ClaudeTurnRequest request, ClaudeModelOptions model, IReadOnlyList<ClaudeToolResult> results, IDisposable processLease, CancellationToken cancellationToken)
+        ClaudeTurn turn, ClaudeTurnRequest request, ConversationKeys keys, IReadOnlyList<ClaudeToolResult> results, IDisposable processLease, CancellationToken cancellationToken)
     {
-        var keys = ConversationKeysOf(request, model)!;
         List<IDisposable> leases = [];
         var resumed = false;
         ClaudeBackendError? error;
