@@ -31,6 +31,15 @@ internal static class JsonOutput
         output.Write("\n\n"u8);
     }
 
+    /// <summary>A named SSE event (<c>event:</c>, then the <c>data:</c> frame), as the Anthropic and Responses APIs stream.</summary>
+    public static void WriteSseEvent<T>(IBufferWriter<byte> output, string name, T value, JsonTypeInfo<T> typeInfo)
+    {
+        output.Write("event: "u8);
+        System.Text.EncodingExtensions.GetBytes(System.Text.Encoding.UTF8, name, output);
+        output.Write("\n"u8);
+        WriteSseFrame(output, value, typeInfo);
+    }
+
     public static byte[] ToBytes<T>(T value, JsonTypeInfo<T> typeInfo)
     {
         var output = new ArrayBufferWriter<byte>();

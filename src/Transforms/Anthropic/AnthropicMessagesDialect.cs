@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Text;
 using System.Text.Json;
-using System.Text.Json.Serialization.Metadata;
 using ClaudeProxy.ClaudeBackend.Contract;
 using ClaudeProxy.ClaudeBackend.StreamJson;
 
@@ -176,7 +175,7 @@ internal sealed class AnthropicMessagesDialect : ClaudeDialect
         protected override void WriteText(string text, IBufferWriter<byte> output)
         {
             Open("text", new AnthropicText(""), output);
-            Event("content_block_delta", new AnthropicContentBlockDelta(_index, new AnthropicTextDelta(text)), DialectJsonContext.Default.AnthropicContentBlockDelta, output);
+            JsonOutput.WriteSseEvent(output, "content_block_delta", new AnthropicContentBlockDelta(_index, new AnthropicTextDelta(text)), DialectJsonContext.Default.AnthropicContentBlockDelta);
         }
 
         protected override void WriteThinking(string thinking, IBufferWriter<byte> output)
@@ -187,13 +186,13 @@ internal sealed class AnthropicMessagesDialect : ClaudeDialect
             }
 
             Open("thinking", new AnthropicThinking(""), output);
-            Event("content_block_delta", new AnthropicContentBlockDelta(_index, new AnthropicThinkingDelta(thinking)), DialectJsonContext.Default.AnthropicContentBlockDelta, output);
+            JsonOutput.WriteSseEvent(output, "content_block_delta", new AnthropicContentBlockDelta(_index, new AnthropicThinkingDelta(thinking)), DialectJsonContext.Default.AnthropicContentBlockDelta);
         }
 
         protected override void WriteToolCall(ToolCallRequested call, IBufferWriter<byte> output)
         {
             Open("tool_use", new AnthropicToolUse(call.Call.Id, call.Call.Name, FunctionTools.ArgumentsObject("{}")), output);
-            Event("content_block_delta", new AnthropicContentBlockDelta(_index, new AnthropicInputJsonDelta(call.Call.Arguments)), DialectJsonContext.Default.AnthropicContentBlockDelta, output);
+            JsonOutput.WriteSseEvent(output, "content_block_delta", new AnthropicContentBlockDelta(_index, new AnthropicInputJsonDelta(call.Call.Arguments)), DialectJsonContext.Default.AnthropicContentBlockDelta);
             Close(output);
         }
 
@@ -201,7 +200,7 @@ internal sealed class AnthropicMessagesDialect : ClaudeDialect
         {
             Start(output);
             Close(output);
-            Event("message_delta", new AnthropicMessageDelta(new AnthropicStopDelta(StopReason(result)), Usage(result)), DialectJsonContext.Default.AnthropicMessageDelta, output);
+            JsonOutput.WriteSseEvent(output, "message_delta", new AnthropicMessageDelta(new AnthropicStopDelta(StopReason(result)), Usage(result)), DialectJsonContext.Default.AnthropicMessageDelta);
             output.Write("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"u8);
         }
 
@@ -245,7 +244,7 @@ internal sealed class AnthropicMessagesDialect : ClaudeDialect
             }
 
             _started = true;
-            Event("message_start", new AnthropicMessageStart(new AnthropicResponse(_id, Request.RequestedModel, [], null, new AnthropicUsage(0, 0))), DialectJsonContext.Default.AnthropicMessageStart, output);
+            JsonOutput.WriteSseEvent(output, "message_start", new AnthropicMessageStart(new AnthropicResponse(_id, Request.RequestedModel, [], null, new AnthropicUsage(0, 0))), DialectJsonContext.Default.AnthropicMessageStart);
             output.Write("event: ping\ndata: {\"type\":\"ping\"}\n\n"u8);
         }
 
@@ -261,7 +260,7 @@ internal sealed class AnthropicMessagesDialect : ClaudeDialect
             Close(output);
             _open = kind;
             _index++;
-            Event("content_block_start", new AnthropicContentBlockStart(_index, block), DialectJsonContext.Default.AnthropicContentBlockStart, output);
+            JsonOutput.WriteSseEvent(output, "content_block_start", new AnthropicContentBlockStart(_index, block), DialectJsonContext.Default.AnthropicContentBlockStart);
         }
 
         private void Close(IBufferWriter<byte> output)
@@ -272,15 +271,7 @@ internal sealed class AnthropicMessagesDialect : ClaudeDialect
             }
 
             _open = null;
-            Event("content_block_stop", new AnthropicContentBlockStop(_index), DialectJsonContext.Default.AnthropicContentBlockStop, output);
-        }
-
-        private static void Event<T>(string name, T value, JsonTypeInfo<T> typeInfo, IBufferWriter<byte> output)
-        {
-            output.Write("event: "u8);
-            output.Write(Encoding.UTF8.GetBytes(name));
-            output.Write("\n"u8);
-            JsonOutput.WriteSseFrame(output, value, typeInfo);
+            JsonOutput.WriteSseEvent(output, "content_block_stop", new AnthropicContentBlockStop(_index), DialectJsonContext.Default.AnthropicContentBlockStop);
         }
     }
 }

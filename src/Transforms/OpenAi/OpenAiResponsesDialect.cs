@@ -315,10 +315,7 @@ internal sealed class OpenAiResponsesDialect : ClaudeDialect
         private void Event(ResponsesStreamEvent streamEvent, IBufferWriter<byte> output)
         {
             _sequence++;
-            output.Write("event: "u8);
-            output.Write(Encoding.UTF8.GetBytes(streamEvent.Type));
-            output.Write("\n"u8);
-            JsonOutput.WriteSseFrame(output, streamEvent, DialectJsonContext.Default.ResponsesStreamEvent);
+            JsonOutput.WriteSseEvent(output, streamEvent.Type, streamEvent, DialectJsonContext.Default.ResponsesStreamEvent);
         }
     }
 }
