@@ -1,4 +1,3 @@
-using System.ComponentModel;
 using System.Net;
 using System.Text.Json;
 using Anthropic;
@@ -82,20 +81,8 @@ public sealed class AnthropicClientTests : IAsyncLifetime
     [InlineData(true)]
     public async Task A_function_invoking_agent_over_the_anthropic_sdk_runs_two_rounds_on_one_process(bool stream)
     {
-        var invoked = new List<string>();
-        var weather = AIFunctionFactory.Create(([Description("the city")] string city) => { invoked.Add(city); return $"sunny in {city}"; }, "get_weather", "weather for a city");
-        var time = AIFunctionFactory.Create(([Description("the time zone")] string zone) => { invoked.Add(zone); return $"12:00 in {zone}"; }, "get_time", "time in a zone");
-        using var agent = new ChatClientBuilder(_client.AsIChatClient("claude-sonnet:latest", 1024)).UseFunctionInvocation().Build();
+        await TwoRoundAgent.RunAsync(_client.AsIChatClient("claude-sonnet:latest", 1024), stream, Cancel);
 
-        const string Prompt = "What is the weather?\ncall:get_weather:{\"city\":\"Paris\"} ; call:get_time:{\"zone\":\"CET\"}\ncall:get_weather:{\"city\":\"Rome\"}";
-        var options = new ChatOptions { Tools = [weather, time] };
-        var response = stream
-            ? await agent.GetStreamingResponseAsync(Prompt, options, Cancel).ToChatResponseAsync(Cancel)
-            : await agent.GetResponseAsync(Prompt, options, Cancel);
-
-        Assert.Equal(["CET", "Paris", "Rome"], invoked.Order());
-        Assert.StartsWith("done after 2 rounds", response.Text);
-        Assert.Contains("sunny in Rome", response.Text);
         var sessions = _api.MessageRequestsWithSession().TakeLast(3).Select(r => r.SessionId).ToList();
         Assert.Single(sessions.Distinct());
     }

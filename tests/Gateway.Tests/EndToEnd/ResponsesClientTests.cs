@@ -1,5 +1,4 @@
 using System.ClientModel;
-using System.ComponentModel;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
@@ -56,20 +55,8 @@ public sealed class ResponsesClientTests : IAsyncLifetime
     [InlineData(true)]
     public async Task A_function_invoking_agent_goes_on_from_its_previous_response_on_one_process(bool stream)
     {
-        var invoked = new List<string>();
-        var weather = AIFunctionFactory.Create(([Description("the city")] string city) => { invoked.Add(city); return $"sunny in {city}"; }, "get_weather", "weather for a city");
-        var time = AIFunctionFactory.Create(([Description("the time zone")] string zone) => { invoked.Add(zone); return $"12:00 in {zone}"; }, "get_time", "time in a zone");
-        using var agent = new ChatClientBuilder(_responses).UseFunctionInvocation().Build();
+        await TwoRoundAgent.RunAsync(_responses, stream, Cancel);
 
-        const string Prompt = "What is the weather?\ncall:get_weather:{\"city\":\"Paris\"} ; call:get_time:{\"zone\":\"CET\"}\ncall:get_weather:{\"city\":\"Rome\"}";
-        var options = new ChatOptions { Tools = [weather, time] };
-        var response = stream
-            ? await agent.GetStreamingResponseAsync(Prompt, options, Cancel).ToChatResponseAsync(Cancel)
-            : await agent.GetResponseAsync(Prompt, options, Cancel);
-
-        Assert.Equal(["CET", "Paris", "Rome"], invoked.Order());
-        Assert.StartsWith("done after 2 rounds", response.Text);
-        Assert.Contains("sunny in Rome", response.Text);
         Assert.Single(_api.MessageRequestsWithSession().TakeLast(3).Select(r => r.SessionId).Distinct());
     }
 
