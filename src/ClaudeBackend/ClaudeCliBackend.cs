@@ -348,7 +348,20 @@ public sealed partial class ClaudeCliBackend(
         _ when request.Messages.Any(m => m.Role is not (ClaudeMessage.UserRole or ClaudeMessage.AssistantRole)) =>
             "message roles must be 'user' or 'assistant'",
         _ when request.Messages[^1].Role != ClaudeMessage.UserRole => "the last message must be a user message",
-        _ => ToolProblemOf(request),
+        _ => OptionsProblemOf(request.Options) ?? ToolProblemOf(request),
+    };
+
+    /// <summary>What makes the answer's options ones the CLI cannot honour, or null.</summary>
+    private static string? OptionsProblemOf(ClaudeTurnOptions? options) => options switch
+    {
+        null => null,
+        { Effort: { } effort } when !ClaudeTurnOptions.Efforts.Contains(effort) =>
+            $"effort '{effort}' is not one of {string.Join(", ", ClaudeTurnOptions.Efforts)}",
+        { MaxOutputTokens: <= 0 } => "the output token limit must be a positive number",
+        { StopSequences: { } stops } when stops.Any(string.IsNullOrEmpty) => "a stop sequence must not be empty",
+        { KeepAlive: { } keepAlive } when keepAlive < TimeSpan.Zero => "keep_alive must not be negative",
+        { OutputSchema: { } schema } when StructuredAnswer.TryCreate(schema, out var problem) is null => problem,
+        _ => null,
     };
 
     /// <summary>What makes the client's functions, or its results for them, unusable, or null.</summary>
@@ -524,11 +537,16 @@ public sealed partial class ClaudeCliBackend(
 
             // A resumed session already holds the history; only the new turn is sent.
             var inputLine = TurnPrompt.ToInputLine(request.Messages, includeHistory: mode != ClaudeSessionMode.Resume);
-            var invocation = new ClaudeCliInvocation(model.CliModel, inputLine, workingDirectory, mode, sessionId, SystemPromptOf(request), request.AllowedTools, request.Tools);
+            var invocation = new ClaudeCliInvocation(
+                model.CliModel, inputLine, workingDirectory, mode, sessionId, SystemPromptOf(request), request.AllowedTools, request.Tools,
+                ClaudeCliSettings.Of(request.Options), request.Options?.OutputSchema, request.Options?.KeepAlive);
             var run = await launcher.StartAsync(invocation, cancellationToken);
             var session = sessionId is { } id ? run.Session ?? new ClaudeCliSession(id, workingDirectory) : null;
             var conversation = keys is null ? null : ConversationTurnOf(clientMessages, keys, historyKnown);
-            return new ClaudeTurn(run, conversations, keys?.Key, conversation, session, processLease, new Leases(leases), files, options.Value.IdleTimeout, health)
+            var shape = new AnswerShape(
+                request.Options?.StopSequences,
+                request.Options?.OutputSchema is { } schema ? StructuredAnswer.TryCreate(schema, out _) : null);
+            return new ClaudeTurn(run, conversations, keys?.Key, conversation, session, processLease, new Leases(leases), files, options.Value.IdleTimeout, health, shape)
             {
                 WroteHistory = wroteHistory,
                 Replay = replay,

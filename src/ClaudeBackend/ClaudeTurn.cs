@@ -24,6 +24,7 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
     private readonly TurnFiles _files;
     private readonly TimeSpan _idleTimeout;
     private readonly ClaudeCliProbe _health;
+    private readonly AnswerShape? _shape;
     // Events decoded while waiting for the answer to start, not yet read.
     private readonly List<ClaudeStreamEvent> _pending = [];
     // What a turn paused for the client's function results holds only while it runs: it gets them anew when it resumes.
@@ -55,7 +56,8 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
         IDisposable? turnLease,
         TurnFiles files,
         TimeSpan idleTimeout,
-        ClaudeCliProbe health)
+        ClaudeCliProbe health,
+        AnswerShape? shape = null)
     {
         _run = run;
         _conversations = conversations;
@@ -67,6 +69,7 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
         _files = files;
         _idleTimeout = idleTimeout;
         _health = health;
+        _shape = shape;
         _decoder = NewDecoder(default);
     }
 
@@ -179,6 +182,8 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
 
     private ClaudeStreamDecoder NewDecoder(ClaudeUsage reportedEarlier) => new(null, reportedEarlier)
     {
+        StopSequences = _shape?.StopSequences,
+        Structured = _shape?.Structured,
         AnswersAtOnce = call => Replay?.TryAnswer(call, (_run as ResidentClaudeTurn)?.Process.ToolServer) == true,
         MayAnswerAtOnce = () => Replay?.HasAnswers == true,
     };
@@ -395,6 +400,13 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
                 _ended = true;
                 if (events[i] is TurnCompleted completed)
                 {
+                    if (completed.Result.StopReason == ClaudeTurnResult.StopSequenceStopReason && !HasEnded)
+                    {
+                        // The answer reached a stop sequence while the CLI still writes: a kept process is interrupted
+                        // (and stays for the next turn), a process of the turn's own is ended.
+                        await _run.DisposeAsync();
+                    }
+
                     await (_decoder.IsPaused ? PauseAsync(completed.Result) : CompleteAsync(completed.Result));
                 }
             }
@@ -485,6 +497,9 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
 /// <param name="Discard">Lets go of a session no key leads to: its kept process, folder and files.</param>
 /// <param name="KeyedByHistory">Whether the conversation's key is its history, which moves on with the answer.</param>
 internal sealed record ConversationTurn(Func<ClaudeTurnResult, string?> HistoryAfterAnswer, Func<ClaudeCliSession, Task> Discard, bool KeyedByHistory);
+
+/// <summary>What the backend does to the answer itself: end it at a stop sequence, check it against an output schema.</summary>
+internal sealed record AnswerShape(IReadOnlyList<string>? StopSequences, StructuredAnswer? Structured);
 
 /// <summary>A place under the process cap that holds nothing: a paused turn's.</summary>
 internal sealed class NoLease : IDisposable

@@ -37,6 +37,7 @@ public static partial class GatewayExtensions
         }
 
         builder.Services.AddClaudeBackend(builder.Configuration.GetSection(ClaudeBackendOptions.SectionName));
+        builder.Services.AddOptions<Transforms.DialectOptions>().Bind(builder.Configuration.GetSection(Transforms.DialectOptions.SectionName));
         builder.Services.AddReverseProxy()
             .LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"))
             .AddConfigFilter<OllamaClusterConfigFilter>()

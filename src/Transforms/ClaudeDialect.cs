@@ -45,21 +45,26 @@ public sealed record DialectWireTypes(Type Request, Type Answer, Type StreamChun
 /// <param name="Stream">Whether the client wants a stream.</param>
 /// <param name="IncludeUsage">OpenAI's <c>stream_options.include_usage</c>.</param>
 /// <param name="PreviousResponseId">The Responses API's <c>previous_response_id</c>: the response the request goes on from.</param>
-/// <param name="ShowThinking">Whether the model's thinking goes to the client (Anthropic's clients get it only when they ask).</param>
+/// <param name="ShowThinking">Whether the model's thinking goes to the client: only when it asked for thinking.</param>
 /// <param name="Store">Whether the answer is kept for a later request to go on from (the Responses API's <c>store</c>).</param>
+/// <param name="Ignored">The request's fields the answer is made without (<see cref="RequestFields.IgnoredHeader"/>).</param>
 internal sealed record DialectRequest(
     ClaudeTurnRequest Turn,
     string RequestedModel,
     bool Stream,
     bool IncludeUsage = false,
     string? PreviousResponseId = null,
-    bool ShowThinking = true,
-    bool Store = true);
+    bool ShowThinking = false,
+    bool Store = true,
+    IReadOnlyList<string>? Ignored = null);
 
 /// <summary>The client's request cannot be served as sent; the message goes back in the client's envelope.</summary>
-internal sealed class DialectRequestException(string message, HttpStatusCode status = HttpStatusCode.BadRequest) : Exception(message)
+/// <param name="param">The request field at fault, for OpenAI's <c>error.param</c>.</param>
+internal sealed class DialectRequestException(string message, HttpStatusCode status = HttpStatusCode.BadRequest, string? param = null) : Exception(message)
 {
     public HttpStatusCode Status { get; } = status;
+
+    public string? Param { get; } = param;
 }
 
 /// <summary>Writes one turn's answer in a dialect, as a stream of frames or as one body.</summary>
@@ -79,7 +84,7 @@ internal abstract class AnswerWriter(DialectRequest request, TimeProvider timePr
             case TextDelta text:
                 WriteText(text.Text, output);
                 break;
-            case ThinkingDelta thinking:
+            case ThinkingDelta thinking when Request.ShowThinking:
                 WriteThinking(thinking.Text, output);
                 break;
             case ToolCallRequested call:
@@ -157,6 +162,13 @@ internal static class DialectJson
         {
             throw new DialectRequestException($"invalid {what}: {exception.Message}");
         }
+    }
+
+    /// <summary>The client's system texts as one system prompt; null when there are none.</summary>
+    public static string? SystemPrompt(IEnumerable<string> systemParts)
+    {
+        var parts = systemParts.Where(p => !string.IsNullOrWhiteSpace(p)).ToList();
+        return parts.Count == 0 ? null : string.Join("\n\n", parts);
     }
 
     /// <summary>An id that keeps a conversation: the original server's <c>id</c>, else <c>user</c>.</summary>

@@ -22,10 +22,10 @@ public static class ErrorEnvelopes
 {
     public const string JsonContentType = "application/json; charset=utf-8";
 
-    public static byte[] Create(ErrorStyle style, HttpStatusCode status, string message, string? code = null) => style switch
+    public static byte[] Create(ErrorStyle style, HttpStatusCode status, string message, string? code = null, string? param = null) => style switch
     {
         ErrorStyle.OpenAi => JsonOutput.ToBytes(
-            new OpenAiErrorBody(new OpenAiError(message, OpenAiErrorType(status), Code: code)),
+            new OpenAiErrorBody(new OpenAiError(message, OpenAiErrorType(status), param, code)),
             DialectJsonContext.Default.OpenAiErrorBody),
         ErrorStyle.Anthropic => JsonOutput.ToBytes(
             new AnthropicErrorBody(new AnthropicError(AnthropicErrorType(status), message)),
@@ -44,8 +44,8 @@ public static class ErrorEnvelopes
         style == ErrorStyle.Anthropic && error.Kind == ClaudeErrorKind.Overloaded ? (HttpStatusCode)529 : error.StatusCode;
 
     /// <summary>Answers the request with an error in the client's envelope.</summary>
-    public static Task WriteAsync(HttpResponse response, ErrorStyle style, HttpStatusCode status, string message, CancellationToken cancellationToken) =>
-        WriteAsync(response, status, Create(style, status, message), cancellationToken);
+    public static Task WriteAsync(HttpResponse response, ErrorStyle style, HttpStatusCode status, string message, CancellationToken cancellationToken, string? param = null) =>
+        WriteAsync(response, status, Create(style, status, message, param: param), cancellationToken);
 
     /// <summary>Answers the request with a backend error (its status, and its code for OpenAI clients) in the client's envelope.</summary>
     public static Task WriteAsync(HttpResponse response, ErrorStyle style, ClaudeBackendError error, CancellationToken cancellationToken) =>

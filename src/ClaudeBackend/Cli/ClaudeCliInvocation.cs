@@ -23,6 +23,11 @@ public enum ClaudeSessionMode
 /// file (<c>--system-prompt-file</c>), a waiting spare through its <c>initialize</c> request.</param>
 /// <param name="Tools">The CLI tools the turn may use; none by default.</param>
 /// <param name="ClientTools">The client's functions, served to the process in its pipe (<see cref="ClientToolServer"/>).</param>
+/// <param name="Settings">The effort, thinking and output limit of the turn, sent ahead of its prompt.</param>
+/// <param name="OutputSchema">The schema of a structured answer. Like the system prompt it is the process's for life, and
+/// reaches it in its <c>initialize</c> request (never in argv).</param>
+/// <param name="KeepAlive">How long a kept process waits idle after this turn (Ollama's <c>keep_alive</c>); zero ends it
+/// after the turn, null is the configured idle timeout.</param>
 public sealed record ClaudeCliInvocation(
     string CliModel,
     string InputLine,
@@ -31,17 +36,34 @@ public sealed record ClaudeCliInvocation(
     Guid? SessionId,
     string? SystemPrompt,
     IReadOnlyList<string>? Tools = null,
-    IReadOnlyList<Contract.ClaudeTool>? ClientTools = null)
+    IReadOnlyList<Contract.ClaudeTool>? ClientTools = null,
+    ClaudeCliSettings Settings = default,
+    System.Text.Json.JsonElement? OutputSchema = null,
+    TimeSpan? KeepAlive = null)
 {
-    /// <summary>What a process started for this invocation can serve again: the model, the tools and the system prompt.</summary>
-    public string Fingerprint => FingerprintOf(CliModel, Tools, SystemPrompt, ClientTools);
+    /// <summary>What a process started for this invocation can serve again: the model, the tools, the system prompt and the output schema.</summary>
+    public string Fingerprint => FingerprintOf(CliModel, Tools, SystemPrompt, ClientTools, OutputSchema);
 
-    public static string FingerprintOf(string cliModel, IReadOnlyList<string>? tools, string? systemPrompt, IReadOnlyList<Contract.ClaudeTool>? clientTools = null)
+    public static string FingerprintOf(
+        string cliModel,
+        IReadOnlyList<string>? tools,
+        string? systemPrompt,
+        IReadOnlyList<Contract.ClaudeTool>? clientTools = null,
+        System.Text.Json.JsonElement? outputSchema = null)
     {
         // A process lists the client's functions once, when it starts: other functions need another process.
         var functions = string.Join('\n', (clientTools ?? []).Select(f => $"{f.Name}\t{f.Description}\t{f.Parameters.GetRawText()}"));
-        return $"{cliModel}\n{string.Join(',', tools ?? [])}\n{systemPrompt}\n{functions}";
+        return $"{cliModel}\n{string.Join(',', tools ?? [])}\n{systemPrompt}\n{functions}\n{outputSchema?.GetRawText()}";
     }
+
+    /// <summary>
+    /// What the turn writes to stdin on a process that has <paramref name="applied"/>: the settings that differ, then the
+    /// prompt. The CLI applies the control requests before it reads the prompt that follows them.
+    /// </summary>
+    public IEnumerable<string> TurnInput(ClaudeCliSettings applied) => [.. Settings.ControlLines(applied), InputLine];
+
+    /// <summary>The <c>initialize</c> request a process started for this invocation needs before its first turn, if any.</summary>
+    public string? Initialization => OutputSchema is { } schema ? StreamJson.CliControlRequest.Initialize(null, schema) : null;
 
     /// <summary>Whether the process must serve the client's functions, which needs its stdin open for their results.</summary>
     public bool HasClientTools => ClientTools is { Count: > 0 };

@@ -18,7 +18,7 @@ internal sealed class ClaudeProcessPool(CliWrapClaudeLauncher cold, WarmSpares s
             return await StartKeptAsync(sessionId, invocation, cancellationToken);
         }
 
-        if (FitsASpare(invocation) && spares.TryClaimForChat(invocation.CliModel, invocation.SystemPrompt, invocation.InputLine) is { } warm)
+        if (FitsASpare(invocation) && spares.TryClaimForChat(invocation) is { } warm)
         {
             return warm;
         }
@@ -35,7 +35,7 @@ internal sealed class ClaudeProcessPool(CliWrapClaudeLauncher cold, WarmSpares s
             if (resident.Fingerprint == fingerprint)
             {
                 metrics.TurnStarted("kept");
-                return kept.BeginTurn(sessionId, resident, invocation.InputLine);
+                return kept.BeginTurn(sessionId, resident, invocation);
             }
 
             // Another model, tool list or system prompt: a process started that way resumes the session.
@@ -47,7 +47,7 @@ internal sealed class ClaudeProcessPool(CliWrapClaudeLauncher cold, WarmSpares s
 
         ResidentClaudeProcess process;
         if (invocation.SessionMode == ClaudeSessionMode.Create && FitsASpare(invocation)
-            && spares.TryClaimForConversation(invocation.CliModel, fingerprint, invocation.SystemPrompt) is { } spare)
+            && spares.TryClaimForConversation(invocation) is { } spare)
         {
             // The spare's own session and directory become the conversation's (the turn reports them to the store).
             process = spare;
@@ -60,7 +60,7 @@ internal sealed class ClaudeProcessPool(CliWrapClaudeLauncher cold, WarmSpares s
         }
 
         kept.Track(sessionId, process);
-        return kept.BeginTurn(sessionId, process, invocation.InputLine);
+        return kept.BeginTurn(sessionId, process, invocation);
     }
 
     public Task EndSessionAsync(Guid sessionId) => kept.EndAsync(sessionId);

@@ -24,7 +24,14 @@ internal sealed partial class CliWrapClaudeLauncher(
     public ValueTask<IClaudeCliRun> StartAsync(ClaudeCliInvocation invocation, CancellationToken cancellationToken)
     {
         var input = Channel.CreateUnbounded<string>();
-        input.Writer.TryWrite(invocation.InputLine);
+        foreach (var line in (string?[])[invocation.Initialization, .. invocation.TurnInput(default)])
+        {
+            if (line is not null)
+            {
+                input.Writer.TryWrite(line);
+            }
+        }
+
         input.Writer.TryComplete();
         return ValueTask.FromResult<IClaudeCliRun>(Start(invocation, input.Reader));
     }

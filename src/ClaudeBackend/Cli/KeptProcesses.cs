@@ -21,6 +21,9 @@ internal sealed partial class KeptProcesses(
     /// <summary>How long a process whose stdin was closed may take to write its session out and exit (≈30 ms).</summary>
     private static readonly TimeSpan CloseGrace = TimeSpan.FromSeconds(5);
 
+    /// <summary>Idle times from here on are no timeout at all (a timer takes at most about 49 days).</summary>
+    private static readonly TimeSpan MaxIdleTimeout = TimeSpan.FromDays(30);
+
     private readonly Lock _gate = new();
     private readonly Dictionary<Guid, KeptProcess> _kept = [];
     private readonly Dictionary<Guid, Task> _closing = [];
@@ -72,8 +75,8 @@ internal sealed partial class KeptProcesses(
     }
 
     /// <summary>Starts a turn of <paramref name="sessionId"/> on <paramref name="process"/>; once it is over, the process is kept or ended.</summary>
-    public IClaudeCliRun BeginTurn(Guid sessionId, ResidentClaudeProcess process, string inputLine) =>
-        process.BeginTurn(inputLine, turn => OnTurnEnded(sessionId, turn));
+    public IClaudeCliRun BeginTurn(Guid sessionId, ResidentClaudeProcess process, ClaudeCliInvocation invocation) =>
+        process.BeginTurn(invocation, turn => OnTurnEnded(sessionId, turn));
 
     /// <summary>Watches a process new to the session: when it exits by itself it is no longer kept.</summary>
     public void Track(Guid sessionId, ResidentClaudeProcess process) =>
@@ -159,9 +162,11 @@ internal sealed partial class KeptProcesses(
 
         process.SessionRemembered |= turn.Succeeded;
         var settings = options.Value;
+        var keepAlive = process.KeepAlive ?? settings.KeptProcessIdleTimeout;
         var reason =
             !turn.LeftProcessClean || !process.SessionRemembered ? "unclean"
             : _stopping ? "stopping"
+            : keepAlive <= TimeSpan.Zero ? "keep_alive"
             : process.TurnsServed >= settings.MaxTurnsPerProcess ? "turns"
             : process.ResidentMemoryBytes() > settings.MaxProcessMemoryMB * 1024L * 1024L ? "memory"
             : settings.MaxKeptProcesses == 0 ? "evicted"
@@ -181,7 +186,9 @@ internal sealed partial class KeptProcesses(
                 evicted.Add((sessionId, previous));
             }
 
-            var idleTimer = timeProvider.CreateTimer(_ => EvictIdle(sessionId, process), null, settings.KeptProcessIdleTimeout, Timeout.InfiniteTimeSpan);
+            // A client's "keep it loaded for ever" (a negative keep_alive) leaves it to the other bounds.
+            var idleTimer = timeProvider.CreateTimer(
+                _ => EvictIdle(sessionId, process), null, keepAlive >= MaxIdleTimeout ? Timeout.InfiniteTimeSpan : keepAlive, Timeout.InfiniteTimeSpan);
             _kept[sessionId] = new KeptProcess(process, idleTimer, timeProvider.GetTimestamp());
             metrics.Kept(1);
             while (_kept.Count > settings.MaxKeptProcesses)

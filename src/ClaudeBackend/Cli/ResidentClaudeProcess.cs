@@ -24,8 +24,19 @@ internal sealed class ResidentClaudeProcess
         Session = new ClaudeCliSession(invocation.SessionId!.Value, invocation.WorkingDirectory);
         SessionRemembered = invocation.SessionMode == ClaudeSessionMode.Resume;
         ToolServer = invocation.HasClientTools ? new ClientToolServer(invocation.ClientTools!, Send) : null;
+        if (invocation.Initialization is { } initialization)
+        {
+            Send(initialization);
+        }
+
         _process = launcher.Start(invocation, _input.Reader);
     }
+
+    /// <summary>The effort, thinking and output limit the process runs its turns with now.</summary>
+    public ClaudeCliSettings Settings { get; private set; }
+
+    /// <summary>How long its last turn asked it to wait idle for the next (null: the configured idle timeout).</summary>
+    public TimeSpan? KeepAlive { get; private set; }
 
     /// <summary>Serves the client's functions to the process, when it was started with them.</summary>
     public ClientToolServer? ToolServer { get; }
@@ -49,16 +60,16 @@ internal sealed class ResidentClaudeProcess
 
     public long? ResidentMemoryBytes() => _process.ResidentMemoryBytes();
 
-    /// <summary>Gives a waiting spare its conversation's system prompt (an <c>initialize</c> control request).</summary>
-    public void Claim(string fingerprint, string? systemPrompt)
+    /// <summary>Gives a waiting spare its conversation's system prompt and output schema (an <c>initialize</c> control request).</summary>
+    public void Claim(ClaudeCliInvocation invocation)
     {
-        Fingerprint = fingerprint;
-        _input.Writer.TryWrite(CliControlRequest.Initialize(systemPrompt));
+        Fingerprint = invocation.Fingerprint;
+        _input.Writer.TryWrite(CliControlRequest.Initialize(invocation.SystemPrompt, invocation.OutputSchema));
     }
 
-    /// <summary>Sends the turn's input. One turn at a time: the conversation's turn lock sees to that.</summary>
+    /// <summary>Sends the turn's settings and input. One turn at a time: the conversation's turn lock sees to that.</summary>
     /// <param name="onEnded">Called once the turn is over and disposed, to keep or end the process.</param>
-    public ResidentClaudeTurn BeginTurn(string inputLine, Action<ResidentClaudeTurn> onEnded)
+    public ResidentClaudeTurn BeginTurn(ClaudeCliInvocation invocation, Action<ResidentClaudeTurn> onEnded)
     {
         TurnsServed++;
         while (_process.Output.TryRead(out _))
@@ -66,7 +77,12 @@ internal sealed class ResidentClaudeProcess
             // Nothing printed between turns belongs to the new one.
         }
 
-        _input.Writer.TryWrite(inputLine);
+        foreach (var line in invocation.TurnInput(Settings))
+        {
+            _input.Writer.TryWrite(line);
+        }
+
+        (Settings, KeepAlive) = (invocation.Settings, invocation.KeepAlive);
         return new ResidentClaudeTurn(this, onEnded);
     }
 

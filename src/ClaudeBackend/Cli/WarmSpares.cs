@@ -42,12 +42,12 @@ internal sealed partial class WarmSpares(
     /// Counts a new chat towards the demand, and gives it a waiting spare of its model if there is one (its system
     /// prompt and prompt sent); null when none was left.
     /// </summary>
-    public ClaudeCliProcess? TryClaimForChat(string cliModel, string? systemPrompt, string inputLine)
+    public ClaudeCliProcess? TryClaimForChat(ClaudeCliInvocation invocation)
     {
-        _demand.Record(cliModel);
-        if (TryTake(Spare.KeyOf(cliModel, forConversation: false), out var spare) && spare is ChatSpare chat)
+        _demand.Record(invocation.CliModel);
+        if (TryTake(Spare.KeyOf(invocation.CliModel, forConversation: false), out var spare) && spare is ChatSpare chat)
         {
-            var process = chat.Claim(systemPrompt, inputLine);
+            var process = chat.Claim(invocation);
             OnSpareTaken();
             return process;
         }
@@ -58,14 +58,14 @@ internal sealed partial class WarmSpares(
     }
 
     /// <summary>A waiting spare for a new kept conversation, with its system prompt sent; null when none is waiting.</summary>
-    public ResidentClaudeProcess? TryClaimForConversation(string cliModel, string fingerprint, string? systemPrompt)
+    public ResidentClaudeProcess? TryClaimForConversation(ClaudeCliInvocation invocation)
     {
-        if (!TryTake(Spare.KeyOf(cliModel, forConversation: true), out var spare) || spare is not ConversationSpare conversation)
+        if (!TryTake(Spare.KeyOf(invocation.CliModel, forConversation: true), out var spare) || spare is not ConversationSpare conversation)
         {
             return null;
         }
 
-        var process = conversation.Claim(fingerprint, systemPrompt);
+        var process = conversation.Claim(invocation);
         OnSpareTaken();
         return process;
     }
@@ -244,11 +244,15 @@ internal sealed partial class WarmSpares(
         public override Task<ClaudeCliExit> Exited => _process.Exited;
 
         /// <summary>Gives the spare its one turn; stdin closes after its result, so the process ends with the turn.</summary>
-        public ClaudeCliProcess Claim(string? systemPrompt, string inputLine)
+        public ClaudeCliProcess Claim(ClaudeCliInvocation invocation)
         {
             Claimed = true;
-            _input.Writer.TryWrite(CliControlRequest.Initialize(systemPrompt));
-            _input.Writer.TryWrite(inputLine);
+            _input.Writer.TryWrite(CliControlRequest.Initialize(invocation.SystemPrompt, invocation.OutputSchema));
+            foreach (var line in invocation.TurnInput(default))
+            {
+                _input.Writer.TryWrite(line);
+            }
+
             return _process;
         }
 
@@ -263,10 +267,10 @@ internal sealed partial class WarmSpares(
 
         public override Task<ClaudeCliExit> Exited => _process.Exited;
 
-        public ResidentClaudeProcess Claim(string fingerprint, string? systemPrompt)
+        public ResidentClaudeProcess Claim(ClaudeCliInvocation invocation)
         {
             Claimed = true;
-            _process.Claim(fingerprint, systemPrompt);
+            _process.Claim(invocation);
             return _process;
         }
 

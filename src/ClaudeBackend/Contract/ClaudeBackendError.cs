@@ -17,6 +17,9 @@ public enum ClaudeErrorKind
     CliUnavailable,
     CliFailed,
     UpstreamError,
+
+    /// <summary>The model's answer does not match the output schema the client asked for.</summary>
+    InvalidOutput,
 }
 
 /// <summary>
@@ -35,6 +38,7 @@ public sealed record ClaudeBackendError(ClaudeErrorKind Kind, string Message, in
         ClaudeErrorKind.RequestTooLarge => HttpStatusCode.RequestEntityTooLarge,
         ClaudeErrorKind.Overloaded or ClaudeErrorKind.Busy or ClaudeErrorKind.CliUnavailable => HttpStatusCode.ServiceUnavailable,
         ClaudeErrorKind.Timeout => HttpStatusCode.GatewayTimeout,
+        ClaudeErrorKind.InvalidOutput => HttpStatusCode.UnprocessableEntity,
         _ => HttpStatusCode.BadGateway,
     };
 
@@ -49,6 +53,7 @@ public sealed record ClaudeBackendError(ClaudeErrorKind Kind, string Message, in
         HttpStatusCode.RequestEntityTooLarge => ClaudeErrorKind.RequestTooLarge,
         HttpStatusCode.ServiceUnavailable => ClaudeErrorKind.Overloaded,
         HttpStatusCode.GatewayTimeout => ClaudeErrorKind.Timeout,
+        HttpStatusCode.UnprocessableEntity => ClaudeErrorKind.InvalidOutput,
         _ => ClaudeErrorKind.UpstreamError,
     };
 }

@@ -13,6 +13,7 @@ namespace ClaudeProxy.ClaudeBackend.Contract;
 /// <param name="ClientChatId">A chat id the client sends beside the whole history (Open WebUI's header): it keeps two chats
 /// apart, while the history decides what the model sees.</param>
 /// <param name="Tools">The client's own functions, offered to the model; a call comes back to the client to run.</param>
+/// <param name="Options">How the answer is to be made: effort, thinking, limits, stop sequences, structured output.</param>
 public sealed record ClaudeTurnRequest(
     string Model,
     IReadOnlyList<ClaudeMessage> Messages,
@@ -21,7 +22,30 @@ public sealed record ClaudeTurnRequest(
     string? Owner = null,
     IReadOnlyList<string>? AllowedTools = null,
     string? ClientChatId = null,
-    IReadOnlyList<ClaudeTool>? Tools = null);
+    IReadOnlyList<ClaudeTool>? Tools = null,
+    ClaudeTurnOptions? Options = null);
+
+/// <summary>
+/// What the client asks of the answer beyond its messages. Each field reaches the model through the CLI (effort,
+/// thinking, output limit, structured output) or is enforced by the backend on the answer (stop sequences).
+/// </summary>
+/// <param name="Effort">The CLI's effort level (<see cref="Efforts"/>); null for the CLI's default.</param>
+/// <param name="Thinking">False turns the model's thinking off; null or true leaves the CLI's default (adaptive) on.</param>
+/// <param name="MaxOutputTokens">The most tokens one API response of the turn may have (the request's <c>max_tokens</c>).</param>
+/// <param name="StopSequences">Texts at which the answer ends: it ends before the first one, which is not part of it.</param>
+/// <param name="OutputSchema">A JSON schema the answer must match: the answer is then that JSON, checked against it.</param>
+/// <param name="KeepAlive">How long a kept conversation's process waits for its next turn; zero ends it after this turn.</param>
+public sealed record ClaudeTurnOptions(
+    string? Effort = null,
+    bool? Thinking = null,
+    int? MaxOutputTokens = null,
+    IReadOnlyList<string>? StopSequences = null,
+    System.Text.Json.JsonElement? OutputSchema = null,
+    TimeSpan? KeepAlive = null)
+{
+    /// <summary>The effort levels the CLI knows, lowest first (observed with 2.1.197: <c>output_config.effort</c>).</summary>
+    public static IReadOnlyList<string> Efforts { get; } = ["low", "medium", "high", "xhigh", "max"];
+}
 
 /// <summary>
 /// One message of the conversation. <see cref="Role"/> is <c>user</c> or <c>assistant</c>. An assistant message may

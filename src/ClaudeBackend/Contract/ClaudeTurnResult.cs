@@ -21,6 +21,9 @@ public sealed record ClaudeTurnResult(
     IReadOnlyList<ClaudeToolCall>? ToolCalls = null)
 {
     public const string ToolUseStopReason = "tool_use";
+
+    /// <summary>The answer reached one of the request's stop sequences, and ends before it.</summary>
+    public const string StopSequenceStopReason = "stop_sequence";
 }
 
 public readonly record struct ClaudeUsage(

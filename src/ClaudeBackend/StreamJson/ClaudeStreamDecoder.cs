@@ -41,6 +41,8 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
     private double? _lastRetryDelayMs;
     private long? _rateLimitResetsAt;
     private string? _responseModel;
+    // The end of the answer not yet streamed because a stop sequence may begin in it.
+    private readonly StringBuilder _stopTail = new();
 
     /// <summary>True once the turn's outcome (<see cref="TurnCompleted"/> or <see cref="TurnFailed"/>) was decoded.</summary>
     public bool IsFinished { get; private set; }
@@ -62,6 +64,19 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
     /// calls all were (the client has those words from the round it already got).
     /// </summary>
     internal Func<bool>? MayAnswerAtOnce { get; init; }
+
+    /// <summary>
+    /// Texts at which the answer ends (the request's stop sequences): the answer streams up to the first one, which is
+    /// held back until it cannot begin one, and the part then completes with <c>stop_reason: stop_sequence</c> while
+    /// the CLI still runs (its owner interrupts it).
+    /// </summary>
+    internal IReadOnlyList<string>? StopSequences { get; init; }
+
+    /// <summary>
+    /// The schema of a structured answer: the model's words are not the answer, the <c>structured_output</c> of the
+    /// result line is, once it matches the schema; otherwise the turn fails.
+    /// </summary>
+    internal StructuredAnswer? Structured { get; init; }
 
     /// <summary>The usage reported up to the end of this part (earlier parts included).</summary>
     public ClaudeUsage ReportedUsage => reportedEarlier + _usage;
@@ -125,6 +140,7 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
 
                 // A call that goes to the client: this message is no round the client has already.
                 ReleaseHeld(replayed: false, events);
+                FlushStopTail(events);
                 _pendingCalls.Add(call);
                 // Clients gather a streamed call by its index: the calls they get are numbered without gaps.
                 events.Add(new ToolCallRequested(call.Call, _pendingCalls.Count - 1));
@@ -152,6 +168,7 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
             return;
         }
 
+        FlushStopTail(events);
         // In the order the client got them streamed.
         var calls = _pendingCalls.Select(p => p.Call).Where(c => _roundToolUses.Contains(c.Id)).ToList();
         IsPaused = true;
@@ -223,10 +240,73 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
 
         if (delta is TextDelta text)
         {
-            _answer.Append(text.Text);
+            EmitText(text.Text, events);
+            return;
         }
 
         events.Add(delta);
+    }
+
+    private void EmitText(string text, ICollection<ClaudeStreamEvent> events)
+    {
+        if (Structured is not null)
+        {
+            // Words around the StructuredOutput call are not the answer: the structured output is (DecodeResult).
+            return;
+        }
+
+        if (StopSequences is not { Count: > 0 } stops)
+        {
+            _answer.Append(text);
+            events.Add(new TextDelta(text));
+            return;
+        }
+
+        _stopTail.Append(text);
+        var tail = _stopTail.ToString();
+        var stopAt = stops.Select(stop => tail.IndexOf(stop, StringComparison.Ordinal)).Where(at => at >= 0).DefaultIfEmpty(-1).Min();
+        if (stopAt >= 0)
+        {
+            _stopTail.Clear();
+            AppendAnswer(tail[..stopAt], events);
+            // The CLI reports usage and cost in its result line, which an interrupted turn gives as zeros: the part
+            // reports what the stream showed.
+            Finish(new TurnCompleted(new ClaudeTurnResult(_answer.ToString(), ClaudeTurnResult.StopSequenceStopReason, _usage, 0, default, null, _responseModel)), events);
+            return;
+        }
+
+        // Stream all but what could be the start of a stop sequence, never half a surrogate pair.
+        var release = tail.Length - Math.Min(tail.Length, stops.Max(stop => stop.Length) - 1);
+        if (release > 0 && char.IsHighSurrogate(tail[release - 1]))
+        {
+            release--;
+        }
+
+        if (release > 0)
+        {
+            _stopTail.Remove(0, release);
+            AppendAnswer(tail[..release], events);
+        }
+    }
+
+    private void AppendAnswer(string text, ICollection<ClaudeStreamEvent> events)
+    {
+        if (text.Length > 0)
+        {
+            _answer.Append(text);
+            events.Add(new TextDelta(text));
+        }
+    }
+
+    /// <summary>What was held back for a stop sequence that never came: the answer goes on with something else, or ends.</summary>
+    private void FlushStopTail(ICollection<ClaudeStreamEvent> events)
+    {
+        if (_stopTail.Length > 0)
+        {
+            var tail = _stopTail.ToString();
+            _stopTail.Clear();
+            AppendAnswer(tail, events);
+        }
     }
 
     /// <summary>At a message's end: what it said goes to the client, unless the message was a round it already has.</summary>
@@ -318,10 +398,27 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
     private void DecodeResult(CliLine line, ICollection<ClaudeStreamEvent> events)
     {
         ReleaseHeld(replayed: false, events);
+        FlushStopTail(events);
         if (line.IsError == true || line.Subtype is { } subtype && subtype != "success")
         {
             Finish(new TurnFailed(ErrorOf(line)), events);
             return;
+        }
+
+        var text = line.Result ?? _answer.ToString();
+        var stopReason = line.StopReason;
+        if (Structured is not null)
+        {
+            if (StructuredProblem(line) is { } problem)
+            {
+                Finish(new TurnFailed(new ClaudeBackendError(ClaudeErrorKind.InvalidOutput, problem)), events);
+                return;
+            }
+
+            // The answer is the structured output; the turn ended with the model's StructuredOutput call.
+            text = line.StructuredOutput!.Value.GetRawText();
+            stopReason = "end_turn";
+            events.Add(new TextDelta(text));
         }
 
         var usage = line.Usage?.ToUsage() ?? default;
@@ -336,8 +433,8 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
         }
 
         var result = new ClaudeTurnResult(
-            Text: line.Result ?? _answer.ToString(),
-            StopReason: line.StopReason,
+            Text: text,
+            StopReason: stopReason,
             // The result counts the whole CLI turn; earlier parts that paused for function results reported theirs.
             Usage: usage - reportedEarlier,
             CostUsd: line.TotalCostUsd ?? 0,
@@ -345,6 +442,22 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
             SessionId: line.SessionId,
             ResponseModel: _responseModel);
         Finish(new TurnCompleted(result), events);
+    }
+
+    /// <summary>
+    /// Why a result has no answer that matches the schema. When the model gives up on the schema, the CLI's result has no
+    /// <c>structured_output</c> and its text is a <c>[structured-output-enforce]</c> notice (observed with 2.1.197).
+    /// </summary>
+    private string? StructuredProblem(CliLine line)
+    {
+        if (line.StructuredOutput is not { ValueKind: not (JsonValueKind.Undefined or JsonValueKind.Null) } output)
+        {
+            return $"The model gave no answer that matches the requested JSON schema (the Claude CLI said: {line.Result}).";
+        }
+
+        return Structured!.ProblemOf(output) is { } problem
+            ? $"The model's answer does not match the requested JSON schema: {problem}."
+            : null;
     }
 
     private ClaudeBackendError ErrorOf(CliLine line)
@@ -381,6 +494,7 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
 
     private static ClaudeErrorKind KindFromText(string? subtype, string message) => message switch
     {
+        _ when subtype == "error_max_structured_output_retries" => ClaudeErrorKind.InvalidOutput,
         _ when subtype is not (null or "success") => ClaudeErrorKind.CliFailed,
         _ when message.Contains("Not logged in", StringComparison.OrdinalIgnoreCase)
             || message.Contains("Invalid API key", StringComparison.OrdinalIgnoreCase) => ClaudeErrorKind.Authentication,

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 
 namespace ClaudeProxy.ClaudeBackend.StreamJson;
@@ -28,7 +29,8 @@ internal sealed record CliLine(
     [property: JsonPropertyName("retry_delay_ms")] double? RetryDelayMs,
     [property: JsonPropertyName("rate_limit_info")] CliRateLimitInfo? RateLimitInfo,
     [property: JsonPropertyName("request_id")] string? RequestId,
-    CliIncomingControl? Request)
+    CliIncomingControl? Request,
+    [property: JsonPropertyName("structured_output")] JsonElement? StructuredOutput = null)
 {
     /// <summary>The line parsed, when it is a <c>result</c> line (a turn's last); null for any other line.</summary>
     public static CliLine? AsResult(string line)
@@ -140,21 +142,53 @@ internal sealed record CliImageSource(
 }
 
 /// <summary>
-/// A control request on stdin: <c>initialize</c> sets a waiting process's system prompt; <c>interrupt</c> stops the turn
-/// being answered and leaves the process ready for the next one (observed with 2.1.197, see shared/claude-cli).
+/// A control request on stdin (observed with 2.1.197, see shared/claude-cli and <c>tests/Fixtures/turn_settings</c>):
+/// <c>initialize</c> sets a waiting process's system prompt and output schema; <c>interrupt</c> stops the turn being
+/// answered and leaves the process ready for the next one; <c>apply_flag_settings</c> and <c>set_max_thinking_tokens</c>
+/// set the effort, the output limit and thinking for the turns that follow.
 /// </summary>
 internal sealed record CliControlRequest(
     [property: JsonPropertyName("request_id")] string RequestId,
     CliControl Request)
 {
+    /// <summary>The variable the CLI reads its output-token limit from, for every API request.</summary>
+    public const string MaxOutputTokensVariable = "CLAUDE_CODE_MAX_OUTPUT_TOKENS";
+
     public string Type => "control_request";
 
-    public static string Initialize(string? systemPrompt) => ToLine(new CliControl("initialize", systemPrompt));
+    /// <param name="jsonSchema">The schema of a structured answer: the CLI offers the model a <c>StructuredOutput</c> tool.</param>
+    public static string Initialize(string? systemPrompt, JsonElement? jsonSchema = null) =>
+        ToLine(new CliControl("initialize", systemPrompt, jsonSchema));
 
     public static string Interrupt() => ToLine(new CliControl("interrupt"));
 
+    /// <summary>Sets the effort and the output limit; null goes back to the CLI's default (an empty variable does for the limit).</summary>
+    public static string ApplyFlagSettings(string? effort, int? maxOutputTokens) => ToLine("apply_flag_settings", new JsonObject
+    {
+        ["settings"] = new JsonObject
+        {
+            // A null removes the key from the flag settings; a missing key would keep the previous turn's value.
+            ["effortLevel"] = effort,
+            ["env"] = new JsonObject { [MaxOutputTokensVariable] = maxOutputTokens?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "" },
+        },
+    });
+
+    /// <summary>0 turns thinking off; null goes back to the CLI's default (adaptive).</summary>
+    public static string SetMaxThinkingTokens(int? tokens) =>
+        ToLine("set_max_thinking_tokens", new JsonObject { ["max_thinking_tokens"] = tokens });
+
     private static string ToLine(CliControl control) =>
         JsonSerializer.Serialize(new CliControlRequest(control.Subtype, control), ClaudeBackendJsonContext.Default.CliControlRequest);
+
+    /// <summary>A request whose fields must be written even when null (which means "back to the default").</summary>
+    private static string ToLine(string subtype, JsonObject request)
+    {
+        request.Insert(0, "subtype", subtype);
+        return new JsonObject { ["type"] = "control_request", ["request_id"] = subtype, ["request"] = request }.ToJsonString();
+    }
 }
 
-internal sealed record CliControl(string Subtype, [property: JsonPropertyName("systemPrompt")] string? SystemPrompt = null);
+internal sealed record CliControl(
+    string Subtype,
+    [property: JsonPropertyName("systemPrompt")] string? SystemPrompt = null,
+    [property: JsonPropertyName("jsonSchema")] JsonElement? JsonSchema = null);

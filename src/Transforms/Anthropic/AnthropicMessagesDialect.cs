@@ -45,9 +45,26 @@ internal sealed class AnthropicMessagesDialect : ClaudeDialect
         }
 
         var messages = request.Messages.Select(MessageOf).ToList();
-        var turn = new ClaudeTurnRequest(request.Model, messages, ResponseFormat.SystemPrompt(system, null), Tools: tools);
-        // The API answers with thinking blocks only when asked to think; clients read content[0] as the text otherwise.
-        return new DialectRequest(turn, request.Model, request.Stream ?? false, ShowThinking: request.Thinking?.Type is "enabled" or "adaptive");
+        var fields = Fields(request);
+        var turn = new ClaudeTurnRequest(request.Model, messages, DialectJson.SystemPrompt(system), Tools: tools, Options: fields.Build());
+        return new DialectRequest(turn, request.Model, request.Stream ?? false, ShowThinking: fields.ShowThinking, Ignored: fields.Ignored);
+    }
+
+    /// <summary>
+    /// The API thinks only when asked to (<c>thinking</c> enabled or adaptive), and answers with thinking blocks then;
+    /// clients read <c>content[0]</c> as the text otherwise. A budget is the CLI's to choose (it thinks adaptively).
+    /// </summary>
+    private static RequestFields Fields(AnthropicMessagesRequest request)
+    {
+        var fields = new RequestFields();
+        fields.Thinking(request.Thinking?.Type is "enabled" or "adaptive");
+        fields.Effort(request.OutputConfig?.Effort, "output_config.effort");
+        fields.MaxOutputTokens(request.MaxTokens, "max_tokens");
+        fields.Stop(request.StopSequences, "stop_sequences");
+        fields.Ignore("temperature", request.Temperature);
+        fields.Ignore("top_p", request.TopP);
+        fields.Ignore("top_k", request.TopK);
+        return fields;
     }
 
     internal override AnswerWriter CreateWriter(DialectRequest request, TimeProvider timeProvider, long startTimestamp) =>
@@ -180,11 +197,6 @@ internal sealed class AnthropicMessagesDialect : ClaudeDialect
 
         protected override void WriteThinking(string thinking, IBufferWriter<byte> output)
         {
-            if (!Request.ShowThinking)
-            {
-                return;
-            }
-
             Open("thinking", new AnthropicThinking(""), output);
             JsonOutput.WriteSseEvent(output, "content_block_delta", new AnthropicContentBlockDelta(_index, new AnthropicThinkingDelta(thinking)), DialectJsonContext.Default.AnthropicContentBlockDelta);
         }
@@ -215,7 +227,7 @@ internal sealed class AnthropicMessagesDialect : ClaudeDialect
         public override void WriteAnswer(ClaudeTurnResult result, string thinking, IBufferWriter<byte> output)
         {
             List<AnthropicContent> content = [];
-            if (thinking.Length > 0 && Request.ShowThinking)
+            if (thinking.Length > 0)
             {
                 content.Add(new AnthropicThinking(thinking));
             }

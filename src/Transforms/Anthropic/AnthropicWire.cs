@@ -18,7 +18,15 @@ internal sealed record AnthropicMessagesRequest(
     List<AnthropicTool>? Tools,
     AnthropicToolChoice? ToolChoice,
     AnthropicMetadata? Metadata,
-    AnthropicThinkingConfig? Thinking);
+    AnthropicThinkingConfig? Thinking,
+    List<string>? StopSequences,
+    AnthropicOutputConfig? OutputConfig,
+    JsonElement Temperature,
+    JsonElement TopP,
+    JsonElement TopK);
+
+/// <summary><c>output_config</c>: the effort level (<c>low</c> … <c>max</c>).</summary>
+internal sealed record AnthropicOutputConfig(string? Effort);
 
 /// <summary><c>thinking</c>: <c>{"type":"enabled","budget_tokens":N}</c>, <c>adaptive</c> or <c>disabled</c>.</summary>
 internal sealed record AnthropicThinkingConfig(string? Type);

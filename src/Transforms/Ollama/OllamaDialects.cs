@@ -50,13 +50,15 @@ internal sealed class OllamaChatDialect : OllamaDialect
             }
         }
 
+        var fields = Fields(request.Format, request.Options, request.Think, request.KeepAlive);
         var turn = new ClaudeTurnRequest(
             model,
             messages,
-            ResponseFormat.SystemPrompt(system, ResponseFormat.FromOllama(request.Format)),
+            DialectJson.SystemPrompt(system),
             DialectJson.ConversationId(request.Id, request.User),
-            Tools: tools);
-        return new DialectRequest(turn, model, request.Stream ?? true);
+            Tools: tools,
+            Options: fields.Build());
+        return new DialectRequest(turn, model, request.Stream ?? true, ShowThinking: fields.ShowThinking, Ignored: fields.Ignored);
     }
 
     /// <summary>An assistant message's calls; a client that drops their ids gets ones by place, which only pair results.</summary>
@@ -152,13 +154,24 @@ internal sealed class OllamaGenerateDialect : OllamaDialect
             return null;
         }
 
+        if (request.Suffix is { Length: > 0 })
+        {
+            // Fill-in-the-middle needs the model to see text after the answer, which a chat turn cannot express.
+            throw RequestFields.Refused("suffix", "Claude models do not fill in the middle");
+        }
+
+        var fields = Fields(request.Format, request.Options, request.Think, request.KeepAlive);
+        fields.Ignore("raw", request.Raw == true);
+        fields.Ignore("template", request.Template is { Length: > 0 });
+        fields.Ignore("context", request.Context);
         var prompt = new ClaudeMessage(ClaudeMessage.UserRole, request.Prompt ?? "", request.Images?.Select(ImageData.FromBase64).ToList());
         var turn = new ClaudeTurnRequest(
             model,
             [prompt],
-            ResponseFormat.SystemPrompt(request.System is null ? [] : [request.System], ResponseFormat.FromOllama(request.Format)),
-            DialectJson.ConversationId(request.Id, request.User));
-        return new DialectRequest(turn, model, request.Stream ?? true);
+            DialectJson.SystemPrompt(request.System is null ? [] : [request.System]),
+            DialectJson.ConversationId(request.Id, request.User),
+            Options: fields.Build());
+        return new DialectRequest(turn, model, request.Stream ?? true, ShowThinking: fields.ShowThinking, Ignored: fields.Ignored);
     }
 
     internal override AnswerWriter CreateWriter(DialectRequest request, TimeProvider timeProvider, long startTimestamp) =>
@@ -195,6 +208,17 @@ internal abstract class OllamaDialect : ClaudeDialect
     public override ErrorStyle ErrorStyle => ErrorStyle.Ollama;
 
     public override string StreamContentType => ContentType;
+
+    /// <summary>The request's fields beyond its messages, as Ollama names them.</summary>
+    protected static RequestFields Fields(JsonElement format, JsonElement options, JsonElement think, JsonElement keepAlive)
+    {
+        var fields = new RequestFields();
+        fields.OllamaFormat(format);
+        fields.OllamaOptions(options);
+        fields.OllamaThink(think);
+        fields.KeepAlive(keepAlive);
+        return fields;
+    }
 
     protected static string RequireModel(string? model) =>
         string.IsNullOrWhiteSpace(model) ? throw new DialectRequestException("model is required") : model;

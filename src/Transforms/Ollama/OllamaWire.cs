@@ -13,7 +13,9 @@ internal sealed record OllamaChatRequest(
     JsonElement KeepAlive,
     List<FunctionTool>? Tools,
     string? Id,
-    string? User);
+    string? User,
+    JsonElement Options,
+    JsonElement Think);
 
 internal sealed record OllamaGenerateRequest(
     string? Model,
@@ -24,7 +26,13 @@ internal sealed record OllamaGenerateRequest(
     JsonElement Format,
     JsonElement KeepAlive,
     string? Id,
-    string? User);
+    string? User,
+    JsonElement Options,
+    JsonElement Think,
+    string? Suffix,
+    bool? Raw,
+    string? Template,
+    JsonElement Context);
 
 internal sealed record OllamaMessage(
     string? Role,

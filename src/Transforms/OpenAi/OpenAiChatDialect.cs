@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Text.Json;
 using ClaudeProxy.ClaudeBackend.Contract;
 using ClaudeProxy.ClaudeBackend.StreamJson;
 
@@ -77,13 +78,47 @@ internal sealed class OpenAiChatDialect : ClaudeDialect
             system.Add(toolInstruction);
         }
 
+        var fields = Fields(request);
         var turn = new ClaudeTurnRequest(
             request.Model,
             messages,
-            ResponseFormat.SystemPrompt(system, ResponseFormat.FromOpenAi(request.ResponseFormat)),
+            DialectJson.SystemPrompt(system),
             DialectJson.ConversationId(request.Id, request.User),
-            Tools: tools);
-        return new DialectRequest(turn, request.Model, request.Stream ?? false, request.StreamOptions?.IncludeUsage ?? false);
+            Tools: tools,
+            Options: fields.Build());
+        return new DialectRequest(turn, request.Model, request.Stream ?? false, request.StreamOptions?.IncludeUsage ?? false, ShowThinking: fields.ShowThinking, Ignored: fields.Ignored);
+    }
+
+    /// <summary>The request's fields beyond its messages: honoured, ignored (sampling), or refused.</summary>
+    private static RequestFields Fields(OpenAiChatRequest request)
+    {
+        if (request.N is > 1)
+        {
+            throw RequestFields.Refused("n", "the Claude CLI gives one answer per request; send n requests");
+        }
+
+        if (request.Logprobs == true || request.TopLogprobs is > 0)
+        {
+            throw RequestFields.Refused(request.Logprobs == true ? "logprobs" : "top_logprobs", "the Claude CLI does not report token probabilities");
+        }
+
+        if (request.Audio.ValueKind == JsonValueKind.Object || request.Modalities?.Contains("audio") == true)
+        {
+            throw RequestFields.Refused(request.Audio.ValueKind == JsonValueKind.Object ? "audio" : "modalities", "Claude models answer in text only");
+        }
+
+        var fields = new RequestFields();
+        fields.MaxOutputTokens(request.MaxCompletionTokens ?? request.MaxTokens, request.MaxCompletionTokens is null ? "max_tokens" : "max_completion_tokens");
+        fields.Stop(request.Stop, "stop");
+        fields.OpenAiResponseFormat(request.ResponseFormat, "response_format");
+        fields.OpenAiReasoningEffort(request.ReasoningEffort, "reasoning_effort");
+        fields.Ignore("temperature", request.Temperature);
+        fields.Ignore("top_p", request.TopP);
+        fields.Ignore("seed", request.Seed);
+        fields.Ignore("frequency_penalty", request.FrequencyPenalty);
+        fields.Ignore("presence_penalty", request.PresencePenalty);
+        fields.Ignore("logit_bias", request.LogitBias);
+        return fields;
     }
 
     internal override AnswerWriter CreateWriter(DialectRequest request, TimeProvider timeProvider, long startTimestamp) =>

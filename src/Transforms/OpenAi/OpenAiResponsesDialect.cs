@@ -62,8 +62,21 @@ internal sealed class OpenAiResponsesDialect : ClaudeDialect
             system.Add(instruction);
         }
 
-        var turn = new ClaudeTurnRequest(request.Model, messages, ResponseFormat.SystemPrompt(system, null), Tools: tools);
-        return new DialectRequest(turn, request.Model, request.Stream ?? false, PreviousResponseId: request.PreviousResponseId, Store: request.Store ?? true);
+        if (request.TopLogprobs is > 0)
+        {
+            throw RequestFields.Refused("top_logprobs", "the Claude CLI does not report token probabilities");
+        }
+
+        var fields = new RequestFields();
+        fields.MaxOutputTokens(request.MaxOutputTokens, "max_output_tokens");
+        fields.OpenAiReasoningEffort(request.Reasoning?.Effort, "reasoning.effort");
+        fields.OpenAiResponseFormat(request.Text?.Format ?? default, "text.format");
+        fields.Ignore("temperature", request.Temperature);
+        fields.Ignore("top_p", request.TopP);
+        var turn = new ClaudeTurnRequest(request.Model, messages, DialectJson.SystemPrompt(system), Tools: tools, Options: fields.Build());
+        return new DialectRequest(
+            turn, request.Model, request.Stream ?? false, PreviousResponseId: request.PreviousResponseId, ShowThinking: fields.ShowThinking,
+            Store: request.Store ?? true, Ignored: fields.Ignored);
     }
 
     /// <summary>Puts the conversation of the response the request continues in front of its input.</summary>

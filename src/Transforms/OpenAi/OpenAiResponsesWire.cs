@@ -15,7 +15,19 @@ internal sealed record ResponsesRequest(
     JsonElement ToolChoice,
     bool? ParallelToolCalls,
     string? PreviousResponseId,
-    bool? Store);
+    bool? Store,
+    long? MaxOutputTokens,
+    ResponsesReasoning? Reasoning,
+    ResponsesTextConfig? Text,
+    int? TopLogprobs,
+    JsonElement Temperature,
+    JsonElement TopP);
+
+/// <summary><c>reasoning</c>: its <c>effort</c> (<c>none</c> … <c>xhigh</c>).</summary>
+internal sealed record ResponsesReasoning(string? Effort);
+
+/// <summary><c>text</c>: its <c>format</c>, <c>{"type":"text"}</c>, <c>json_object</c> or <c>json_schema</c> with the schema flat.</summary>
+internal sealed record ResponsesTextConfig(JsonElement Format);
 
 /// <summary>A tool of the request: a function, flat (not nested under <c>function</c> as in chat completions).</summary>
 internal sealed record ResponsesTool(string? Type, string? Name, string? Description, JsonElement Parameters);

@@ -15,7 +15,22 @@ internal sealed record OpenAiChatRequest(
     bool? ParallelToolCalls,
     JsonElement ResponseFormat,
     string? User,
-    string? Id);
+    string? Id,
+    long? MaxTokens,
+    long? MaxCompletionTokens,
+    JsonElement Stop,
+    string? ReasoningEffort,
+    int? N,
+    bool? Logprobs,
+    int? TopLogprobs,
+    JsonElement Audio,
+    List<string>? Modalities,
+    JsonElement Temperature,
+    JsonElement TopP,
+    JsonElement Seed,
+    JsonElement FrequencyPenalty,
+    JsonElement PresencePenalty,
+    JsonElement LogitBias);
 
 internal sealed record OpenAiStreamOptions(bool? IncludeUsage);
 

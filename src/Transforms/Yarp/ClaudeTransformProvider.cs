@@ -19,7 +19,10 @@ namespace ClaudeProxy.Transforms.Yarp;
 /// request was routed to a cluster whose metadata says <c>Backend: claude-cli</c>; traffic for any other cluster
 /// passes untouched.
 /// </summary>
-public sealed class ClaudeTransformProvider(TimeProvider timeProvider, IOptions<ClaudeBackendOptions> backendOptions) : ITransformProvider
+public sealed class ClaudeTransformProvider(
+    TimeProvider timeProvider,
+    IOptions<ClaudeBackendOptions> backendOptions,
+    IOptions<DialectOptions> dialectOptions) : ITransformProvider
 {
     public const string DialectMetadataKey = "ClaudeDialect";
     public const string BackendMetadataKey = "Backend";
@@ -76,7 +79,15 @@ public sealed class ClaudeTransformProvider(TimeProvider timeProvider, IOptions<
             // Writing the response here ends the proxying: nothing is forwarded. (A string that is not valid UTF-8
             // surfaces as InvalidOperationException when a codec reads it.)
             var status = (exception as DialectRequestException)?.Status ?? HttpStatusCode.BadRequest;
-            await ErrorEnvelopes.WriteAsync(httpContext.Response, dialect.ErrorStyle, status, exception.Message, context.CancellationToken);
+            await ErrorEnvelopes.WriteAsync(httpContext.Response, dialect.ErrorStyle, status, exception.Message, context.CancellationToken, (exception as DialectRequestException)?.Param);
+            return;
+        }
+
+        if (request is { Ignored: [var first, ..] ignored } && dialectOptions.Value.RefuseIgnoredFields)
+        {
+            await ErrorEnvelopes.WriteAsync(httpContext.Response, dialect.ErrorStyle, HttpStatusCode.BadRequest,
+                $"{string.Join(", ", ignored.Select(f => $"'{f}'"))}: the Claude CLI cannot pass {(ignored.Count == 1 ? "this field" : "these fields")} to the model, and this gateway refuses what it would ignore",
+                context.CancellationToken, first);
             return;
         }
 
@@ -140,6 +151,11 @@ public sealed class ClaudeTransformProvider(TimeProvider timeProvider, IOptions<
         }
 
         var response = context.HttpContext.Response;
+        if (turn.Request.Ignored is { Count: > 0 } ignored)
+        {
+            response.Headers[RequestFields.IgnoredHeader] = string.Join(',', ignored);
+        }
+
         var style = turn.Dialect.ErrorStyle;
         var timer = context.HttpContext.Features.Get<GenAiRequestTimer>();
         if (context.ProxyResponse is not { } backendResponse)
@@ -205,7 +221,10 @@ public sealed class ClaudeTransformProvider(TimeProvider timeProvider, IOptions<
                 switch (streamEvent)
                 {
                     case ThinkingDelta delta:
-                        thinking.Append(delta.Text);
+                        if (turn.Request.ShowThinking)
+                        {
+                            thinking.Append(delta.Text);
+                        }
                         break;
                     case TurnCompleted completed:
                         var output = new ArrayBufferWriter<byte>();

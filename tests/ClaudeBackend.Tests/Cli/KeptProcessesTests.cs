@@ -32,6 +32,25 @@ public sealed class KeptProcessesTests : IDisposable
     }
 
     [Fact]
+    public async Task A_turns_keep_alive_sets_how_long_its_process_waits_and_zero_ends_it_after_the_turn()
+    {
+        var kept = _pool.Kept();
+        using var recycled = _pool.Collect("claudeproxy.cli.recycled");
+        var (longer, longerProcess) = _pool.StartConversation(kept);
+        var (ended, endedProcess) = _pool.StartConversation(kept);
+
+        await PoolHarness.TurnAsync(kept, longer, longerProcess, keepAlive: TimeSpan.FromHours(1));
+        await PoolHarness.TurnAsync(kept, ended, endedProcess, keepAlive: TimeSpan.Zero);
+        _pool.Time.Advance(TimeSpan.FromMinutes(30));
+
+        Assert.Equal([longer], kept.Sessions);
+        Assert.Equal(0, (await endedProcess.Exited.WaitAsync(ExitWait, TestContext.Current.CancellationToken)).ExitCode);
+        Assert.Equal("keep_alive", Assert.Single(recycled.GetMeasurementSnapshot()).Tags["reason"]);
+        _pool.Time.Advance(TimeSpan.FromMinutes(30));
+        Assert.Empty(kept.Sessions);
+    }
+
+    [Fact]
     public async Task Beyond_the_most_kept_processes_the_conversation_idle_the_longest_makes_room()
     {
         var kept = _pool.Kept();

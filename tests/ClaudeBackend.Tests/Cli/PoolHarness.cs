@@ -68,10 +68,15 @@ internal sealed class PoolHarness : IDisposable
         return (session, process);
     }
 
+    /// <summary>A turn's invocation that carries only its input line.</summary>
+    public static ClaudeCliInvocation Invocation(string inputLine, string cliModel = "sonnet") =>
+        new(cliModel, inputLine, Path.GetTempPath(), ClaudeSessionMode.Ephemeral, SessionId: null, SystemPrompt: null);
+
     /// <summary>One whole turn of <paramref name="sessionId"/> on <paramref name="process"/>; once it is over, the process is kept or ended.</summary>
-    public static async Task TurnAsync(KeptProcesses kept, Guid sessionId, ResidentClaudeProcess process)
+    /// <param name="keepAlive">The turn's keep_alive: how long the process then waits idle.</param>
+    public static async Task TurnAsync(KeptProcesses kept, Guid sessionId, ResidentClaudeProcess process, TimeSpan? keepAlive = null)
     {
-        var run = kept.BeginTurn(sessionId, process, """{"type":"user","message":{"role":"user","content":[{"type":"text","text":"hi"}]}}""");
+        var run = kept.BeginTurn(sessionId, process, Invocation("""{"type":"user","message":{"role":"user","content":[{"type":"text","text":"hi"}]}}""") with { KeepAlive = keepAlive });
         await foreach (var _ in run.Output.ReadAllAsync(TestContext.Current.CancellationToken))
         {
         }

@@ -43,8 +43,8 @@ public sealed class WarmSparesTests
         await spares.RefillAsync();
         await WaitForStartsAsync(started, 1);
 
-        var claimed = spares.TryClaimForChat("sonnet", systemPrompt: null, """{"type":"user","message":{"role":"user","content":[{"type":"text","text":"hi"}]}}""");
-        var missing = spares.TryClaimForChat("opus", systemPrompt: null, "{}");
+        var claimed = spares.TryClaimForChat(PoolHarness.Invocation("""{"type":"user","message":{"role":"user","content":[{"type":"text","text":"hi"}]}}"""));
+        var missing = spares.TryClaimForChat(PoolHarness.Invocation("{}", cliModel: "opus"));
 
         Assert.NotNull(claimed);
         Assert.Null(missing);

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using ClaudeProxy.ClaudeBackend.Contract;
 using ClaudeProxy.TestSupport;
 using ClaudeProxy.ClaudeBackend.StreamJson;
@@ -182,5 +183,93 @@ public sealed class ClaudeStreamDecoderTests
 
         Assert.Equal(answeredAtOnce ? [] : ["Let me check."], events.OfType<TextDelta>().Select(d => d.Text));
         Assert.Equal(!answeredAtOnce, decoder.IsPaused);
+    }
+
+    private static List<ClaudeStreamEvent> DecodeWith(ClaudeStreamDecoder decoder, IEnumerable<string> lines)
+    {
+        List<ClaudeStreamEvent> events = [];
+        foreach (var line in lines)
+        {
+            decoder.Decode(line, events);
+        }
+
+        return events;
+    }
+
+    private static string[] TurnSettingsLines(string file) =>
+        File.ReadAllLines(Fixtures.PathOf("turn_settings", file)).Where(line => line.Length > 0).ToArray();
+
+    private static StructuredAnswer Schema(string json) =>
+        StructuredAnswer.TryCreate(JsonDocument.Parse(json).RootElement, out var problem) ?? throw new InvalidOperationException(problem);
+
+    [Fact]
+    public void The_answer_ends_before_a_stop_sequence_that_spans_two_deltas_and_nothing_after_it_streams()
+    {
+        var decoder = new ClaudeStreamDecoder { StopSequences = [", str", "never"] };
+
+        var events = DecodeWith(decoder, Fixtures.StdoutLines("print_stream_json_partial"));
+
+        Assert.Equal("Hello", string.Concat(events.OfType<TextDelta>().Select(t => t.Text)));
+        var completed = Assert.IsType<TurnCompleted>(events[^1]);
+        Assert.Equal(ClaudeTurnResult.StopSequenceStopReason, completed.Result.StopReason);
+        Assert.Equal("Hello", completed.Result.Text);
+        Assert.True(completed.Result.Usage.InputTokens > 0);
+    }
+
+    [Fact]
+    public void Stop_sequences_the_answer_never_reaches_leave_it_whole()
+    {
+        var decoder = new ClaudeStreamDecoder { StopSequences = ["world?", "xyz"] };
+
+        var events = DecodeWith(decoder, Fixtures.StdoutLines("print_stream_json_partial"));
+
+        Assert.Equal("Hello, streaming world!", string.Concat(events.OfType<TextDelta>().Select(t => t.Text)));
+        Assert.Equal("end_turn", Assert.IsType<TurnCompleted>(events[^1]).Result.StopReason);
+    }
+
+    [Fact]
+    public void A_structured_answer_is_the_structured_output_alone_checked_against_the_schema()
+    {
+        var decoder = new ClaudeStreamDecoder { Structured = Schema("""{"type":"object","required":["city","temp"]}""") };
+
+        var events = DecodeWith(decoder, TurnSettingsLines("structured_ok.stdout.txt"));
+
+        Assert.Equal("""{"city":"Paris","temp":21}""", Assert.Single(events.OfType<TextDelta>()).Text);
+        var completed = Assert.IsType<TurnCompleted>(events[^1]);
+        Assert.Equal("""{"city":"Paris","temp":21}""", completed.Result.Text);
+        Assert.Equal("end_turn", completed.Result.StopReason);
+    }
+
+    [Fact]
+    public void A_model_that_gave_up_on_the_schema_fails_the_turn_instead_of_answering_the_clis_notice()
+    {
+        var decoder = new ClaudeStreamDecoder { Structured = Schema("""{"type":"object"}""") };
+
+        var events = DecodeWith(decoder, TurnSettingsLines("structured_refused.stdout.txt"));
+
+        Assert.Empty(events.OfType<TextDelta>());
+        var failed = Assert.IsType<TurnFailed>(Assert.Single(events));
+        Assert.Equal(ClaudeErrorKind.InvalidOutput, failed.Error.Kind);
+        Assert.Contains("[structured-output-enforce]", failed.Error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Structured_output_that_the_gateways_own_check_rejects_is_an_error_naming_the_place()
+    {
+        var decoder = new ClaudeStreamDecoder { Structured = Schema("""{"type":"object","properties":{"temp":{"type":"number","maximum":10}}}""") };
+
+        var failed = Assert.IsType<TurnFailed>(Assert.Single(DecodeWith(decoder, TurnSettingsLines("structured_ok.stdout.txt"))));
+
+        Assert.Equal(ClaudeErrorKind.InvalidOutput, failed.Error.Kind);
+        Assert.Contains("/temp", failed.Error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("""{"type":"object","properties":{"a":{"type":"strange"}}}""")]
+    [InlineData("""[1,2]""")]
+    public void A_schema_that_is_no_json_schema_is_refused(string schema)
+    {
+        Assert.Null(StructuredAnswer.TryCreate(JsonDocument.Parse(schema).RootElement, out var problem));
+        Assert.NotNull(problem);
     }
 }

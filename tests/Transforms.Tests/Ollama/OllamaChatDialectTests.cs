@@ -66,6 +66,9 @@ public sealed class OllamaChatDialectTests
     [InlineData("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"format\":42}", "invalid format")]
     [InlineData("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\",\"images\":[\"bm90IGFuIGltYWdl\"]}]}", "images must be")]
     [InlineData("{\"model\": 12}", "invalid JSON")]
+    [InlineData("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"think\":\"wild\"}", "invalid think")]
+    [InlineData("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"options\":{\"num_predict\":0}}", "num_predict' must be a positive")]
+    [InlineData("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"keep_alive\":\"soon\"}", "invalid keep_alive")]
     public void A_bad_request_is_refused_with_a_clear_message(string json, string expected)
     {
         var exception = Assert.Throws<DialectRequestException>(() => Dialect.Parse(Encoding.UTF8.GetBytes(json), TimeProvider.System, out _));
@@ -74,13 +77,15 @@ public sealed class OllamaChatDialectTests
         Assert.Equal(System.Net.HttpStatusCode.BadRequest, exception.Status);
     }
 
-    [Fact]
-    public void Json_format_asks_for_json_in_the_system_prompt()
+    [Theory]
+    [InlineData("""{"type":"object","properties":{"city":{"type":"string"}}}""", """{"type":"object","properties":{"city":{"type":"string"}}}""")]
+    [InlineData("\"json\"", """{"type":"object"}""")]
+    public void Format_becomes_the_schema_the_answer_must_match_not_a_prompt(string format, string schema)
     {
-        var request = DialectHarness.Parse(Dialect, """{"model":"m","messages":[{"role":"user","content":"x"}],"format":{"type":"object"}}""");
+        var request = DialectHarness.Parse(Dialect, $$"""{"model":"m","messages":[{"role":"user","content":"x"}],"format":{{format}}}""");
 
-        Assert.Contains("valid JSON", request.Turn.SystemPrompt, StringComparison.Ordinal);
-        Assert.Contains("{\"type\":\"object\"}", request.Turn.SystemPrompt, StringComparison.Ordinal);
+        Assert.Equal(schema, request.Turn.Options!.OutputSchema!.Value.GetRawText());
+        Assert.Null(request.Turn.SystemPrompt);
     }
 
     [Fact]
@@ -112,14 +117,53 @@ public sealed class OllamaChatDialectTests
     }
 
     [Fact]
-    public async Task Thinking_goes_in_message_thinking()
+    public async Task Thinking_goes_in_message_thinking_when_the_client_asks_to_think()
     {
-        var request = DialectHarness.Parse(Dialect, """{"model":"m","messages":[{"role":"user","content":"x"}]}""");
+        var request = DialectHarness.Parse(Dialect, """{"model":"m","think":true,"messages":[{"role":"user","content":"x"}]}""");
 
         var lines = Lines(await DialectHarness.StreamAsync(Dialect, request, "thinking_block_stream_json_partial"));
 
         Assert.Equal("Let me think about this.", lines[0].GetProperty("message").GetProperty("thinking").GetString());
         Assert.Equal("", lines[0].GetProperty("message").GetProperty("content").GetString());
+    }
+
+    [Fact]
+    public async Task Thinking_never_reaches_a_client_that_did_not_ask_for_it()
+    {
+        var request = DialectHarness.Parse(Dialect, """{"model":"m","messages":[{"role":"user","content":"x"}]}""");
+
+        var lines = Lines(await DialectHarness.StreamAsync(Dialect, request, "thinking_block_stream_json_partial"));
+
+        Assert.All(lines, line => Assert.False(line.GetProperty("message").TryGetProperty("thinking", out _)));
+        Assert.Null(request.Turn.Options);
+    }
+
+    [Theory]
+    [InlineData("true", null, null)]
+    [InlineData("false", null, false)]
+    [InlineData("\"high\"", "high", null)]
+    [InlineData("\"max\"", "max", null)]
+    public void Think_sets_the_effort_or_turns_thinking_off(string think, string? effort, bool? thinking)
+    {
+        var request = DialectHarness.Parse(Dialect, $$"""{"model":"m","think":{{think}},"messages":[{"role":"user","content":"x"}]}""");
+
+        Assert.Equal(effort, request.Turn.Options?.Effort);
+        Assert.Equal(thinking, request.Turn.Options?.Thinking);
+        Assert.Equal(think != "false", request.ShowThinking);
+    }
+
+    [Fact]
+    public void Options_num_predict_and_stop_are_honoured_and_sampling_knobs_are_reported_as_ignored()
+    {
+        var request = DialectHarness.Parse(Dialect, """
+            {"model":"m","messages":[{"role":"user","content":"x"}],"keep_alive":"1h30m",
+             "options":{"num_predict":64,"stop":["\n\n","END"],"temperature":0.2,"top_k":5,"num_ctx":8192}}
+            """);
+
+        Assert.Equal(64, request.Turn.Options!.MaxOutputTokens);
+        Assert.Equal(["\n\n", "END"], request.Turn.Options.StopSequences);
+        Assert.Equal(TimeSpan.FromMinutes(90), request.Turn.Options.KeepAlive);
+        Assert.Equal(["options.temperature", "options.top_k", "options.num_ctx"], request.Ignored);
     }
 
     [Fact]

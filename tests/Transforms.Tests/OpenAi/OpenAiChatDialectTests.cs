@@ -144,4 +144,41 @@ public sealed class OpenAiChatDialectTests
         Assert.Equal("tool_calls", chunks[^1].GetProperty("finish_reason").GetString());
         Assert.Equal("data: [DONE]", frames[^1]);
     }
+
+    [Fact]
+    public void Limits_stops_effort_and_a_json_schema_are_honoured_and_sampling_knobs_reported()
+    {
+        var request = DialectHarness.Parse(Dialect, """
+            {"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":10,"max_completion_tokens":20,"stop":"END",
+             "reasoning_effort":"minimal","temperature":0.1,"top_p":0.9,"seed":7,
+             "response_format":{"type":"json_schema","json_schema":{"name":"w","strict":true,"schema":{"type":"object"}}}}
+            """);
+
+        var options = request.Turn.Options!;
+        Assert.Equal(20, options.MaxOutputTokens);
+        Assert.Equal(["END"], options.StopSequences);
+        Assert.Equal("low", options.Effort);
+        Assert.Null(options.Thinking);
+        Assert.True(request.ShowThinking);
+        Assert.Equal("""{"type":"object"}""", options.OutputSchema!.Value.GetRawText());
+        Assert.Equal(["temperature", "top_p", "seed"], request.Ignored);
+    }
+
+    [Theory]
+    [InlineData("\"n\":2", "n")]
+    [InlineData("\"logprobs\":true", "logprobs")]
+    [InlineData("\"top_logprobs\":3", "top_logprobs")]
+    [InlineData("\"audio\":{\"voice\":\"alloy\",\"format\":\"wav\"}", "audio")]
+    [InlineData("\"modalities\":[\"text\",\"audio\"]", "modalities")]
+    [InlineData("\"reasoning_effort\":\"extreme\"", "reasoning_effort")]
+    [InlineData("\"stop\":[\"\"]", "stop")]
+    [InlineData("\"response_format\":{\"type\":\"yaml\"}", "response_format")]
+    public void A_field_the_cli_cannot_honour_is_refused_naming_it(string field, string param)
+    {
+        var exception = Assert.Throws<DialectRequestException>(() =>
+            Dialect.Parse(Encoding.UTF8.GetBytes($$"""{"model":"m","messages":[{"role":"user","content":"x"}],{{field}}}"""), TimeProvider.System, out _));
+
+        Assert.Equal(param, exception.Param);
+        Assert.Contains(param, exception.Message, StringComparison.Ordinal);
+    }
 }

@@ -69,9 +69,9 @@ public sealed class OpenAiResponsesDialectTests
     }
 
     [Fact]
-    public async Task Thinking_streams_as_a_reasoning_item_before_the_message()
+    public async Task Thinking_streams_as_a_reasoning_item_before_the_message_when_the_client_asks_for_reasoning()
     {
-        var request = DialectHarness.Parse(ClaudeDialects.OpenAiResponses, """{"model":"m","stream":true,"input":"x"}""");
+        var request = DialectHarness.Parse(ClaudeDialects.OpenAiResponses, """{"model":"m","stream":true,"input":"x","reasoning":{"effort":"low"}}""");
 
         var frames = DialectHarness.NamedEvents(await DialectHarness.StreamAsync(ClaudeDialects.OpenAiResponses, request, "thinking_block_stream_json_partial"));
 
@@ -103,5 +103,19 @@ public sealed class OpenAiResponsesDialectTests
         Assert.Equal("response.failed", frames[^1].Event);
         Assert.Equal("failed", frames[^1].Data.GetProperty("response").GetProperty("status").GetString());
         Assert.Equal("overloaded", frames[^1].Data.GetProperty("response").GetProperty("error").GetProperty("code").GetString());
+    }
+
+    [Fact]
+    public void Max_output_tokens_reasoning_effort_and_a_json_schema_text_format_reach_the_turn()
+    {
+        var request = DialectHarness.Parse(ClaudeDialects.OpenAiResponses, """
+            {"model":"m","input":"x","max_output_tokens":200,"reasoning":{"effort":"none"},"temperature":0.5,
+             "text":{"format":{"type":"json_schema","name":"w","schema":{"type":"object","required":["city"]}}}}
+            """);
+
+        Assert.Equal(200, request.Turn.Options!.MaxOutputTokens);
+        Assert.False(request.Turn.Options.Thinking);
+        Assert.Equal("""{"type":"object","required":["city"]}""", request.Turn.Options.OutputSchema!.Value.GetRawText());
+        Assert.Equal(["temperature"], request.Ignored);
     }
 }
