@@ -207,7 +207,10 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
                     {
                         case TurnFailed failed:
                             return failed.Error;
-                        case TurnCompleted or TextDelta or ThinkingDelta or ToolCallRequested:
+                        case TurnCompleted or TextDelta or ToolCallRequested:
+                            return null;
+                        case ThinkingDelta when _shape?.Structured is null:
+                            // A structured answer is known only at the end: until it is checked, a failure keeps its status.
                             return null;
                     }
                 }

@@ -153,6 +153,19 @@ internal sealed partial class RequestFields
 
     public static TimeSpan? OllamaDuration(JsonElement value)
     {
+        try
+        {
+            return ParseOllamaDuration(value);
+        }
+        catch (OverflowException)
+        {
+            // Longer than a TimeSpan holds: as good as for ever.
+            return TimeSpan.MaxValue;
+        }
+    }
+
+    private static TimeSpan? ParseOllamaDuration(JsonElement value)
+    {
         switch (value.ValueKind)
         {
             case JsonValueKind.Undefined or JsonValueKind.Null:

@@ -141,6 +141,11 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
                 // A call that goes to the client: this message is no round the client has already.
                 ReleaseHeld(replayed: false, events);
                 FlushStopTail(events);
+                if (IsFinished)
+                {
+                    break;
+                }
+
                 _pendingCalls.Add(call);
                 // Clients gather a streamed call by its index: the calls they get are numbered without gaps.
                 events.Add(new ToolCallRequested(call.Call, _pendingCalls.Count - 1));
@@ -169,6 +174,11 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
         }
 
         FlushStopTail(events);
+        if (IsFinished)
+        {
+            return;
+        }
+
         // In the order the client got them streamed.
         var calls = _pendingCalls.Select(p => p.Call).Where(c => _roundToolUses.Contains(c.Id)).ToList();
         IsPaused = true;
@@ -226,6 +236,12 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
 
     private void Emit(ClaudeStreamEvent delta, ICollection<ClaudeStreamEvent> events)
     {
+        if (IsFinished)
+        {
+            // Held words released after the part ended at a stop sequence: nothing follows the end.
+            return;
+        }
+
         if (_holding)
         {
             _held.Add(delta);
@@ -244,6 +260,8 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
             return;
         }
 
+        // Text held back for a stop sequence comes before what the model says next.
+        FlushStopTail(events);
         events.Add(delta);
     }
 
@@ -399,6 +417,12 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
     {
         ReleaseHeld(replayed: false, events);
         FlushStopTail(events);
+        if (IsFinished)
+        {
+            // The answer ended at a stop sequence in words held until now.
+            return;
+        }
+
         if (line.IsError == true || line.Subtype is { } subtype && subtype != "success")
         {
             Finish(new TurnFailed(ErrorOf(line)), events);
@@ -508,6 +532,11 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
 
     private void Finish(ClaudeStreamEvent outcome, ICollection<ClaudeStreamEvent> events)
     {
+        if (IsFinished)
+        {
+            return;
+        }
+
         IsFinished = true;
         events.Add(outcome);
     }

@@ -139,6 +139,19 @@ public sealed class OllamaChatDialectTests
     }
 
     [Theory]
+    [InlineData("0", 0)]
+    [InlineData("\"5m\"", 300)]
+    [InlineData("-1", null)]
+    [InlineData("1e300", null)]
+    [InlineData("\"99999999999999h\"", null)]
+    public void Keep_alive_is_a_duration_and_anything_longer_than_time_can_hold_is_for_ever(string keepAlive, int? seconds)
+    {
+        var request = DialectHarness.Parse(Dialect, $$"""{"model":"m","keep_alive":{{keepAlive}},"messages":[{"role":"user","content":"x"}]}""");
+
+        Assert.Equal(seconds is { } s ? TimeSpan.FromSeconds(s) : TimeSpan.MaxValue, request.Turn.Options!.KeepAlive);
+    }
+
+    [Theory]
     [InlineData("true", null, null)]
     [InlineData("false", null, false)]
     [InlineData("\"high\"", "high", null)]
