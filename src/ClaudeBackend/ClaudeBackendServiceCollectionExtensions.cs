@@ -30,7 +30,9 @@ public static class ClaudeBackendServiceCollectionExtensions
         services.TryAddSingleton<CliWrapClaudeLauncher>();
         services.TryAddSingleton<WarmSpares>();
         services.TryAddSingleton<KeptProcesses>();
-        services.TryAddSingleton<IClaudeCliLauncher, ClaudeProcessPool>();
+        services.TryAddSingleton<ClaudeProcessPool>();
+        services.TryAddSingleton<IClaudeCliLauncher>(provider => provider.GetRequiredService<ClaudeProcessPool>());
+        services.TryAddSingleton<IClaudeLoadedProcesses>(provider => provider.GetRequiredService<ClaudeProcessPool>());
         services.TryAddSingleton<ClaudeModelCatalog>();
         services.TryAddSingleton<ConversationStore>();
         services.TryAddSingleton<IClaudeBackend, ClaudeCliBackend>();

@@ -401,12 +401,25 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
             if (events[i] is TurnCompleted or TurnFailed)
             {
                 _ended = true;
+                if (events[i] is TurnFailed { Error.Kind: ClaudeErrorKind.InvalidOutput } && _run is ResidentClaudeTurn spoiled)
+                {
+                    // The CLI counts a turn whose answer failed the schema as a success: its process must not be kept
+                    // with an exchange the client never got.
+                    spoiled.Spoil();
+                }
+
                 if (events[i] is TurnCompleted completed)
                 {
-                    if (completed.Result.StopReason == ClaudeTurnResult.StopSequenceStopReason && !HasEnded)
+                    if (completed.Result.StopReason is ClaudeTurnResult.StopSequenceStopReason or ClaudeTurnResult.MaxTokensStopReason && !HasEnded)
                     {
-                        // The answer reached a stop sequence while the CLI still writes: a kept process is interrupted
-                        // (and stays for the next turn), a process of the turn's own is ended.
+                        // The answer ended (a stop sequence, the output limit) while the CLI still writes: a kept process
+                        // is interrupted, and stays for the next turn with the answer counted; a process of the turn's
+                        // own is ended.
+                        if (_run is ResidentClaudeTurn cut)
+                        {
+                            cut.AnswerComplete();
+                        }
+
                         await _run.DisposeAsync();
                     }
 

@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using ClaudeProxy.ClaudeBackend;
+using ClaudeProxy.ClaudeBackend.Contract;
 using ClaudeProxy.Transforms.Anthropic;
 using ClaudeProxy.Transforms.Ollama;
 using ClaudeProxy.Transforms.OpenAi;
@@ -45,11 +46,29 @@ public static class ModelLists
     public static byte[] OllamaTags(byte[]? upstream, IReadOnlyList<ClaudeModelOptions> models, DateTimeOffset modifiedAt) =>
         Merge(upstream, "models", "name", openAiList: false, models, m => TagEntry(m, modifiedAt), DialectJsonContext.Default.OllamaModelEntry);
 
-    /// <summary><c>/api/ps</c>: Claude models are always "loaded" (they run remotely), next to what Ollama has in memory.</summary>
-    public static byte[] OllamaRunning(byte[]? upstream, IReadOnlyList<ClaudeModelOptions> models, DateTimeOffset modifiedAt) =>
-        Merge(upstream, "models", "name", openAiList: false, models,
-            m => TagEntry(m, modifiedAt) with { ExpiresAt = NeverExpires, SizeVram = 0, ContextLength = m.ContextLength },
+    /// <summary>
+    /// <c>/api/ps</c>: a Claude model is loaded while CLI processes for it wait for turns (warm spares, conversations'
+    /// kept processes): their resident memory is its <c>size</c> (nothing is in VRAM), and it expires when the last of
+    /// them would be ended (a spare never is). Next to what Ollama has in memory.
+    /// </summary>
+    public static byte[] OllamaRunning(
+        byte[]? upstream, IReadOnlyList<ClaudeModelOptions> models, IReadOnlyList<ClaudeLoadedProcess> loaded, DateTimeOffset modifiedAt)
+    {
+        var running = models.Where(m => loaded.Any(p => p.CliModel == m.CliModel)).ToList();
+        return Merge(upstream, "models", "name", openAiList: false, running,
+            m =>
+            {
+                var processes = loaded.Where(p => p.CliModel == m.CliModel).ToList();
+                return TagEntry(m, modifiedAt) with
+                {
+                    Size = processes.Sum(p => p.ResidentBytes ?? 0),
+                    ExpiresAt = processes.Any(p => p.ExpiresAt is null) ? NeverExpires : processes.Max(p => p.ExpiresAt),
+                    SizeVram = 0,
+                    ContextLength = m.ContextLength,
+                };
+            },
             DialectJsonContext.Default.OllamaModelEntry);
+    }
 
     /// <summary>The answer to pulling a Claude model: there is nothing to download, so it succeeded.</summary>
     public static byte[] OllamaPullSuccess(bool stream) =>

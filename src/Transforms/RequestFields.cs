@@ -39,6 +39,22 @@ internal sealed partial class RequestFields
         }
     }
 
+    /// <summary>The fields the dialect does not read at all: named as ignored, never dropped silently.</summary>
+    public void Unknown(IReadOnlyDictionary<string, JsonElement>? fields)
+    {
+        foreach (var (field, value) in (fields ?? new Dictionary<string, JsonElement>()).Take(MaxUnknownNamed))
+        {
+            // A name goes into a response header: anything but a plain field name's characters is replaced.
+            Ignore(UnsafeInHeader().Replace(field.Length > 64 ? field[..64] : field, "_"), value);
+        }
+    }
+
+    /// <summary>How many unknown fields are named at most: a body with thousands must not make a header of them.</summary>
+    private const int MaxUnknownNamed = 32;
+
+    [System.Text.RegularExpressions.GeneratedRegex("[^A-Za-z0-9_.-]")]
+    private static partial System.Text.RegularExpressions.Regex UnsafeInHeader();
+
     public void Ignore(string field, JsonElement value) => Ignore(field, value.ValueKind is not (JsonValueKind.Undefined or JsonValueKind.Null));
 
     /// <summary>A field that would change the answer in a way the CLI cannot: the request is refused.</summary>

@@ -9,8 +9,12 @@ namespace ClaudeProxy.ClaudeBackend.Cli;
 /// A process never serves two conversations: the CLI's <c>/clear</c> would need slash commands on and still leaves a
 /// command transcript in the next conversation's prompt, so a process is ended instead of being cleared.
 /// </remarks>
-internal sealed class ClaudeProcessPool(CliWrapClaudeLauncher cold, WarmSpares spares, KeptProcesses kept, ClaudeCliMetrics metrics) : IClaudeCliLauncher
+internal sealed class ClaudeProcessPool(CliWrapClaudeLauncher cold, WarmSpares spares, KeptProcesses kept, ClaudeCliMetrics metrics)
+    : IClaudeCliLauncher, Contract.IClaudeLoadedProcesses
 {
+    /// <summary>The spares and the kept processes: what waits, loaded, for a turn.</summary>
+    public IReadOnlyList<Contract.ClaudeLoadedProcess> Loaded() => [.. spares.Loaded(), .. kept.Loaded()];
+
     public async ValueTask<IClaudeCliRun> StartAsync(ClaudeCliInvocation invocation, CancellationToken cancellationToken)
     {
         if (invocation.SessionId is { } sessionId)

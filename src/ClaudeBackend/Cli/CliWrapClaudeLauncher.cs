@@ -24,16 +24,21 @@ internal sealed partial class CliWrapClaudeLauncher(
     public ValueTask<IClaudeCliRun> StartAsync(ClaudeCliInvocation invocation, CancellationToken cancellationToken)
     {
         var input = Channel.CreateUnbounded<string>();
-        foreach (var line in (string?[])[invocation.Initialization, .. invocation.TurnInput(default)])
+        List<string> lines = [.. invocation.Initialization is { } initialization ? [initialization] : Array.Empty<string>(), .. invocation.TurnInput(default)];
+        foreach (var line in lines)
         {
-            if (line is not null)
-            {
-                input.Writer.TryWrite(line);
-            }
+            input.Writer.TryWrite(line);
         }
 
-        input.Writer.TryComplete();
-        return ValueTask.FromResult<IClaudeCliRun>(Start(invocation, input.Reader));
+        if (lines.Count == 1)
+        {
+            input.Writer.TryComplete();
+            return ValueTask.FromResult<IClaudeCliRun>(Start(invocation, input.Reader));
+        }
+
+        // Control requests ahead of the prompt: stdin closes once the result is out, as a warm spare's does (a CLI given
+        // requests, a prompt and EOF at once can exit without answering).
+        return ValueTask.FromResult<IClaudeCliRun>(Start(invocation, input.Reader, onResult: () => input.Writer.TryComplete()));
     }
 
     /// <summary>

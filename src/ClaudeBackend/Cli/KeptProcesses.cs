@@ -189,7 +189,8 @@ internal sealed partial class KeptProcesses(
             // A client's "keep it loaded for ever" (a negative keep_alive) leaves it to the other bounds.
             var idleTimer = timeProvider.CreateTimer(
                 _ => EvictIdle(sessionId, process), null, keepAlive >= MaxIdleTimeout ? Timeout.InfiniteTimeSpan : keepAlive, Timeout.InfiniteTimeSpan);
-            _kept[sessionId] = new KeptProcess(process, idleTimer, timeProvider.GetTimestamp());
+            _kept[sessionId] = new KeptProcess(
+                process, idleTimer, timeProvider.GetTimestamp(), keepAlive >= MaxIdleTimeout ? null : timeProvider.GetUtcNow() + keepAlive);
             metrics.Kept(1);
             while (_kept.Count > settings.MaxKeptProcesses)
             {
@@ -243,5 +244,15 @@ internal sealed partial class KeptProcesses(
     [LoggerMessage(Level = LogLevel.Debug, Message = "Ending the Claude CLI process of session {SessionId} ({Reason}) after {Turns} turns")]
     private static partial void LogRecycled(ILogger logger, Guid sessionId, string reason, int turns);
 
-    private sealed record KeptProcess(ResidentClaudeProcess Process, ITimer IdleTimer, long KeptSince);
+    /// <param name="ExpiresAt">When its idle timer ends it; null when only the other bounds do.</param>
+    private sealed record KeptProcess(ResidentClaudeProcess Process, ITimer IdleTimer, long KeptSince, DateTimeOffset? ExpiresAt);
+
+    /// <summary>The processes kept between turns now (a process in a turn is not among them).</summary>
+    public IReadOnlyList<Contract.ClaudeLoadedProcess> Loaded()
+    {
+        lock (_gate)
+        {
+            return [.. _kept.Values.Select(k => new Contract.ClaudeLoadedProcess(k.Process.CliModel, k.Process.ResidentMemoryBytes(), k.ExpiresAt))];
+        }
+    }
 }

@@ -21,6 +21,7 @@ internal sealed class ResidentClaudeProcess
     public ResidentClaudeProcess(CliWrapClaudeLauncher launcher, ClaudeCliInvocation invocation, string? fingerprint)
     {
         Fingerprint = fingerprint;
+        CliModel = invocation.CliModel;
         Session = new ClaudeCliSession(invocation.SessionId!.Value, invocation.WorkingDirectory);
         SessionRemembered = invocation.SessionMode == ClaudeSessionMode.Resume;
         ToolServer = invocation.HasClientTools ? new ClientToolServer(invocation.ClientTools!, Send) : null;
@@ -42,6 +43,9 @@ internal sealed class ResidentClaudeProcess
     public ClientToolServer? ToolServer { get; }
 
     public string? Fingerprint { get; private set; }
+
+    /// <summary>The <c>--model</c> it runs.</summary>
+    public string CliModel { get; }
 
     public ClaudeCliSession Session { get; }
 
@@ -144,9 +148,22 @@ internal sealed class ResidentClaudeTurn : IClaudeCliRun
 
     /// <summary>
     /// Whether the process is fit for the conversation's next turn: the turn succeeded, or ended with the result of an
-    /// interrupt the gateway sent. After an API error or a kill it is not.
+    /// interrupt the gateway sent. After an API error, a kill, or an answer the gateway refused, it is not.
     /// </summary>
-    public bool LeftProcessClean { get; private set; }
+    public bool LeftProcessClean => _leftClean && !_spoiled;
+
+    private bool _leftClean;
+    private volatile bool _spoiled;
+    private volatile bool _answerComplete;
+
+    /// <summary>The gateway refused the turn's answer (it did not match the output schema): the process is not kept.</summary>
+    public void Spoil() => _spoiled = true;
+
+    /// <summary>
+    /// The client has its whole answer (it ended at a stop sequence or the output limit) and the gateway interrupts the
+    /// rest: the turn counts as a success, whose session the conversation keeps.
+    /// </summary>
+    public void AnswerComplete() => _answerComplete = true;
 
     private async Task PumpAsync()
     {
@@ -164,8 +181,8 @@ internal sealed class ResidentClaudeTurn : IClaudeCliRun
                 _output.Writer.TryWrite(line);
                 if (CliLine.AsResult(line) is { } result)
                 {
-                    Succeeded = result.Subtype == "success" && result.IsError != true;
-                    LeftProcessClean = Succeeded || _interrupted;
+                    Succeeded = (result.Subtype == "success" && result.IsError != true) || _answerComplete;
+                    _leftClean = Succeeded || _interrupted;
                     _output.Writer.TryComplete();
                     _ended.TrySetResult(new ClaudeCliExit(0, ""));
                     return;

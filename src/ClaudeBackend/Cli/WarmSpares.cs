@@ -70,6 +70,12 @@ internal sealed partial class WarmSpares(
         return process;
     }
 
+    /// <summary>The spares that wait now, unclaimed and running.</summary>
+    public IReadOnlyList<Contract.ClaudeLoadedProcess> Loaded() =>
+        [.. _spares.Values.SelectMany(queue => queue)
+            .Where(spare => !spare.Claimed && !spare.Exited.IsCompleted)
+            .Select(spare => new Contract.ClaudeLoadedProcess(spare.CliModel, spare.ResidentMemoryBytes(), null))];
+
     /// <summary>Starts no more spares (the gateway is stopping; the launcher ends the waiting ones with every other process).</summary>
     public void Stop()
     {
@@ -206,6 +212,8 @@ internal sealed partial class WarmSpares(
 
         public abstract Task<ClaudeCliExit> Exited { get; }
 
+        public abstract long? ResidentMemoryBytes();
+
         public bool Claimed { get; protected set; }
 
         /// <summary>Whether the pool ended it because demand no longer calls for it.</summary>
@@ -243,6 +251,8 @@ internal sealed partial class WarmSpares(
 
         public override Task<ClaudeCliExit> Exited => _process.Exited;
 
+        public override long? ResidentMemoryBytes() => _process.ResidentMemoryBytes();
+
         /// <summary>Gives the spare its one turn; stdin closes after its result, so the process ends with the turn.</summary>
         public ClaudeCliProcess Claim(ClaudeCliInvocation invocation)
         {
@@ -266,6 +276,8 @@ internal sealed partial class WarmSpares(
             launcher, new ClaudeCliInvocation(cliModel, InputLine: "", workingDirectory, ClaudeSessionMode.Create, Guid.NewGuid(), SystemPrompt: null), fingerprint: null);
 
         public override Task<ClaudeCliExit> Exited => _process.Exited;
+
+        public override long? ResidentMemoryBytes() => _process.ResidentMemoryBytes();
 
         public ResidentClaudeProcess Claim(ClaudeCliInvocation invocation)
         {

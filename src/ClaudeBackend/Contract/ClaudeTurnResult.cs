@@ -10,6 +10,7 @@ namespace ClaudeProxy.ClaudeBackend.Contract;
 /// <param name="ResponseModel">The API model that answered, e.g. <c>claude-sonnet-5</c>.</param>
 /// <param name="ToolCalls">The client's functions the model called (<see cref="StopReason"/> is then <c>tool_use</c>): the
 /// turn waits for their results.</param>
+/// <param name="StopSequence">The stop sequence the answer ended before (<see cref="StopReason"/> <c>stop_sequence</c>).</param>
 public sealed record ClaudeTurnResult(
     string Text,
     string? StopReason,
@@ -18,12 +19,16 @@ public sealed record ClaudeTurnResult(
     ClaudeTimings Timings,
     string? SessionId,
     string? ResponseModel,
-    IReadOnlyList<ClaudeToolCall>? ToolCalls = null)
+    IReadOnlyList<ClaudeToolCall>? ToolCalls = null,
+    string? StopSequence = null)
 {
     public const string ToolUseStopReason = "tool_use";
 
     /// <summary>The answer reached one of the request's stop sequences, and ends before it.</summary>
     public const string StopSequenceStopReason = "stop_sequence";
+
+    /// <summary>The model's response reached its output-token limit.</summary>
+    public const string MaxTokensStopReason = "max_tokens";
 }
 
 public readonly record struct ClaudeUsage(

@@ -211,6 +211,10 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
             case "content_block_start" when streamEvent.ContentBlock is { Type: "tool_use", Id: { } toolUseId } block && IsClientCall(block):
                 _roundToolUses.Add(toolUseId);
                 break;
+            case "message_delta" when streamEvent.Delta?.StopReason == ClaudeTurnResult.MaxTokensStopReason:
+                _usage += new ClaudeUsage(0, streamEvent.Usage?.OutputTokens ?? 0, 0, 0);
+                EndAtOutputLimit(events);
+                break;
             case "message_delta":
                 _usage += new ClaudeUsage(0, streamEvent.Usage?.OutputTokens ?? 0, 0, 0);
                 _roundEnded = streamEvent.Delta?.StopReason == ClaudeTurnResult.ToolUseStopReason;
@@ -282,14 +286,16 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
 
         _stopTail.Append(text);
         var tail = _stopTail.ToString();
-        var stopAt = stops.Select(stop => tail.IndexOf(stop, StringComparison.Ordinal)).Where(at => at >= 0).DefaultIfEmpty(-1).Min();
+        var (stopAt, stop) = stops.Select(stop => (At: tail.IndexOf(stop, StringComparison.Ordinal), Stop: stop))
+            .Where(found => found.At >= 0).DefaultIfEmpty((At: -1, Stop: "")).MinBy(found => found.At);
         if (stopAt >= 0)
         {
             _stopTail.Clear();
             AppendAnswer(tail[..stopAt], events);
             // The CLI reports usage and cost in its result line, which an interrupted turn gives as zeros: the part
             // reports what the stream showed.
-            Finish(new TurnCompleted(new ClaudeTurnResult(_answer.ToString(), ClaudeTurnResult.StopSequenceStopReason, _usage, 0, default, null, _responseModel)), events);
+            Finish(new TurnCompleted(new ClaudeTurnResult(
+                _answer.ToString(), ClaudeTurnResult.StopSequenceStopReason, _usage, 0, default, null, _responseModel, StopSequence: stop)), events);
             return;
         }
 
@@ -314,6 +320,18 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
             _answer.Append(text);
             events.Add(new TextDelta(text));
         }
+    }
+
+    /// <summary>
+    /// The model's response reached the output-token limit: the answer ends there, as the API's would. The CLI would
+    /// ask the model to go on (up to three times, then fail the turn; <c>tests/Fixtures/turn_settings</c>), so the part
+    /// completes while it still runs, and its owner interrupts it.
+    /// </summary>
+    private void EndAtOutputLimit(ICollection<ClaudeStreamEvent> events)
+    {
+        ReleaseHeld(replayed: false, events);
+        FlushStopTail(events);
+        Finish(new TurnCompleted(new ClaudeTurnResult(_answer.ToString(), ClaudeTurnResult.MaxTokensStopReason, _usage, 0, default, null, _responseModel)), events);
     }
 
     /// <summary>What was held back for a stop sequence that never came: the answer goes on with something else, or ends.</summary>
@@ -370,6 +388,8 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
             _roundEnded = true;
         }
 
+        var hitLimit = message.StopReason == ClaudeTurnResult.MaxTokensStopReason;
+
         foreach (var block in message.Content ?? [])
         {
             switch (block.Type)
@@ -386,6 +406,13 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
                     break;
             }
         }
+
+        if (hitLimit)
+        {
+            // A whole message printed at once (the CLI's non-streaming retry) that reached the limit.
+            EndAtOutputLimit(events);
+        }
+
     }
 
     /// <summary>

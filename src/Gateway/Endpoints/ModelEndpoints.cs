@@ -1,5 +1,6 @@
 using System.Net;
 using ClaudeProxy.ClaudeBackend;
+using ClaudeProxy.ClaudeBackend.Contract;
 using ClaudeProxy.Gateway.ModelRouting;
 using ClaudeProxy.Gateway.Ollama;
 using ClaudeProxy.Transforms;
@@ -34,9 +35,9 @@ internal static class ModelEndpoints
         app.MapMethods("/api/tags", GetAndHead, async (ClaudeModelCatalog catalog, OllamaUpstream ollama, CancellationToken cancellationToken) =>
                 new BodyResult(ModelLists.OllamaTags(await ollama.GetAsync("/api/tags", cancellationToken), catalog.Models, listedAt)))
             .WithSummary("List models: Ollama's and the Claude ones (HEAD too)").WithTags(Ollama).Produces(200, ApiWireTypes.OllamaModelList);
-        app.MapGet("/api/ps", async (ClaudeModelCatalog catalog, OllamaUpstream ollama, CancellationToken cancellationToken) =>
-                new BodyResult(ModelLists.OllamaRunning(await ollama.GetAsync("/api/ps", cancellationToken), catalog.Models, listedAt)))
-            .WithSummary("Running models").WithTags(Ollama).Produces(200, ApiWireTypes.OllamaModelList);
+        app.MapGet("/api/ps", async (ClaudeModelCatalog catalog, IClaudeLoadedProcesses processes, OllamaUpstream ollama, CancellationToken cancellationToken) =>
+                new BodyResult(ModelLists.OllamaRunning(await ollama.GetAsync("/api/ps", cancellationToken), catalog.Models, processes.Loaded(), listedAt)))
+            .WithSummary("Running models: Ollama's, and the Claude models whose CLI processes wait for turns").WithTags(Ollama).Produces(200, ApiWireTypes.OllamaModelList);
         foreach (var path in (string[])["/v1/models", "/models"])
         {
             // One path, two APIs: the Anthropic SDKs send anthropic-version with every request, OpenAI's never do.

@@ -64,6 +64,7 @@ internal sealed class AnthropicMessagesDialect : ClaudeDialect
         fields.Ignore("temperature", request.Temperature);
         fields.Ignore("top_p", request.TopP);
         fields.Ignore("top_k", request.TopK);
+        fields.Unknown(request.Unknown);
         return fields;
     }
 
@@ -212,7 +213,7 @@ internal sealed class AnthropicMessagesDialect : ClaudeDialect
         {
             Start(output);
             Close(output);
-            JsonOutput.WriteSseEvent(output, "message_delta", new AnthropicMessageDelta(new AnthropicStopDelta(StopReason(result)), Usage(result)), DialectJsonContext.Default.AnthropicMessageDelta);
+            JsonOutput.WriteSseEvent(output, "message_delta", new AnthropicMessageDelta(new AnthropicStopDelta(StopReason(result), result.StopSequence), Usage(result)), DialectJsonContext.Default.AnthropicMessageDelta);
             output.Write("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"u8);
         }
 
@@ -238,7 +239,7 @@ internal sealed class AnthropicMessagesDialect : ClaudeDialect
             }
 
             content.AddRange((result.ToolCalls ?? []).Select(call => new AnthropicToolUse(call.Id, call.Name, FunctionTools.ArgumentsObject(call.Arguments))));
-            JsonOutput.WriteJson(output, new AnthropicResponse(_id, Request.RequestedModel, content, StopReason(result), Usage(result)), DialectJsonContext.Default.AnthropicResponse);
+            JsonOutput.WriteJson(output, new AnthropicResponse(_id, Request.RequestedModel, content, StopReason(result), Usage(result), result.StopSequence), DialectJsonContext.Default.AnthropicResponse);
         }
 
         private static string StopReason(ClaudeTurnResult result) =>

@@ -3,7 +3,7 @@ using System.Text.Json.Serialization;
 
 namespace ClaudeProxy.Transforms.Anthropic;
 
-// The Anthropic Messages API as the Anthropic SDKs and Claude Code send and read it. Unknown request fields are ignored.
+// The Anthropic Messages API as the Anthropic SDKs and Claude Code send and read it. Unknown request fields are reported as ignored.
 
 /// <summary>
 /// <see cref="System"/> is a string or text blocks; a message's <see cref="AnthropicMessage.Content"/> a string or
@@ -23,7 +23,13 @@ internal sealed record AnthropicMessagesRequest(
     AnthropicOutputConfig? OutputConfig,
     JsonElement Temperature,
     JsonElement TopP,
-    JsonElement TopK);
+    JsonElement TopK)
+{
+    /// <summary>Fields the gateway does not read: the answer is made without them (<see cref="RequestFields.Unknown"/>). A
+    /// setter, not init: the JSON source generator sets init properties as constructor arguments, which extension data cannot be.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? Unknown { get; set; }
+}
 
 /// <summary><c>output_config</c>: the effort level (<c>low</c> … <c>max</c>).</summary>
 internal sealed record AnthropicOutputConfig(string? Effort);
@@ -60,15 +66,13 @@ internal sealed record AnthropicResponse(
     string Model,
     IReadOnlyList<AnthropicContent> Content,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? StopReason,
-    AnthropicUsage Usage)
+    AnthropicUsage Usage,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? StopSequence = null)
 {
     [JsonPropertyOrder(-1)]
     public string Type => "message";
 
     public string Role => "assistant";
-
-    [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
-    public string? StopSequence => null;
 }
 
 /// <summary>An answer's content block: <c>text</c>, <c>thinking</c> or <c>tool_use</c>.</summary>
@@ -139,11 +143,9 @@ internal sealed record AnthropicMessageDelta(AnthropicStopDelta Delta, Anthropic
     public string Type => "message_delta";
 }
 
-internal sealed record AnthropicStopDelta([property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? StopReason)
-{
-    [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
-    public string? StopSequence => null;
-}
+internal sealed record AnthropicStopDelta(
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? StopReason,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? StopSequence = null);
 
 internal sealed record AnthropicErrorBody(AnthropicError Error)
 {

@@ -51,6 +51,7 @@ internal sealed class OllamaChatDialect : OllamaDialect
         }
 
         var fields = Fields(request.Format, request.Options, request.Think, request.KeepAlive);
+        fields.Unknown(request.Unknown);
         var turn = new ClaudeTurnRequest(
             model,
             messages,
@@ -164,6 +165,7 @@ internal sealed class OllamaGenerateDialect : OllamaDialect
         fields.Ignore("raw", request.Raw == true);
         fields.Ignore("template", request.Template is { Length: > 0 });
         fields.Ignore("context", request.Context);
+        fields.Unknown(request.Unknown);
         var prompt = new ClaudeMessage(ClaudeMessage.UserRole, request.Prompt ?? "", request.Images?.Select(ImageData.FromBase64).ToList());
         var turn = new ClaudeTurnRequest(
             model,

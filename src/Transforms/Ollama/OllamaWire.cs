@@ -3,7 +3,7 @@ using System.Text.Json.Serialization;
 
 namespace ClaudeProxy.Transforms.Ollama;
 
-// Ollama's native API as clients send and read it (shared/docs/ollama-api.md §1). Unknown request fields are ignored.
+// Ollama's native API as clients send and read it (shared/docs/ollama-api.md §1). Unknown request fields are reported as ignored.
 
 internal sealed record OllamaChatRequest(
     string? Model,
@@ -15,7 +15,13 @@ internal sealed record OllamaChatRequest(
     string? Id,
     string? User,
     JsonElement Options,
-    JsonElement Think);
+    JsonElement Think)
+{
+    /// <summary>Fields the gateway does not read: the answer is made without them (<see cref="RequestFields.Unknown"/>). A
+    /// setter, not init: the JSON source generator sets init properties as constructor arguments, which extension data cannot be.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? Unknown { get; set; }
+}
 
 internal sealed record OllamaGenerateRequest(
     string? Model,
@@ -32,7 +38,13 @@ internal sealed record OllamaGenerateRequest(
     string? Suffix,
     bool? Raw,
     string? Template,
-    JsonElement Context);
+    JsonElement Context)
+{
+    /// <summary>Fields the gateway does not read: the answer is made without them (<see cref="RequestFields.Unknown"/>). A
+    /// setter, not init: the JSON source generator sets init properties as constructor arguments, which extension data cannot be.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? Unknown { get; set; }
+}
 
 internal sealed record OllamaMessage(
     string? Role,

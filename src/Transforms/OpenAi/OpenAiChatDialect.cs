@@ -118,6 +118,7 @@ internal sealed class OpenAiChatDialect : ClaudeDialect
         fields.Ignore("frequency_penalty", request.FrequencyPenalty);
         fields.Ignore("presence_penalty", request.PresencePenalty);
         fields.Ignore("logit_bias", request.LogitBias);
+        fields.Unknown(request.Unknown);
         return fields;
     }
 

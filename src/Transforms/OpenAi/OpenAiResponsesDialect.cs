@@ -73,6 +73,7 @@ internal sealed class OpenAiResponsesDialect : ClaudeDialect
         fields.OpenAiResponseFormat(request.Text?.Format ?? default, "text.format");
         fields.Ignore("temperature", request.Temperature);
         fields.Ignore("top_p", request.TopP);
+        fields.Unknown(request.Unknown);
         var turn = new ClaudeTurnRequest(request.Model, messages, DialectJson.SystemPrompt(system), Tools: tools, Options: fields.Build());
         return new DialectRequest(
             turn, request.Model, request.Stream ?? false, PreviousResponseId: request.PreviousResponseId, ShowThinking: fields.ShowThinking,

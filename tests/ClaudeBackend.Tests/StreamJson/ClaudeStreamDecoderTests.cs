@@ -272,4 +272,59 @@ public sealed class ClaudeStreamDecoderTests
         Assert.Null(StructuredAnswer.TryCreate(JsonDocument.Parse(schema).RootElement, out var problem));
         Assert.NotNull(problem);
     }
+
+    [Fact]
+    public void A_response_that_reaches_the_output_limit_ends_the_answer_there_instead_of_the_clis_continuations()
+    {
+        var decoder = new ClaudeStreamDecoder();
+
+        var events = DecodeWith(decoder, TurnSettingsLines("output_limit.stdout.txt"));
+
+        Assert.Equal("abcdefghij", string.Concat(events.OfType<TextDelta>().Select(t => t.Text)));
+        var completed = Assert.IsType<TurnCompleted>(Assert.Single(events, e => e is TurnCompleted or TurnFailed));
+        Assert.Equal(ClaudeTurnResult.MaxTokensStopReason, completed.Result.StopReason);
+        Assert.Equal("abcdefghij", completed.Result.Text);
+        Assert.True(completed.Result.Usage.OutputTokens > 0);
+    }
+
+    [Fact]
+    public void The_stop_sequence_that_ended_the_answer_is_named_in_the_result()
+    {
+        var decoder = new ClaudeStreamDecoder { StopSequences = ["world", "str"] };
+
+        var completed = Assert.IsType<TurnCompleted>(DecodeWith(decoder, Fixtures.StdoutLines("print_stream_json_partial"))[^1]);
+
+        Assert.Equal("str", completed.Result.StopSequence);
+        Assert.Equal("Hello, ", completed.Result.Text);
+    }
+
+    [Fact]
+    public void Text_held_back_for_a_stop_sequence_is_streamed_before_the_thinking_that_follows_it()
+    {
+        var decoder = new ClaudeStreamDecoder { StopSequences = ["zzzz"] };
+        string[] lines =
+        [
+            """{"type":"stream_event","event":{"type":"message_start","message":{"id":"m1","model":"claude-sonnet-5","usage":{"input_tokens":5,"output_tokens":0}}}}""",
+            """{"type":"stream_event","event":{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"before"}}}""",
+            """{"type":"stream_event","event":{"type":"content_block_delta","index":1,"delta":{"type":"thinking_delta","thinking":"hmm"}}}""",
+        ];
+
+        var events = DecodeWith(decoder, lines);
+
+        Assert.Equal(["text:before", "thinking:hmm"], events.Select(e => e switch { TextDelta t => "text:" + t.Text, ThinkingDelta k => "thinking:" + k.Text, _ => "?" }).Aggregate(
+            new List<string>(), (all, next) =>
+            {
+                // Consecutive text deltas read as one.
+                if (all.Count > 0 && all[^1].StartsWith("text:", StringComparison.Ordinal) && next.StartsWith("text:", StringComparison.Ordinal))
+                {
+                    all[^1] += next["text:".Length..];
+                }
+                else
+                {
+                    all.Add(next);
+                }
+
+                return all;
+            }));
+    }
 }

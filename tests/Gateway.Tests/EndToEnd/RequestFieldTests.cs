@@ -2,8 +2,12 @@ using System.ClientModel;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using System.Diagnostics.Metrics;
+using ClaudeProxy.ClaudeBackend.Cli;
 using ClaudeProxy.Gateway.Tests.Infrastructure;
 using ClaudeProxy.TestSupport;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using OpenAI;
 using OpenAI.Chat;
 using static ClaudeProxy.Gateway.Tests.Infrastructure.StreamingReads;
@@ -113,11 +117,28 @@ public sealed class RequestFieldTests
     }
 
     [Fact]
+    public async Task A_kept_process_whose_answer_failed_the_schema_is_ended_not_kept_for_the_next_turn()
+    {
+        await using var api = await FakeAnthropicServer.StartAsync("--reply", "agent");
+        await using var app = GatewayApp.WithRealCli(api);
+        using var recycled = new MetricCollector<long>(app.Services.GetRequiredService<IMeterFactory>(), ClaudeCliMetrics.MeterName, "claudeproxy.cli.recycled");
+
+        using var response = await app.CreateClient().PostAsync("/api/chat", Json($$"""
+            {"model":"claude-sonnet:latest","id":"schema-1","stream":false,"format":{{WeatherSchema}},
+             "messages":[{"role":"user","content":{{JsonSerializer.Serialize(Weather.Replace("21", "\"hot\"", StringComparison.Ordinal))}}}]}
+            """), Cancel);
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
+        Assert.Equal("unclean", Assert.Single(recycled.GetMeasurementSnapshot()).Tags["reason"]);
+    }
+
+    [Fact]
     public async Task A_stop_sequence_ends_the_stream_before_it_and_the_interrupted_process_takes_the_conversations_next_turn()
     {
         await using var api = await FakeAnthropicServer.StartAsync("--reply", "fixed:alpha beta STOP gamma delta", "--chunk-chars", "3", "--chunk-delay-ms", "50");
         await using var app = GatewayApp.WithRealCli(api, kestrel: true);
         using var client = app.CreateClient();
+        using var turns = new MetricCollector<long>(app.Services.GetRequiredService<IMeterFactory>(), ClaudeCliMetrics.MeterName, "claudeproxy.cli.turns");
 
         var (response, frames) = await PostAndReadLinesAsync(client, "/v1/chat/completions", Json("""
             {"model":"claude-sonnet:latest","user":"stop-1","stream":true,"stop":["STOP","never"],"messages":[{"role":"user","content":"go"}]}
@@ -136,6 +157,8 @@ public sealed class RequestFieldTests
         var sent = api.MessageRequestsWithSession();
         Assert.Equal(2, sent.Count);
         Assert.Equal(sent[0].SessionId, sent[1].SessionId);
+        // The interrupted process itself took the next turn.
+        Assert.Equal(["cold", "kept"], turns.GetMeasurementSnapshot().Select(m => m.Tags["start"]));
     }
 
     [Fact]
@@ -170,5 +193,56 @@ public sealed class RequestFieldTests
         Assert.Equal(500, sent.GetProperty("max_tokens").GetInt32());
         // The API thinks only when asked to.
         Assert.Equal("disabled", sent.GetProperty("thinking").GetProperty("type").GetString());
+    }
+
+    [Fact]
+    public async Task Ps_lists_the_waiting_processes_with_their_memory_and_keep_alive_sets_when_a_kept_one_expires_or_ends_it()
+    {
+        await using var api = await FakeAnthropicServer.StartAsync("--reply", "echo");
+        await using var app = GatewayApp.WithRealCli(api, configure: settings =>
+        {
+            settings["ClaudeBackend:Models:0:WarmSpares"] = "1";
+            settings["ClaudeBackend:Models:0:MaxWarmSpares"] = "1";
+        });
+        using var client = app.CreateClient();
+
+        var spare = await LoadedAsync(client, "claude-sonnet:latest", present: true);
+        var before = DateTimeOffset.UtcNow;
+        using var kept = await client.PostAsync("/api/chat", Json("""
+            {"model":"claude-haiku:latest","id":"ps-1","stream":false,"keep_alive":"5m","messages":[{"role":"user","content":"one"}]}
+            """), Cancel);
+        var haiku = await LoadedAsync(client, "claude-haiku:latest", present: true);
+        using var ended = await client.PostAsync("/api/chat", Json("""
+            {"model":"claude-haiku:latest","id":"ps-1","stream":false,"keep_alive":0,"messages":[{"role":"user","content":"two"}]}
+            """), Cancel);
+        await LoadedAsync(client, "claude-haiku:latest", present: false);
+
+        // A spare waits until it is needed; its resident memory is the model's size, nothing is in VRAM.
+        Assert.True(spare!.Value.GetProperty("size").GetInt64() > 10_000_000);
+        Assert.Equal(0, spare.Value.GetProperty("size_vram").GetInt64());
+        Assert.True(spare.Value.GetProperty("expires_at").GetDateTimeOffset() > DateTimeOffset.UtcNow.AddYears(100));
+        Assert.Equal(HttpStatusCode.OK, kept.StatusCode);
+        Assert.True(haiku!.Value.GetProperty("size").GetInt64() > 10_000_000);
+        var expires = haiku.Value.GetProperty("expires_at").GetDateTimeOffset();
+        Assert.InRange(expires, before.AddMinutes(5), DateTimeOffset.UtcNow.AddMinutes(5).AddSeconds(5));
+        Assert.Equal(HttpStatusCode.OK, ended.StatusCode);
+    }
+
+    /// <summary>Polls <c>/api/ps</c> until <paramref name="model"/> is listed (or gone); the entry, when listed.</summary>
+    private static async Task<JsonElement?> LoadedAsync(HttpClient client, string model, bool present)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            var ps = await client.GetFromJsonAsync<JsonElement>("/api/ps", Cancel);
+            JsonElement? entry = ps.GetProperty("models").EnumerateArray().Where(m => m.GetProperty("name").GetString() == model).Select(m => (JsonElement?)m).FirstOrDefault();
+            if (entry.HasValue == present)
+            {
+                return entry;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"{model} was {(present ? "never listed" : "still listed")} in /api/ps: {ps}");
+            await Task.Delay(200, Cancel);
+        }
     }
 }

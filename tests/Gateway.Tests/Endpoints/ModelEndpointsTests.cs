@@ -96,7 +96,7 @@ public sealed class ModelEndpointsTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Ps_is_an_empty_list_because_claude_models_run_elsewhere()
+    public async Task Ps_is_an_empty_list_while_no_cli_process_waits_for_a_turn()
     {
         var ps = await _client.GetFromJsonAsync<JsonElement>("/api/ps", Cancel);
 

@@ -181,4 +181,14 @@ public sealed class OpenAiChatDialectTests
         Assert.Equal(param, exception.Param);
         Assert.Contains(param, exception.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Fields_the_gateway_does_not_read_are_named_as_ignored_in_header_safe_form()
+    {
+        var request = DialectHarness.Parse(Dialect, """
+            {"model":"m","messages":[{"role":"user","content":"x"}],"service_tier":"flex","prediction":{"type":"content","content":"x"},"we\nird key":1,"metadata":null}
+            """);
+
+        Assert.Equal(["service_tier", "prediction", "we_ird_key"], request.Ignored);
+    }
 }
