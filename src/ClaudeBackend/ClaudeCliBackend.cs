@@ -452,7 +452,7 @@ public sealed partial class ClaudeCliBackend(
         timeout.CancelAfter(limit);
         try
         {
-            return await turn.WaitForAnswerAsync(timeout.Token);
+            return await turn.WaitForAnswerAsync(timeout.Token, stillWorking: () => timeout.CancelAfter(limit));
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {

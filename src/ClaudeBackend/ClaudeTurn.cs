@@ -193,12 +193,19 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
     /// (bad credentials, rate limits, a missing CLI) can still be reported with a real status code.
     /// </summary>
     /// <returns>Null when the answer has started; otherwise the error that ended the turn.</returns>
-    public async Task<ClaudeBackendError?> WaitForAnswerAsync(CancellationToken cancellationToken)
+    /// <param name="stillWorking">Called for each line of a structured turn, whose answer is known only at its end: its wait
+    /// is for silence, not for the first word.</param>
+    public async Task<ClaudeBackendError?> WaitForAnswerAsync(CancellationToken cancellationToken, Action? stillWorking = null)
     {
         while (await _run.Output.WaitToReadAsync(cancellationToken))
         {
             while (_run.Output.TryRead(out var line))
             {
+                if (_shape?.Structured is not null)
+                {
+                    stillWorking?.Invoke();
+                }
+
                 var first = _pending.Count;
                 await DecodeAsync(line, _pending);
                 for (var i = first; i < _pending.Count; i++)
@@ -401,11 +408,15 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
             if (events[i] is TurnCompleted or TurnFailed)
             {
                 _ended = true;
-                if (events[i] is TurnFailed { Error.Kind: ClaudeErrorKind.InvalidOutput } && _run is ResidentClaudeTurn spoiled)
+                if (events[i] is TurnFailed { Error.Kind: ClaudeErrorKind.InvalidOutput })
                 {
                     // The CLI counts a turn whose answer failed the schema as a success: its process must not be kept
-                    // with an exchange the client never got.
-                    spoiled.Spoil();
+                    // with an exchange the client never got. One still at work (the output limit) is stopped now.
+                    (_run as ResidentClaudeTurn)?.Spoil();
+                    if (!HasEnded)
+                    {
+                        await _run.DisposeAsync();
+                    }
                 }
 
                 if (events[i] is TurnCompleted completed)

@@ -33,24 +33,25 @@ internal sealed partial class RequestFields
     /// <summary>A field the CLI has no way to pass (sampling knobs): accepted, and named in <see cref="IgnoredHeader"/>.</summary>
     public void Ignore(string field, bool present)
     {
-        if (present)
+        if (present && _ignored.Count < MaxNamed)
         {
-            _ignored.Add(field);
+            // A name goes into a response header, and may be the client's own (an option's, an unknown field's): anything
+            // but a plain field name's characters is replaced, and a body with thousands of them names the first few.
+            _ignored.Add(UnsafeInHeader().Replace(field.Length > 64 ? field[..64] : field, "_"));
         }
     }
 
     /// <summary>The fields the dialect does not read at all: named as ignored, never dropped silently.</summary>
     public void Unknown(IReadOnlyDictionary<string, JsonElement>? fields)
     {
-        foreach (var (field, value) in (fields ?? new Dictionary<string, JsonElement>()).Take(MaxUnknownNamed))
+        foreach (var (field, value) in fields ?? new Dictionary<string, JsonElement>())
         {
-            // A name goes into a response header: anything but a plain field name's characters is replaced.
-            Ignore(UnsafeInHeader().Replace(field.Length > 64 ? field[..64] : field, "_"), value);
+            Ignore(field, value);
         }
     }
 
-    /// <summary>How many unknown fields are named at most: a body with thousands must not make a header of them.</summary>
-    private const int MaxUnknownNamed = 32;
+    /// <summary>How many ignored fields are named at most.</summary>
+    private const int MaxNamed = 32;
 
     [System.Text.RegularExpressions.GeneratedRegex("[^A-Za-z0-9_.-]")]
     private static partial System.Text.RegularExpressions.Regex UnsafeInHeader();
@@ -189,9 +190,9 @@ internal sealed partial class RequestFields
             case JsonValueKind.Number when value.TryGetDouble(out var seconds):
                 return seconds < 0 ? TimeSpan.MaxValue : TimeSpan.FromSeconds(seconds);
             case JsonValueKind.String when value.GetString() is { } text:
-                if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var plain))
+                if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var plain) && !double.IsNaN(plain))
                 {
-                    return plain < 0 ? TimeSpan.MaxValue : TimeSpan.FromSeconds(plain);
+                    return plain < 0 || double.IsInfinity(plain) ? TimeSpan.MaxValue : TimeSpan.FromSeconds(plain);
                 }
 
                 if (GoDuration().Match(text) is { Success: true } match && match.Length > 0)

@@ -144,15 +144,15 @@ internal sealed class ResidentClaudeTurn : IClaudeCliRun
     public ClaudeCliSession Session => Process.Session;
 
     /// <summary>Whether the turn ended with a successful result.</summary>
-    public bool Succeeded { get; private set; }
+    public bool Succeeded => _resultSucceeded || _answerComplete;
 
     /// <summary>
     /// Whether the process is fit for the conversation's next turn: the turn succeeded, or ended with the result of an
     /// interrupt the gateway sent. After an API error, a kill, or an answer the gateway refused, it is not.
     /// </summary>
-    public bool LeftProcessClean => _leftClean && !_spoiled;
+    public bool LeftProcessClean => (Succeeded || _interrupted) && !_spoiled;
 
-    private bool _leftClean;
+    private volatile bool _resultSucceeded;
     private volatile bool _spoiled;
     private volatile bool _answerComplete;
 
@@ -181,8 +181,8 @@ internal sealed class ResidentClaudeTurn : IClaudeCliRun
                 _output.Writer.TryWrite(line);
                 if (CliLine.AsResult(line) is { } result)
                 {
-                    Succeeded = (result.Subtype == "success" && result.IsError != true) || _answerComplete;
-                    _leftClean = Succeeded || _interrupted;
+                    // Read when the turn is disposed: the gateway may mark the answer complete after the result is in.
+                    _resultSucceeded = result.Subtype == "success" && result.IsError != true;
                     _output.Writer.TryComplete();
                     _ended.TrySetResult(new ClaudeCliExit(0, ""));
                     return;

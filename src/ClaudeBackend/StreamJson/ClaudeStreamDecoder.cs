@@ -331,6 +331,13 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
     {
         ReleaseHeld(replayed: false, events);
         FlushStopTail(events);
+        if (Structured is not null)
+        {
+            Finish(new TurnFailed(new ClaudeBackendError(
+                ClaudeErrorKind.InvalidOutput, "The model reached the output token limit before it gave an answer that matches the requested JSON schema.")), events);
+            return;
+        }
+
         Finish(new TurnCompleted(new ClaudeTurnResult(_answer.ToString(), ClaudeTurnResult.MaxTokensStopReason, _usage, 0, default, null, _responseModel)), events);
     }
 

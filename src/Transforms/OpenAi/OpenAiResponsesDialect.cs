@@ -210,7 +210,8 @@ internal sealed class OpenAiResponsesDialect : ClaudeDialect
             Start(output);
             Close(output);
             Remember(result);
-            Event(new("response.completed", _sequence) { Response = Response("completed", _output, result) }, output);
+            var response = Response(StatusOf(result), _output, result);
+            Event(new(response.Status == Incomplete ? "response.incomplete" : "response.completed", _sequence) { Response = response }, output);
         }
 
         /// <summary>The API's own end of a failed stream: the open item closed, then <c>response.failed</c> with the error.</summary>
@@ -237,7 +238,7 @@ internal sealed class OpenAiResponsesDialect : ClaudeDialect
 
             items.AddRange((result.ToolCalls ?? []).Select(call => new ResponsesFunctionCallItem("fc_" + Guid.NewGuid().ToString("N")[..24], call.Id, call.Name, call.Arguments, "completed")));
             Remember(result);
-            JsonOutput.WriteJson(output, Response("completed", items, result), DialectJsonContext.Default.ResponsesResponse);
+            JsonOutput.WriteJson(output, Response(StatusOf(result), items, result), DialectJsonContext.Default.ResponsesResponse);
         }
 
         /// <summary>Keeps the conversation up to this answer, for a request that names this response as its previous one.</summary>
@@ -252,6 +253,12 @@ internal sealed class OpenAiResponsesDialect : ClaudeDialect
             history.Add(Request.Turn.Owner, _id, [.. Request.Turn.Messages, new ClaudeMessage(ClaudeMessage.AssistantRole, result.Text, ToolCalls: result.ToolCalls)]);
         }
 
+        private const string Incomplete = "incomplete";
+
+        /// <summary>An answer cut at the output limit is <c>incomplete</c>, as the API reports it.</summary>
+        private static string StatusOf(ClaudeTurnResult result) =>
+            result.StopReason == ClaudeTurnResult.MaxTokensStopReason ? Incomplete : "completed";
+
         private ResponsesResponse Response(string status, IReadOnlyList<ResponsesOutputItem> output, ClaudeTurnResult? result) => new(
             _id,
             _createdAt,
@@ -260,7 +267,10 @@ internal sealed class OpenAiResponsesDialect : ClaudeDialect
             output,
             result is null ? null : Usage(result),
             Request.PreviousResponseId,
-            null);
+            null)
+        {
+            IncompleteDetails = status == Incomplete ? new ResponsesIncompleteDetails("max_output_tokens") : null,
+        };
 
         private static ResponsesUsage Usage(ClaudeTurnResult result) => new(
             result.Usage.PromptTokens,

@@ -48,6 +48,8 @@ internal sealed record ResponsesInputItem(
     string? Arguments,
     JsonElement Output);
 
+internal sealed record ResponsesIncompleteDetails(string Reason);
+
 /// <summary>The response object: the whole answer, and what the stream's lifecycle events carry.</summary>
 internal sealed record ResponsesResponse(
     string Id,
@@ -66,8 +68,9 @@ internal sealed record ResponsesResponse(
     [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
     public ResponsesError? Error { get; init; }
 
+    /// <summary>Why a response is <c>incomplete</c>: <c>max_output_tokens</c>.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
-    public object? IncompleteDetails => null;
+    public ResponsesIncompleteDetails? IncompleteDetails { get; init; }
 
     public IReadOnlyList<object> Tools => [];
 

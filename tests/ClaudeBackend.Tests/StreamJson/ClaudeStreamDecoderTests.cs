@@ -327,4 +327,14 @@ public sealed class ClaudeStreamDecoderTests
                 return all;
             }));
     }
+
+    [Fact]
+    public void A_structured_answer_cut_at_the_output_limit_is_an_error_not_an_empty_answer()
+    {
+        var decoder = new ClaudeStreamDecoder { Structured = Schema("""{"type":"object"}""") };
+
+        var failed = Assert.IsType<TurnFailed>(Assert.Single(DecodeWith(decoder, TurnSettingsLines("output_limit.stdout.txt"))));
+
+        Assert.Equal(ClaudeErrorKind.InvalidOutput, failed.Error.Kind);
+    }
 }

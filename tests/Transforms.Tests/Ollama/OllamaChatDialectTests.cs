@@ -69,6 +69,7 @@ public sealed class OllamaChatDialectTests
     [InlineData("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"think\":\"wild\"}", "invalid think")]
     [InlineData("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"options\":{\"num_predict\":0}}", "num_predict' must be a positive")]
     [InlineData("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"keep_alive\":\"soon\"}", "invalid keep_alive")]
+    [InlineData("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"keep_alive\":\"NaN\"}", "invalid keep_alive")]
     public void A_bad_request_is_refused_with_a_clear_message(string json, string expected)
     {
         var exception = Assert.Throws<DialectRequestException>(() => Dialect.Parse(Encoding.UTF8.GetBytes(json), TimeProvider.System, out _));
@@ -170,13 +171,14 @@ public sealed class OllamaChatDialectTests
     {
         var request = DialectHarness.Parse(Dialect, """
             {"model":"m","messages":[{"role":"user","content":"x"}],"keep_alive":"1h30m",
-             "options":{"num_predict":64,"stop":["\n\n","END"],"temperature":0.2,"top_k":5,"num_ctx":8192}}
+             "options":{"num_predict":64,"stop":["\n\n","END"],"temperature":0.2,"top_k":5,"num_ctx":8192,"t\u00e9mp\nx":1}}
             """);
 
         Assert.Equal(64, request.Turn.Options!.MaxOutputTokens);
         Assert.Equal(["\n\n", "END"], request.Turn.Options.StopSequences);
         Assert.Equal(TimeSpan.FromMinutes(90), request.Turn.Options.KeepAlive);
-        Assert.Equal(["options.temperature", "options.top_k", "options.num_ctx"], request.Ignored);
+        // A client's own option name is named in header-safe characters.
+        Assert.Equal(["options.temperature", "options.top_k", "options.num_ctx", "options.t_mp_x"], request.Ignored);
     }
 
     [Fact]

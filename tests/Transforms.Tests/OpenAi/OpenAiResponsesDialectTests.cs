@@ -118,4 +118,18 @@ public sealed class OpenAiResponsesDialectTests
         Assert.Equal("""{"type":"object","required":["city"]}""", request.Turn.Options.OutputSchema!.Value.GetRawText());
         Assert.Equal(["temperature"], request.Ignored);
     }
+
+    [Fact]
+    public async Task An_answer_cut_at_the_output_limit_is_an_incomplete_response_for_max_output_tokens()
+    {
+        var request = DialectHarness.Parse(ClaudeDialects.OpenAiResponses, """{"model":"m","stream":true,"input":"x","max_output_tokens":10}""");
+        var lines = File.ReadAllLines(Fixtures.PathOf("turn_settings", "output_limit.stdout.txt")).Where(l => l.Length > 0);
+
+        var frames = DialectHarness.NamedEvents(await DialectHarness.StreamAsync(ClaudeDialects.OpenAiResponses, request, lines));
+
+        var last = frames[^1];
+        Assert.Equal("response.incomplete", last.Event);
+        Assert.Equal("incomplete", last.Data.GetProperty("response").GetProperty("status").GetString());
+        Assert.Equal("max_output_tokens", last.Data.GetProperty("response").GetProperty("incomplete_details").GetProperty("reason").GetString());
+    }
 }
