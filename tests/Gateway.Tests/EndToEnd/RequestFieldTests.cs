@@ -117,6 +117,28 @@ public sealed class RequestFieldTests
     }
 
     [Fact]
+    public async Task The_responses_apis_output_limit_reasoning_effort_and_text_format_reach_the_cli()
+    {
+        await using var api = await FakeAnthropicServer.StartAsync("--reply", "agent");
+        await using var app = GatewayApp.WithRealCli(api);
+
+        using var response = await app.CreateClient().PostAsync("/v1/responses", Json($$$"""
+            {"model":"claude-sonnet:latest","max_output_tokens":900,"reasoning":{"effort":"medium"},
+             "text":{"format":{"type":"json_schema","name":"weather","strict":true,"schema":{{{WeatherSchema}}}}},
+             "input":{{{JsonSerializer.Serialize(Weather)}}}}
+            """), Cancel);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var body = await response.Content.ReadFromJsonAsync<JsonElement>(Cancel);
+        var message = body.GetProperty("output").EnumerateArray().Single(item => item.GetProperty("type").GetString() == "message");
+        Assert.Equal("""{"city":"Paris","temp":21}""", message.GetProperty("content")[0].GetProperty("text").GetString());
+        var sent = Assert.Single(api.MessageRequests());
+        Assert.Equal(900, sent.GetProperty("max_tokens").GetInt32());
+        Assert.Equal("medium", sent.GetProperty("output_config").GetProperty("effort").GetString());
+        Assert.Equal("StructuredOutput", Assert.Single(sent.GetProperty("tools").EnumerateArray()).GetProperty("name").GetString());
+    }
+
+    [Fact]
     public async Task A_kept_process_whose_answer_failed_the_schema_is_ended_not_kept_for_the_next_turn()
     {
         await using var api = await FakeAnthropicServer.StartAsync("--reply", "agent");

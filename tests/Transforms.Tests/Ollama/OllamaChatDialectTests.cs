@@ -229,4 +229,17 @@ public sealed class OllamaChatDialectTests
         Assert.True(chunks[^1].GetProperty("done").GetBoolean());
         Assert.Equal("stop", chunks[^1].GetProperty("done_reason").GetString());
     }
+
+    [Fact]
+    public void Generate_refuses_a_suffix_and_reports_raw_template_and_context_as_ignored()
+    {
+        var refused = Assert.Throws<DialectRequestException>(() =>
+            ClaudeDialects.OllamaGenerate.Parse(Encoding.UTF8.GetBytes("""{"model":"m","prompt":"def f(","suffix":"return x"}"""), TimeProvider.System, out _));
+        var request = DialectHarness.Parse(ClaudeDialects.OllamaGenerate, """{"model":"m","prompt":"x","raw":true,"template":"{{ .Prompt }}","context":[1,2],"think":"low"}""");
+
+        Assert.Equal("suffix", refused.Param);
+        Assert.Equal(["raw", "template", "context"], request.Ignored);
+        Assert.Equal("low", request.Turn.Options!.Effort);
+        Assert.True(request.ShowThinking);
+    }
 }
