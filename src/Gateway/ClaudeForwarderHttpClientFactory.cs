@@ -8,13 +8,18 @@ namespace ClaudeProxy.Gateway;
 /// Gives clusters marked <c>Backend: claude-cli</c> an invoker over the in-process <see cref="ClaudeBackendHandler"/>,
 /// so the claude backend is just another YARP destination; every other cluster gets YARP's own client.
 /// </summary>
-internal sealed class ClaudeForwarderHttpClientFactory(ClaudeBackendHandler claudeBackend, ILogger<ForwarderHttpClientFactory> logger)
+internal sealed class ClaudeForwarderHttpClientFactory(
+    ClaudeBackendHandler claudeBackend,
+    Microsoft.Extensions.Options.IOptions<GatewayOptions> options,
+    ILogger<ForwarderHttpClientFactory> logger)
     : IForwarderHttpClientFactory
 {
     private readonly ForwarderHttpClientFactory _default = new(logger);
 
+    /// <remarks>With workers, the claude cluster's destinations are real sockets: YARP's own client reaches them.</remarks>
     public HttpMessageInvoker CreateClient(ForwarderHttpClientContext context) =>
-        context.NewMetadata?.TryGetValue(ClaudeTransformProvider.BackendMetadataKey, out var backend) == true
+        !options.Value.HasWorkers
+            && context.NewMetadata?.TryGetValue(ClaudeTransformProvider.BackendMetadataKey, out var backend) == true
             && backend == ClaudeTransformProvider.ClaudeBackendName
             // The handler is a singleton shared by every client YARP builds; the invoker must not dispose it.
             ? new HttpMessageInvoker(claudeBackend, disposeHandler: false)

@@ -3,6 +3,7 @@ using ClaudeProxy.ClaudeBackend;
 using ClaudeProxy.Gateway.Endpoints;
 using ClaudeProxy.Gateway.Ollama;
 using ClaudeProxy.Gateway.Security;
+using ClaudeProxy.Gateway.Workers;
 using Microsoft.Extensions.Options;
 using ClaudeProxy.Gateway.ModelRouting;
 using ClaudeProxy.Transforms.Yarp;
@@ -38,11 +39,35 @@ public static partial class GatewayExtensions
 
         builder.Services.AddClaudeBackend(builder.Configuration.GetSection(ClaudeBackendOptions.SectionName));
         builder.Services.AddOptions<Transforms.DialectOptions>().Bind(builder.Configuration.GetSection(Transforms.DialectOptions.SectionName));
-        builder.Services.AddReverseProxy()
-            .LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"))
-            .AddConfigFilter<OllamaClusterConfigFilter>()
-            .AddTransforms<ClaudeTransformProvider>()
-            .AddTransforms<OllamaUsageTransformProvider>();
+        if (gateway.IsWorker)
+        {
+            // A worker serves only the Claude backend's contract: one route to the in-process destination.
+            builder.Services.AddReverseProxy().LoadFromMemory(ClaudeWorkers.WorkerRoutes, [ClaudeWorkers.WorkerCluster]);
+        }
+        else
+        {
+            builder.Services.AddReverseProxy()
+                .LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"))
+                .AddConfigFilter<OllamaClusterConfigFilter>()
+                .AddConfigFilter<ClaudeWorkersConfigFilter>()
+                .AddTransforms<ClaudeTransformProvider>()
+                .AddTransforms<OllamaUsageTransformProvider>();
+            builder.Services.AddSingleton<Yarp.ReverseProxy.LoadBalancing.ILoadBalancingPolicy, ConversationHashPolicy>();
+        }
+
+        if (gateway.HasWorkers)
+        {
+            // Turns cross a socket to the workers as the contract's bytes, and this process starts no CLI of its own.
+            builder.Services.PostConfigure<ClaudeBackendOptions>(backend =>
+            {
+                backend.SerializedHop = true;
+                foreach (var model in backend.Models)
+                {
+                    (model.WarmSpares, model.MaxWarmSpares, model.WarmConversationSpares) = (0, 0, 0);
+                }
+            });
+        }
+
         builder.Services.AddSingleton<OllamaUpstream>();
         builder.Services.AddSingleton<IForwarderHttpClientFactory, ClaudeForwarderHttpClientFactory>();
         builder.AddGatewayTelemetry(gateway.HttpMetrics);
@@ -55,6 +80,15 @@ public static partial class GatewayExtensions
     {
         app.UseExceptionHandler(new ExceptionHandlerOptions { ExceptionHandler = LastResortErrorAsync, SuppressDiagnosticsCallback = _ => false });
         app.UseMiddleware<ApiKeyMiddleware>();
+        if (app.Services.GetRequiredService<IOptions<GatewayOptions>>().Value.IsWorker)
+        {
+            app.MapGet("/", () => Results.Text("ClaudeProxy worker is running")).ExcludeFromDescription();
+            app.MapHealthEndpoints();
+            app.MapPrometheusScrapingEndpoint();
+            app.MapReverseProxy(proxy => proxy.UseMiddleware<ForwarderErrorMiddleware>());
+            return app;
+        }
+
         app.MapModelEndpoints();
         app.MapHealthEndpoints();
         app.MapDocs();
@@ -63,6 +97,7 @@ public static partial class GatewayExtensions
         {
             proxy.UseMiddleware<ForwarderErrorMiddleware>();
             proxy.UseMiddleware<ModelRoutingMiddleware>();
+            proxy.UseMiddleware<WorkerRetryMiddleware>();
             proxy.UseSessionAffinity();
             proxy.UseLoadBalancing();
             proxy.UsePassiveHealthChecks();
@@ -119,6 +154,18 @@ public static partial class GatewayExtensions
         if (Environment.GetEnvironmentVariable("CLAUDEPROXY_ALLOW_UNAUTHENTICATED") is { Length: > 0 } allow)
         {
             overrides[$"{GatewayOptions.SectionName}:{nameof(GatewayOptions.AllowUnauthenticatedRemote)}"] = allow;
+        }
+
+        if (Environment.GetEnvironmentVariable("CLAUDEPROXY_ROLE") is { Length: > 0 } role)
+        {
+            overrides[$"{GatewayOptions.SectionName}:{nameof(GatewayOptions.Role)}"] = role;
+        }
+
+        // CLAUDEPROXY_WORKERS=http://a:22434,http://b:22434: the Claude workers behind this gateway.
+        var workers = (Environment.GetEnvironmentVariable("CLAUDEPROXY_WORKERS") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        for (var i = 0; i < workers.Length; i++)
+        {
+            overrides[$"{GatewayOptions.SectionName}:{nameof(GatewayOptions.Workers)}:{i}"] = workers[i];
         }
 
         if (Environment.GetEnvironmentVariable("CLAUDE_CLI") is { Length: > 0 } cli)

@@ -65,6 +65,27 @@ public sealed class GatewayOptions
     /// <summary>The most of a request body read to find its <c>model</c>.</summary>
     [Range(1024, int.MaxValue)]
     public int MaxModelScanBytes { get; set; } = 32 * 1024 * 1024;
+
+    /// <summary>
+    /// What this process is (<c>CLAUDEPROXY_ROLE</c>): <c>gateway</c>, the whole front door, or <c>worker</c>, only the
+    /// Claude backend's contract (<c>POST /v1/turns</c>) with health and metrics, for a gateway in front of it.
+    /// </summary>
+    [RegularExpression("^(gateway|worker)$")]
+    public string Role { get; set; } = GatewayRole;
+
+    /// <summary>
+    /// Claude workers this gateway sends its Claude turns to (<c>CLAUDEPROXY_WORKERS</c>, comma-separated base URLs)
+    /// instead of running the CLI itself; none by default.
+    /// </summary>
+    public List<string> Workers { get; set; } = [];
+
+    public const string GatewayRole = "gateway";
+
+    public const string WorkerRole = "worker";
+
+    public bool IsWorker => Role == WorkerRole;
+
+    public bool HasWorkers => Workers.Count > 0;
 }
 
 /// <summary>The data annotations of <see cref="GatewayOptions"/>, each API key's included, checked by generated code.</summary>

@@ -2,6 +2,9 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using ClaudeProxy.ClaudeBackend.Cli;
 using ClaudeProxy.Gateway.Ollama;
+using Microsoft.Extensions.Options;
+using Yarp.ReverseProxy;
+using Yarp.ReverseProxy.Model;
 
 namespace ClaudeProxy.Gateway.Endpoints;
 
@@ -11,10 +14,12 @@ internal static class HealthEndpoints
     public static IEndpointRouteBuilder MapHealthEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapMethods("/healthz", ["GET", "HEAD"], () => Results.Text("ok")).WithSummary("Liveness of the gateway process (HEAD too)").WithTags("Health");
-        app.MapGet("/readyz", async (ClaudeCliProbe cli, OllamaUpstream ollama, CancellationToken cancellationToken) =>
+        app.MapGet("/readyz", async (ClaudeCliProbe cli, OllamaUpstream ollama, IOptions<GatewayOptions> options, IProxyStateLookup proxy, CancellationToken cancellationToken) =>
         {
-            var claude = await cli.CheckAsync(cancellationToken);
-            var backends = new Dictionary<string, BackendReadiness> { ["claude"] = new(claude.Ready, claude.Detail) };
+            var backends = new Dictionary<string, BackendReadiness>
+            {
+                ["claude"] = options.Value.HasWorkers ? WorkersReadiness(proxy) : await CliReadinessAsync(cli, cancellationToken),
+            };
             if (ollama.IsConfigured)
             {
                 var version = await ollama.GetAsync("/api/version", cancellationToken);
@@ -28,6 +33,20 @@ internal static class HealthEndpoints
                 statusCode: ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
         }).WithSummary("Readiness: whether each configured backend (the Claude CLI, Ollama) can serve").WithTags("Health");
         return app;
+    }
+
+    private static async Task<BackendReadiness> CliReadinessAsync(ClaudeCliProbe cli, CancellationToken cancellationToken)
+    {
+        var claude = await cli.CheckAsync(cancellationToken);
+        return new BackendReadiness(claude.Ready, claude.Detail);
+    }
+
+    /// <summary>With workers, Claude is ready while one of them is (YARP's health checks of their own <c>/readyz</c>).</summary>
+    private static BackendReadiness WorkersReadiness(IProxyStateLookup proxy)
+    {
+        var destinations = proxy.TryGetCluster(Workers.ClaudeWorkers.ClusterId, out var cluster) ? cluster.Destinations.Values.ToList() : [];
+        var healthy = destinations.Count(d => d.Health.Active != DestinationHealth.Unhealthy && d.Health.Passive != DestinationHealth.Unhealthy);
+        return new BackendReadiness(healthy > 0, $"{healthy} of {destinations.Count} Claude workers healthy");
     }
 }
 

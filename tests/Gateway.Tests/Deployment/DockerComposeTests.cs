@@ -44,9 +44,9 @@ public sealed class DockerComposeTests
     }
 
     /// <summary>The compose file as the compose client resolves it, read as JSON (through the YAML library it ships with).</summary>
-    private static async Task<JsonElement> ResolvedComposeAsync()
+    private static async Task<JsonElement> ResolvedComposeAsync(params string[] profiles)
     {
-        var (exitCode, output) = await RunAsync("/usr/bin/docker-compose", "-f", "docker-compose.yml", "config");
+        var (exitCode, output) = await RunAsync("/usr/bin/docker-compose", [.. profiles.SelectMany(p => (string[])["--profile", p]), "-f", "docker-compose.yml", "config"]);
         Assert.True(exitCode == 0, output);
         var resolved = Path.GetTempFileName();
         await File.WriteAllTextAsync(resolved, output, TestContext.Current.CancellationToken);
@@ -64,7 +64,8 @@ public sealed class DockerComposeTests
 
         var services = (await ResolvedComposeAsync()).GetProperty("services");
 
-        Assert.Equal(["claudeproxy", "ollama", "open-webui", "prometheus"], services.EnumerateObject().Select(s => s.Name).Order());
+        // What `docker compose up` starts: the services of no profile.
+        Assert.Equal(["claudeproxy", "ollama", "open-webui", "prometheus"], services.EnumerateObject().Where(s => !s.Value.TryGetProperty("profiles", out _)).Select(s => s.Name).Order());
         var proxy = services.GetProperty("claudeproxy");
         Assert.Equal($"http://claudeproxy:{Env(proxy, "PORT")}", Env(services.GetProperty("open-webui"), "OLLAMA_BASE_URL"));
         Assert.Equal("http://ollama:11434", Env(proxy, "OLLAMA_URL"));
@@ -75,6 +76,27 @@ public sealed class DockerComposeTests
     }
 
     [Fact]
+    public async Task The_workers_profile_puts_a_front_before_two_workers_that_publish_nothing()
+    {
+        RequireTools("docker-compose", "python3");
+
+        var services = (await ResolvedComposeAsync("workers")).GetProperty("services");
+
+        var front = services.GetProperty("claudeproxy-front");
+        Assert.Equal("http://claude-worker-a:22434,http://claude-worker-b:22434", Env(front, "CLAUDEPROXY_WORKERS"));
+        Assert.All((string[])["claude-worker-a", "claude-worker-b"], name =>
+        {
+            var worker = services.GetProperty(name);
+            Assert.Equal("worker", Env(worker, "CLAUDEPROXY_ROLE"));
+            Assert.Equal("22434", Env(worker, "PORT"));
+            Assert.False(worker.TryGetProperty("ports", out _));
+            Assert.Contains(worker.GetProperty("volumes").EnumerateArray(), v => v.GetString() == "/home/someone/.claude:/claude-login:ro");
+        });
+        Assert.StartsWith("127.0.0.1:22444:22434", Assert.Single(front.GetProperty("ports").EnumerateArray()).GetString(), StringComparison.Ordinal);
+        Assert.Equal(["workers"], front.GetProperty("profiles").EnumerateArray().Select(p => p.GetString()));
+    }
+
+    [Fact]
     public async Task Every_published_port_is_on_loopback()
     {
         RequireTools("docker-compose", "python3");
@@ -82,7 +104,7 @@ public sealed class DockerComposeTests
         var services = (await ResolvedComposeAsync()).GetProperty("services");
 
         var ports = services.EnumerateObject().SelectMany(s => s.Value.TryGetProperty("ports", out var p) ? p.EnumerateArray() : []).Select(p => p.GetString()!).ToList();
-        Assert.Equal(4, ports.Count);
+        Assert.Equal(5, ports.Count);
         Assert.All(ports, port => Assert.StartsWith("127.0.0.1:", port, StringComparison.Ordinal));
     }
 

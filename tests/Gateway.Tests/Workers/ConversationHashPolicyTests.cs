@@ -1,0 +1,65 @@
+using System.Text;
+using ClaudeProxy.Gateway.Workers;
+using Microsoft.AspNetCore.Http;
+using Yarp.ReverseProxy.Configuration;
+using Yarp.ReverseProxy.Model;
+
+namespace ClaudeProxy.Gateway.Tests.Workers;
+
+public sealed class ConversationHashPolicyTests
+{
+    private static readonly ConversationHashPolicy Policy = new();
+
+    private static DestinationState Worker(int port) =>
+        new($"worker-{port}", new DestinationModel(new DestinationConfig { Address = $"http://10.0.0.1:{port}/" }));
+
+    private static DestinationState? Pick(string? key, IReadOnlyList<DestinationState> workers)
+    {
+        var context = new DefaultHttpContext();
+        if (key is not null)
+        {
+            context.Features.Set(new ConversationAffinity(key));
+        }
+
+        return Policy.PickDestination(context, null!, workers);
+    }
+
+    [Fact]
+    public void A_conversation_stays_on_its_worker_and_only_the_conversations_of_a_worker_that_leaves_move()
+    {
+        List<DestinationState> workers = [Worker(1), Worker(2), Worker(3)];
+        var keys = Enumerable.Range(0, 300).Select(i => $"conversation {i}").ToList();
+
+        var before = keys.ToDictionary(k => k, k => Pick(k, workers)!.Model.Config.Address);
+        var again = keys.ToDictionary(k => k, k => Pick(k, [.. Enumerable.Reverse(workers)])!.Model.Config.Address);
+        var withoutTwo = keys.ToDictionary(k => k, k => Pick(k, [workers[0], workers[2]])!.Model.Config.Address);
+
+        Assert.Equal(before, again);
+        Assert.All(keys.Where(k => before[k] != workers[1].Model.Config.Address), k => Assert.Equal(before[k], withoutTwo[k]));
+        // Spread over all three: none gets fewer than a sixth.
+        Assert.All(before.Values.GroupBy(a => a), g => Assert.True(g.Count() > 50, $"{g.Key}: {g.Count()}"));
+    }
+
+    [Fact]
+    public void A_request_of_no_conversation_goes_to_the_least_busy_worker()
+    {
+        List<DestinationState> workers = [Worker(1), Worker(2)];
+        workers[0].ConcurrentRequestCount = 3;
+        workers[1].ConcurrentRequestCount = 1;
+
+        Assert.Same(workers[1], Pick(null, workers));
+        Assert.Null(Pick("x", []));
+    }
+
+    [Theory]
+    [InlineData("""{"model":"m","id":"c1","messages":[{"role":"user","content":"a"}]}""", "alice", "id\nalice\nc1")]
+    [InlineData("""{"model":"m","user":"u1","messages":[{"role":"user","content":"a"}]}""", null, "id\n\nu1")]
+    [InlineData("""{"model":"m","messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"}]}""", null, "history\n\nm\n\n{\"role\":\"user\",\"content\":\"a\"}")]
+    [InlineData("""{"model":"m","instructions":"be brief","input":"hello"}""", null, "history\n\nm\nbe brief\nhello")]
+    [InlineData("""{"model":"m","prompt":"one-off"}""", null, null)]
+    [InlineData("""not json""", null, null)]
+    public void The_key_is_the_conversations_id_or_what_its_history_keeps_from_turn_to_turn(string body, string? owner, string? key)
+    {
+        Assert.Equal(key, ConversationAffinity.Of(Encoding.UTF8.GetBytes(body), owner)?.Key);
+    }
+}
