@@ -12,6 +12,7 @@ namespace ClaudeProxy.ClaudeBackend;
     DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     UseStringEnumConverter = true)]
 [JsonSerializable(typeof(ClaudeTurnRequest))]
+[JsonSerializable(typeof(ClaudeMessage))]
 [JsonSerializable(typeof(ClaudeBackendErrorBody))]
 [JsonSerializable(typeof(ClaudeStreamEvent))]
 [JsonSerializable(typeof(CliLine))]

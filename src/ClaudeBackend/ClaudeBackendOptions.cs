@@ -107,6 +107,12 @@ public sealed class ClaudeBackendOptions
     [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
     public TimeSpan RetentionInterval { get; set; } = TimeSpan.FromHours(1);
 
+    /// <summary>
+    /// A Redis (<c>host:port</c>, or StackExchange.Redis's configuration string; <c>CLAUDEPROXY_REDIS</c>) where workers
+    /// keep what their conversations said, so that one whose worker is gone goes on at another; none by default.
+    /// </summary>
+    public string? Redis { get; set; }
+
     /// <summary>The system prompt when a request has none; empty keeps the CLI's own (a coding-agent prompt).</summary>
     public string? DefaultSystemPrompt { get; set; }
 

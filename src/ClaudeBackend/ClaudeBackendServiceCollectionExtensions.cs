@@ -35,6 +35,10 @@ public static class ClaudeBackendServiceCollectionExtensions
         services.TryAddSingleton<IClaudeLoadedProcesses>(provider => provider.GetRequiredService<ClaudeProcessPool>());
         services.TryAddSingleton<ClaudeModelCatalog>();
         services.TryAddSingleton<ConversationStore>();
+        services.TryAddSingleton<ISharedConversationHistory>(provider =>
+            provider.GetRequiredService<IOptions<ClaudeBackendOptions>>().Value.Redis is { Length: > 0 }
+                ? ActivatorUtilities.CreateInstance<RedisConversationHistory>(provider)
+                : new NoSharedConversationHistory());
         services.TryAddSingleton<IClaudeBackend, ClaudeCliBackend>();
         services.TryAddSingleton<ClaudeBackendHandler>();
         services.TryAddSingleton<ConversationRetention>();

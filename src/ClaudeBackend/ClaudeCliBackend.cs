@@ -23,7 +23,8 @@ public sealed partial class ClaudeCliBackend(
     ClaudeCliMetrics metrics,
     TimeProvider timeProvider,
     IOptions<ClaudeBackendOptions> options,
-    ILogger<ClaudeCliBackend> logger) : IClaudeBackend
+    ILogger<ClaudeCliBackend> logger,
+    ISharedConversationHistory? sharedHistory = null) : IClaudeBackend
 {
     /// <summary>Ollama's own words for a full queue, which its clients already know how to handle.</summary>
     private const string BusyMessage = "server busy, please try again.  maximum pending requests exceeded";
@@ -519,6 +520,16 @@ public sealed partial class ClaudeCliBackend(
                 }
                 else
                 {
+                    if (!keys.ByHistory && history == 0 && sharedHistory is not null
+                        && await sharedHistory.LoadAsync(keys.Key, cancellationToken) is { Count: > 0 } shared)
+                    {
+                        // A conversation this worker has no session of, whose history another worker kept in the shared
+                        // store (it is gone, or left): it goes on from there, as the real messages it was.
+                        request = request with { Messages = [.. shared, .. request.Messages] };
+                        (history, historyKnown) = (TurnPrompt.HistoryCount(request.Messages), false);
+                        LogSessionRebuiltFromSharedStore(logger, request.ConversationId!, shared.Count);
+                    }
+
                     // A new conversation may get a warm process that brings a session and directory of its own instead.
                     (mode, sessionId, workingDirectory) = (ClaudeSessionMode.Create, Guid.NewGuid(),
                         keys.ByHistory ? conversations.CreateWorkingDirectory() : conversations.WorkingDirectoryOf(keys.Key));
@@ -552,6 +563,7 @@ public sealed partial class ClaudeCliBackend(
                 Replay = replay,
                 // Found again by its calls' ids, or by the history up to the calls for a client that drops the ids.
                 OnPaused = keys is null ? null : (paused, calls, historyKey) => _paused.Add(paused, request.Owner, keys.Scope, calls, historyKey),
+                OnCompleted = keys is { ByHistory: false } && sharedHistory is not null ? SharedHistorySaver(keys.Key, request.Messages, history) : null,
             };
         }
         catch
@@ -561,6 +573,16 @@ public sealed partial class ClaudeCliBackend(
             throw;
         }
     }
+
+    /// <summary>
+    /// What a finished turn of a conversation with an id adds to the shared store: its new messages and the answer, or,
+    /// when the client sent its whole history, all of it in place of what was kept.
+    /// </summary>
+    private Func<ClaudeTurnResult, Task> SharedHistorySaver(string key, IReadOnlyList<ClaudeMessage> messages, int history) => result =>
+    {
+        var answer = new ClaudeMessage(ClaudeMessage.AssistantRole, result.Text, ToolCalls: result.ToolCalls);
+        return sharedHistory!.SaveAsync(key, [.. messages, answer], replace: history > 0, CancellationToken.None);
+    };
 
     /// <summary>Ends a session no conversation holds any more: its waiting or kept process, its folder and the CLI's files for it.</summary>
     private async Task DiscardAsync(ClaudeCliSession session)
@@ -581,6 +603,9 @@ public sealed partial class ClaudeCliBackend(
             }
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Conversation {Conversation} goes on from the {Count} messages the shared store kept (this worker had no session of it)")]
+    private static partial void LogSessionRebuiltFromSharedStore(ILogger logger, string conversation, int count);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Conversation {ConversationId} came with another history than its session's (a regenerated answer or an edit); it goes on in a session written from the client's")]
     private static partial void LogConversationBranched(ILogger logger, string conversationId);

@@ -82,6 +82,9 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
     /// </summary>
     public Action<ClaudeTurn, IReadOnlyList<ClaudeToolCall>, string>? OnPaused { get; init; }
 
+    /// <summary>Called once a turn of a kept conversation is complete and remembered, with its result.</summary>
+    public Func<ClaudeTurnResult, Task>? OnCompleted { get; init; }
+
     /// <summary>The calls the paused turn waits on.</summary>
     public IReadOnlyList<ClaudeToolCall> WaitingCalls => [.. _previousCalls.Select(p => p.Call)];
 
@@ -338,6 +341,11 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
             {
                 // Another session may have reached the same history first (the same answer twice): it stays, this one goes.
                 _keptByLineage = await _conversations.TryAddAsync(history, _session, CancellationToken.None);
+            }
+
+            if (OnCompleted is not null)
+            {
+                await OnCompleted(result);
             }
         }
     }

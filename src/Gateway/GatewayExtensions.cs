@@ -168,6 +168,11 @@ public static partial class GatewayExtensions
             overrides[$"{GatewayOptions.SectionName}:{nameof(GatewayOptions.Workers)}:{i}"] = workers[i];
         }
 
+        if (Environment.GetEnvironmentVariable("CLAUDEPROXY_REDIS") is { Length: > 0 } redis)
+        {
+            overrides[$"{ClaudeBackendOptions.SectionName}:{nameof(ClaudeBackendOptions.Redis)}"] = redis;
+        }
+
         if (Environment.GetEnvironmentVariable("CLAUDE_CLI") is { Length: > 0 } cli)
         {
             overrides[$"{ClaudeBackendOptions.SectionName}:{nameof(ClaudeBackendOptions.CliPath)}"] = cli;

@@ -18,12 +18,13 @@ public sealed class GatewayProcess : IDisposable
     public HttpClient Client { get; }
 
     /// <summary>Starts <paramref name="gatewayDll"/> and waits until it answers <c>/</c>.</summary>
-    public static async Task<GatewayProcess> StartAsync(string gatewayDll, IReadOnlyDictionary<string, string> environment)
+    /// <param name="port">The port to listen on (a process coming back where it was); a free one by default.</param>
+    public static async Task<GatewayProcess> StartAsync(string gatewayDll, IReadOnlyDictionary<string, string> environment, int? port = null)
     {
-        var port = FreeLoopbackPort();
+        port ??= FreeLoopbackPort();
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         start.ArgumentList.Add(gatewayDll);
-        start.Environment["PORT"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        start.Environment["PORT"] = port.Value.ToString(System.Globalization.CultureInfo.InvariantCulture);
         foreach (var (name, value) in environment)
         {
             start.Environment[name] = value;
@@ -34,7 +35,7 @@ public sealed class GatewayProcess : IDisposable
         process.ErrorDataReceived += (_, _) => { };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var gateway = new GatewayProcess(process, port);
+        var gateway = new GatewayProcess(process, port.Value);
         for (var attempt = 0; attempt < 300; attempt++)
         {
             try

@@ -88,12 +88,14 @@ public sealed class DockerComposeTests
         {
             var worker = services.GetProperty(name);
             Assert.Equal("worker", Env(worker, "CLAUDEPROXY_ROLE"));
+            Assert.Equal("redis:6379", Env(worker, "CLAUDEPROXY_REDIS"));
             Assert.Equal("22434", Env(worker, "PORT"));
             Assert.False(worker.TryGetProperty("ports", out _));
             Assert.Contains(worker.GetProperty("volumes").EnumerateArray(), v => v.GetString() == "/home/someone/.claude:/claude-login:ro");
         });
         Assert.StartsWith("127.0.0.1:22444:22434", Assert.Single(front.GetProperty("ports").EnumerateArray()).GetString(), StringComparison.Ordinal);
         Assert.Equal(["workers"], front.GetProperty("profiles").EnumerateArray().Select(p => p.GetString()));
+        Assert.False(services.GetProperty("redis").TryGetProperty("ports", out _));
     }
 
     [Fact]

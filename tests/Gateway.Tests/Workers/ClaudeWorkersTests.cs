@@ -14,6 +14,7 @@ namespace ClaudeProxy.Gateway.Tests.Workers;
 public sealed class ClaudeWorkersTests : IAsyncLifetime
 {
     private FakeAnthropicServer _api = null!;
+    private RedisServer _redis = null!;
     private readonly List<GatewayProcess> _workers = [];
     private readonly string _marker = Guid.NewGuid().ToString("N");
 
@@ -22,12 +23,26 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
     public async ValueTask InitializeAsync()
     {
         RealCli.EnsureInstalled();
+        if (!RedisServer.IsInstalled)
+        {
+            const string Missing = "Needs redis-server (.ci/run installs the Debian package).";
+            Assert.Skip(RepoPaths.IsCi ? throw new InvalidOperationException(Missing) : Missing);
+        }
+
+        _redis = await RedisServer.StartAsync();
         _api = await FakeAnthropicServer.StartAsync("--reply", "history");
         for (var i = 0; i < 2; i++)
         {
-            var worker = await GatewayProcess.StartAsync(Path.Combine(AppContext.BaseDirectory, "ClaudeProxy.Gateway.dll"), new Dictionary<string, string>
+            _workers.Add(await StartWorkerAsync());
+        }
+    }
+
+    /// <summary>A worker process; on <paramref name="port"/> when it comes back where one was.</summary>
+    private async Task<GatewayProcess> StartWorkerAsync(int? port = null) =>
+        await GatewayProcess.StartAsync(Path.Combine(AppContext.BaseDirectory, "ClaudeProxy.Gateway.dll"), new Dictionary<string, string>
             {
                 ["CLAUDEPROXY_ROLE"] = "worker",
+                ["CLAUDEPROXY_REDIS"] = _redis.Configuration,
                 ["OLLAMA_URL"] = "none",
                 ["CLAUDE_CLI"] = RepoPaths.RealClaudeCli,
                 ["ClaudeBackend__Models__0__WarmSpares"] = "0",
@@ -38,10 +53,7 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
                 ["ClaudeBackend__Environment__ANTHROPIC_BASE_URL"] = _api.BaseUrl,
                 ["ClaudeBackend__Environment__ANTHROPIC_API_KEY"] = "sk-ant-fake",
                 [$"ClaudeBackend__Environment__{ProcessProbe.MarkerVariable}"] = _marker,
-            });
-            _workers.Add(worker);
-        }
-    }
+            }, port);
 
     private GatewayApp Front(bool kestrel = false) => GatewayApp.WithRealCli(_api, kestrel, settings =>
     {
@@ -122,6 +134,59 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
         Assert.Contains(front.Logs, l => l.Contains("could not be reached", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task A_conversation_with_an_id_whose_worker_is_killed_goes_on_at_the_other_from_the_shared_store()
+    {
+        await using var front = Front();
+        using var client = front.CreateClient();
+
+        using var one = await client.PostAsync("/api/chat", Json("""{"model":"claude-sonnet:latest","id":"shared-1","stream":false,"messages":[{"role":"user","content":"My name is Ada."}]}"""), Cancel);
+        var holder = (await Task.WhenAll(_workers.Select(async w => (Worker: w, Ran: await HasRunATurnAsync(w))))).Single(w => w.Ran).Worker;
+        holder.Process.Kill(entireProcessTree: true);
+        // Only the new message, as a client of the original server's ids sends it: the rest is the conversation's.
+        using var two = await client.PostAsync("/api/chat", Json("""{"model":"claude-sonnet:latest","id":"shared-1","stream":false,"messages":[{"role":"user","content":"What is my name?"}]}"""), Cancel);
+
+        Assert.Equal(HttpStatusCode.OK, one.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, two.StatusCode);
+        var history = JsonDocument.Parse((await two.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("message").GetProperty("content").GetString()!).RootElement;
+        Assert.Equal(["My name is Ada.", "What is my name?"], history.GetProperty("user_texts").EnumerateArray().Select(t => t.GetString()));
+        Assert.Single(history.GetProperty("assistant_texts").EnumerateArray());
+    }
+
+    [Fact]
+    public async Task A_worker_that_comes_back_gets_its_conversations_again()
+    {
+        await using var front = Front();
+        using var client = front.CreateClient();
+        string Turn(string text) => $$"""{"model":"claude-sonnet:latest","id":"rejoin-1","stream":false,"messages":[{"role":"user","content":"{{text}}"}]}""";
+
+        using var one = await client.PostAsync("/api/chat", Json(Turn("one")), Cancel);
+        var holder = (await Task.WhenAll(_workers.Select(async w => (Worker: w, Ran: await HasRunATurnAsync(w))))).Single(w => w.Ran).Worker;
+        var port = holder.Client.BaseAddress!.Port;
+        holder.Process.Kill(entireProcessTree: true);
+        using var two = await client.PostAsync("/api/chat", Json(Turn("two")), Cancel);
+        var back = await StartWorkerAsync(port);
+        _workers[_workers.IndexOf(holder)] = back;
+        await WaitUntilAsync(async () => (await client.GetStringAsync("/readyz", Cancel)).Contains("2 of 2 Claude workers healthy", StringComparison.Ordinal));
+        using var three = await client.PostAsync("/api/chat", Json(Turn("three")), Cancel);
+
+        Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.OK], new[] { one.StatusCode, two.StatusCode, three.StatusCode });
+        // The conversation's worker again, which went on from the shared store with every turn.
+        Assert.True(await HasRunATurnAsync(back));
+        var history = JsonDocument.Parse((await three.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("message").GetProperty("content").GetString()!).RootElement;
+        Assert.Equal(["one", "two", "three"], history.GetProperty("user_texts").EnumerateArray().Select(t => t.GetString()));
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the condition never held");
+            await Task.Delay(250, Cancel);
+        }
+    }
+
     /// <summary>Whether the worker has run a turn: its own metrics count one.</summary>
     private static async Task<bool> HasRunATurnAsync(GatewayProcess worker) =>
         (await worker.Client.GetStringAsync("/metrics", Cancel)).Split('\n').Any(line => line.StartsWith("claudeproxy_cli_turns_total{", StringComparison.Ordinal));
@@ -134,5 +199,6 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
         }
 
         await _api.DisposeAsync();
+        _redis?.Dispose();
     }
 }

@@ -1,0 +1,59 @@
+using ClaudeProxy.ClaudeBackend.Contract;
+using ClaudeProxy.ClaudeBackend.Conversations;
+using ClaudeProxy.TestSupport;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace ClaudeProxy.ClaudeBackend.Tests.Conversations;
+
+/// <summary>The shared store of conversations against a real redis-server on loopback.</summary>
+public sealed class RedisConversationHistoryTests
+{
+    private static CancellationToken Cancel => TestContext.Current.CancellationToken;
+
+    private static RedisConversationHistory Store(string redis) =>
+        new(Options.Create(new ClaudeBackendOptions { Redis = redis }), NullLogger<RedisConversationHistory>.Instance);
+
+    private static async Task<RedisServer> RedisAsync()
+    {
+        if (!RedisServer.IsInstalled)
+        {
+            const string Missing = "Needs redis-server (.ci/run installs the Debian package).";
+            Assert.Skip(RepoPaths.IsCi ? throw new InvalidOperationException(Missing) : Missing);
+        }
+
+        return await RedisServer.StartAsync();
+    }
+
+    [Fact]
+    public async Task A_turn_adds_to_what_is_kept_and_a_whole_history_replaces_it_for_every_worker()
+    {
+        using var redis = await RedisAsync();
+        await using var one = Store(redis.Configuration);
+        await using var other = Store(redis.Configuration);
+        ClaudeMessage[] first = [new(ClaudeMessage.UserRole, "hi"), new(ClaudeMessage.AssistantRole, "hello", ToolCalls: [new("call_1", "f", """{"a":1}""")])];
+
+        await one.SaveAsync("owner\nconv", first, replace: false, Cancel);
+        await one.SaveAsync("owner\nconv", [new(ClaudeMessage.UserRole, "again"), new(ClaudeMessage.AssistantRole, "yes")], replace: false, Cancel);
+        var appended = await other.LoadAsync("owner\nconv", Cancel);
+        await other.SaveAsync("owner\nconv", [new(ClaudeMessage.UserRole, "edited"), new(ClaudeMessage.AssistantRole, "ok")], replace: true, Cancel);
+        var replaced = await one.LoadAsync("owner\nconv", Cancel);
+
+        Assert.NotNull(appended);
+        Assert.NotNull(replaced);
+        Assert.Equal(["hi", "hello", "again", "yes"], appended.Select(m => m.Text));
+        Assert.Equal("f", appended[1].ToolCalls?[0].Name);
+        Assert.Equal(["edited", "ok"], replaced.Select(m => m.Text));
+        Assert.Null(await one.LoadAsync("owner\nanother", Cancel));
+    }
+
+    [Fact]
+    public async Task A_redis_that_does_not_answer_costs_the_history_not_the_turn()
+    {
+        await using var store = Store($"127.0.0.1:{GatewayProcess.FreeLoopbackPort()}");
+
+        await store.SaveAsync("k", [new(ClaudeMessage.UserRole, "x")], replace: false, Cancel);
+
+        Assert.Null(await store.LoadAsync("k", Cancel));
+    }
+}

@@ -1,0 +1,70 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+
+namespace ClaudeProxy.TestSupport;
+
+/// <summary>A real <c>redis-server</c> (Debian's package) on 127.0.0.1 and a free port, nothing saved to disk.</summary>
+public sealed class RedisServer : IDisposable
+{
+    private const string Executable = "/usr/bin/redis-server";
+
+    private readonly Process _process;
+
+    private RedisServer(Process process, int port)
+    {
+        _process = process;
+        Port = port;
+    }
+
+    public int Port { get; }
+
+    /// <summary>Whether the server is installed (<c>.ci/run</c> installs it).</summary>
+    public static bool IsInstalled => File.Exists(Executable);
+
+    /// <summary>What <c>CLAUDEPROXY_REDIS</c> takes.</summary>
+    public string Configuration => $"127.0.0.1:{Port}";
+
+    public static async Task<RedisServer> StartAsync()
+    {
+        var port = GatewayProcess.FreeLoopbackPort();
+        var start = new ProcessStartInfo(Executable) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in (string[])["--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"])
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        var process = Process.Start(start) ?? throw new InvalidOperationException("redis-server did not start");
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var server = new RedisServer(process, port);
+        for (var attempt = 0; attempt < 100; attempt++)
+        {
+            try
+            {
+                using var client = new TcpClient();
+                await client.ConnectAsync("127.0.0.1", port);
+                return server;
+            }
+            catch (SocketException)
+            {
+                await Task.Delay(50);
+            }
+        }
+
+        server.Dispose();
+        throw new InvalidOperationException("redis-server did not listen.");
+    }
+
+    public void Dispose()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill();
+            _process.WaitForExit(5000);
+        }
+
+        _process.Dispose();
+    }
+}
