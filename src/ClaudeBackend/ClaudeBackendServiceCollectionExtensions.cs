@@ -35,6 +35,7 @@ public static class ClaudeBackendServiceCollectionExtensions
         services.TryAddSingleton<IClaudeLoadedProcesses>(provider => provider.GetRequiredService<ClaudeProcessPool>());
         services.TryAddSingleton<ClaudeModelCatalog>();
         services.TryAddSingleton<ConversationStore>();
+        services.AddSingleton<IValidateOptions<ClaudeBackendOptions>, RedisConfigurationValidator>();
         services.TryAddSingleton<ISharedConversationHistory>(provider =>
             provider.GetRequiredService<IOptions<ClaudeBackendOptions>>().Value.Redis is { Length: > 0 }
                 ? ActivatorUtilities.CreateInstance<RedisConversationHistory>(provider)

@@ -484,6 +484,8 @@ public sealed partial class ClaudeCliBackend(
             var wroteHistory = false;
             // Whether the session will have seen exactly the request's messages and the answer.
             var historyKnown = true;
+            // Whether the conversation's session starts with this turn (no session of it was kept here).
+            var startsHere = false;
             var history = TurnPrompt.HistoryCount(request.Messages);
             if (keys is not null)
             {
@@ -501,6 +503,17 @@ public sealed partial class ClaudeCliBackend(
                     stored = null;
                 }
 
+                if (stored is { } seenHere && !keys.ByHistory && history == 0 && sharedHistory is not null
+                    && await sharedHistory.SessionOfAsync(keys.Key, cancellationToken) is { } last && last != seenHere.Id)
+                {
+                    // The conversation went on at another worker while this one was gone: its session here missed turns.
+                    LogSessionBehindSharedStore(logger, request.ConversationId!);
+                    await DiscardAsync(seenHere);
+                    await conversations.ForgetAsync(keys.Key, cancellationToken);
+                    stored = null;
+                }
+
+                startsHere = stored is null;
                 if (stored is { } known)
                 {
                     // A turn still paused in that session for function results the client did not send: it moved on.
@@ -563,7 +576,7 @@ public sealed partial class ClaudeCliBackend(
                 Replay = replay,
                 // Found again by its calls' ids, or by the history up to the calls for a client that drops the ids.
                 OnPaused = keys is null ? null : (paused, calls, historyKey) => _paused.Add(paused, request.Owner, keys.Scope, calls, historyKey),
-                OnCompleted = keys is { ByHistory: false } && sharedHistory is not null ? SharedHistorySaver(keys.Key, request.Messages, history) : null,
+                OnCompleted = keys is { ByHistory: false } && sharedHistory is not null ? SharedHistorySaver(request, keys.Key, history, startsHere) : null,
             };
         }
         catch
@@ -578,11 +591,19 @@ public sealed partial class ClaudeCliBackend(
     /// What a finished turn of a conversation with an id adds to the shared store: its new messages and the answer, or,
     /// when the client sent its whole history, all of it in place of what was kept.
     /// </summary>
-    private Func<ClaudeTurnResult, Task> SharedHistorySaver(string key, IReadOnlyList<ClaudeMessage> messages, int history) => result =>
-    {
-        var answer = new ClaudeMessage(ClaudeMessage.AssistantRole, result.Text, ToolCalls: result.ToolCalls);
-        return sharedHistory!.SaveAsync(key, [.. messages, answer], replace: history > 0, CancellationToken.None);
-    };
+    /// <remarks>
+    /// A turn with the client's functions is not kept: its calls and results (and a replayed round) are not recorded
+    /// yet, so what was kept is let go rather than left without them.
+    /// </remarks>
+    private Func<ClaudeTurnResult, ClaudeCliSession, Task> SharedHistorySaver(ClaudeTurnRequest request, string key, int history, bool startsHere) =>
+        (result, session) => request.Tools is { Count: > 0 }
+            ? sharedHistory!.SaveAsync(key, [], replace: true, session.Id, CancellationToken.None)
+            : sharedHistory!.SaveAsync(
+                key,
+                [.. request.Messages, new ClaudeMessage(ClaudeMessage.AssistantRole, result.Text, ToolCalls: result.ToolCalls)],
+                replace: history > 0 || startsHere,
+                session.Id,
+                CancellationToken.None);
 
     /// <summary>Ends a session no conversation holds any more: its waiting or kept process, its folder and the CLI's files for it.</summary>
     private async Task DiscardAsync(ClaudeCliSession session)
@@ -603,6 +624,9 @@ public sealed partial class ClaudeCliBackend(
             }
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Conversation {Conversation} went on at another worker: its session here is let go")]
+    private static partial void LogSessionBehindSharedStore(ILogger logger, string conversation);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Conversation {Conversation} goes on from the {Count} messages the shared store kept (this worker had no session of it)")]
     private static partial void LogSessionRebuiltFromSharedStore(ILogger logger, string conversation, int count);

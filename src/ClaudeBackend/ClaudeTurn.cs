@@ -83,7 +83,7 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
     public Action<ClaudeTurn, IReadOnlyList<ClaudeToolCall>, string>? OnPaused { get; init; }
 
     /// <summary>Called once a turn of a kept conversation is complete and remembered, with its result.</summary>
-    public Func<ClaudeTurnResult, Task>? OnCompleted { get; init; }
+    public Func<ClaudeTurnResult, ClaudeCliSession, Task>? OnCompleted { get; init; }
 
     /// <summary>The calls the paused turn waits on.</summary>
     public IReadOnlyList<ClaudeToolCall> WaitingCalls => [.. _previousCalls.Select(p => p.Call)];
@@ -345,7 +345,7 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
 
             if (OnCompleted is not null)
             {
-                await OnCompleted(result);
+                await OnCompleted(result, _session);
             }
         }
     }

@@ -51,7 +51,8 @@ public static partial class GatewayExtensions
                 .AddConfigFilter<OllamaClusterConfigFilter>()
                 .AddConfigFilter<ClaudeWorkersConfigFilter>()
                 .AddTransforms<ClaudeTransformProvider>()
-                .AddTransforms<OllamaUsageTransformProvider>();
+                .AddTransforms<OllamaUsageTransformProvider>()
+                .AddTransforms<WorkerKeyTransformProvider>();
             builder.Services.AddSingleton<Yarp.ReverseProxy.LoadBalancing.ILoadBalancingPolicy, ConversationHashPolicy>();
         }
 
@@ -85,7 +86,11 @@ public static partial class GatewayExtensions
             app.MapGet("/", () => Results.Text("ClaudeProxy worker is running")).ExcludeFromDescription();
             app.MapHealthEndpoints();
             app.MapPrometheusScrapingEndpoint();
-            app.MapReverseProxy(proxy => proxy.UseMiddleware<ForwarderErrorMiddleware>());
+            app.MapReverseProxy(proxy =>
+            {
+                proxy.UseMiddleware<WorkerKeyMiddleware>();
+                proxy.UseMiddleware<ForwarderErrorMiddleware>();
+            });
             return app;
         }
 
@@ -166,6 +171,11 @@ public static partial class GatewayExtensions
         for (var i = 0; i < workers.Length; i++)
         {
             overrides[$"{GatewayOptions.SectionName}:{nameof(GatewayOptions.Workers)}:{i}"] = workers[i];
+        }
+
+        if (Environment.GetEnvironmentVariable("CLAUDEPROXY_WORKER_KEY") is { Length: > 0 } workerKey)
+        {
+            overrides[$"{GatewayOptions.SectionName}:{nameof(GatewayOptions.WorkerKey)}"] = workerKey;
         }
 
         if (Environment.GetEnvironmentVariable("CLAUDEPROXY_REDIS") is { Length: > 0 } redis)

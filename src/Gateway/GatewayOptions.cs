@@ -79,6 +79,13 @@ public sealed class GatewayOptions
     /// </summary>
     public List<string> Workers { get; set; } = [];
 
+    /// <summary>
+    /// The secret a gateway and its workers share (<c>CLAUDEPROXY_WORKER_KEY</c>): a worker trusts the caller and the
+    /// tools a turn names only from whoever presents it (<c>X-ClaudeProxy-Worker-Key</c>). Required for a worker, or
+    /// workers, beyond loopback.
+    /// </summary>
+    public string? WorkerKey { get; set; }
+
     public const string GatewayRole = "gateway";
 
     public const string WorkerRole = "worker";

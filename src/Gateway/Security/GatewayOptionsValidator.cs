@@ -13,10 +13,35 @@ internal sealed partial class GatewayOptionsValidator : IValidateOptions<Gateway
     public ValidateOptionsResult Validate(string? name, GatewayOptions options)
     {
         List<string> failures = [];
-        if (!IsLoopback(options.Host) && options.ApiKeys.Count == 0 && !options.AllowUnauthenticatedRemote)
+        if (options.IsWorker)
+        {
+            if (options.HasWorkers)
+            {
+                failures.Add("A worker (CLAUDEPROXY_ROLE=worker) runs the CLI itself: it cannot have workers of its own (CLAUDEPROXY_WORKERS).");
+            }
+
+            if (!IsLoopback(options.Host) && string.IsNullOrEmpty(options.WorkerKey))
+            {
+                failures.Add($"HOST={options.Host} lets other machines reach this worker, whose turns name who is asking and the tools they may use. "
+                    + "Set CLAUDEPROXY_WORKER_KEY to a secret its gateway shares.");
+            }
+        }
+        else if (!IsLoopback(options.Host) && options.ApiKeys.Count == 0 && !options.AllowUnauthenticatedRemote)
         {
             failures.Add($"HOST={options.Host} lets other machines reach the gateway, and through it your Claude login. Set API keys "
                 + "(CLAUDEPROXY_API_KEYS or Gateway:ApiKeys), or CLAUDEPROXY_ALLOW_UNAUTHENTICATED=true if the network is private.");
+        }
+
+        foreach (var worker in options.Workers)
+        {
+            if (!Uri.TryCreate(worker, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+            {
+                failures.Add($"Claude worker '{worker}' is not an http(s) URL.");
+            }
+            else if (!IsLoopback(uri.Host) && string.IsNullOrEmpty(options.WorkerKey))
+            {
+                failures.Add($"Claude worker {worker} is beyond loopback: set CLAUDEPROXY_WORKER_KEY to the secret the workers require.");
+            }
         }
 
         foreach (var key in options.ApiKeys)

@@ -62,7 +62,8 @@ internal sealed class ClaudeWorkersConfigFilter(IOptions<GatewayOptions> options
                 {
                     Enabled = true,
                     Interval = TimeSpan.FromSeconds(5),
-                    Timeout = TimeSpan.FromSeconds(5),
+                    // Above the worker's own check of its CLI (--version, up to 10 s on a loaded machine).
+                    Timeout = TimeSpan.FromSeconds(15),
                     Path = "/readyz",
                     Policy = HealthCheckConstants.ActivePolicy.ConsecutiveFailures,
                 },

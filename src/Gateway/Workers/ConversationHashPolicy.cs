@@ -27,23 +27,71 @@ internal sealed record ConversationAffinity(string Key)
                 return null;
             }
 
-            string Text(string name) => root.TryGetProperty(name, out var value) ? value.ValueKind == JsonValueKind.String ? value.GetString()! : value.GetRawText() : "";
-            var id = Text("id") is { Length: > 0 } explicitId ? explicitId : Text("user");
-            if (id.Length > 0)
+            // As the dialects read them: a blank or non-string id is no id.
+            var id = StringOf(root, "id") ?? StringOf(root, "user");
+            if (id is not null)
             {
                 return new ConversationAffinity($"id\n{owner}\n{id}");
             }
 
-            var first = root.TryGetProperty("messages", out var messages) && messages.ValueKind == JsonValueKind.Array && messages.GetArrayLength() > 0 ? messages[0].GetRawText()
-                : root.TryGetProperty("input", out var input) ? input.ValueKind == JsonValueKind.Array && input.GetArrayLength() > 0 ? input[0].GetRawText() : Text("input")
-                : null;
-            return first is null ? null : new ConversationAffinity($"history\n{owner}\n{Text("model")}\n{Text("system")}{Text("instructions")}\n{first}");
+            var first = FirstUserText(root);
+            return first is null
+                ? null
+                : new ConversationAffinity($"history\n{owner}\n{StringOf(root, "model")}\n{SystemText(root)}\n{first}");
         }
         catch (JsonException)
         {
             return null;
         }
     }
+
+    private static string? StringOf(JsonElement root, string name) =>
+        root.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String && !string.IsNullOrWhiteSpace(value.GetString()) ? value.GetString() : null;
+
+    /// <summary>Anthropic's <c>system</c> or the Responses API's <c>instructions</c>, as text.</summary>
+    private static string SystemText(JsonElement root) =>
+        (root.TryGetProperty("system", out var system) ? TextOf(system) : "") + (StringOf(root, "instructions") ?? "");
+
+    /// <summary>
+    /// The first user message's text: the first turn of every dialect's history (a system message before it is the
+    /// same for many chats), read the same whether its content is a string or blocks (the CLI as a client moves its
+    /// <c>cache_control</c> marks every turn), and for the Responses API's <c>input</c> as a string or as items.
+    /// </summary>
+    private static string? FirstUserText(JsonElement root)
+    {
+        if (root.TryGetProperty("input", out var input) && input.ValueKind == JsonValueKind.String)
+        {
+            return input.GetString();
+        }
+
+        var items = root.TryGetProperty("messages", out var messages) && messages.ValueKind == JsonValueKind.Array ? messages
+            : input.ValueKind == JsonValueKind.Array ? input
+            : default;
+        if (items.ValueKind != JsonValueKind.Array)
+        {
+            return null;
+        }
+
+        foreach (var item in items.EnumerateArray())
+        {
+            if (item.ValueKind == JsonValueKind.Object && StringOf(item, "role") == "user" && item.TryGetProperty("content", out var content))
+            {
+                return TextOf(content);
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>A content's text: a string, or the <c>text</c> of its blocks (<c>text</c>, <c>input_text</c>) in order.</summary>
+    private static string TextOf(JsonElement content) => content.ValueKind switch
+    {
+        JsonValueKind.String => content.GetString()!,
+        JsonValueKind.Array => string.Concat(content.EnumerateArray()
+            .Where(block => block.ValueKind == JsonValueKind.Object)
+            .Select(block => StringOf(block, "text") ?? "")),
+        _ => "",
+    };
 }
 
 /// <summary>

@@ -33,10 +33,13 @@ public sealed class RedisConversationHistoryTests
         await using var other = Store(redis.Configuration);
         ClaudeMessage[] first = [new(ClaudeMessage.UserRole, "hi"), new(ClaudeMessage.AssistantRole, "hello", ToolCalls: [new("call_1", "f", """{"a":1}""")])];
 
-        await one.SaveAsync("owner\nconv", first, replace: false, Cancel);
-        await one.SaveAsync("owner\nconv", [new(ClaudeMessage.UserRole, "again"), new(ClaudeMessage.AssistantRole, "yes")], replace: false, Cancel);
+        var (sessionOne, sessionOther) = (Guid.NewGuid(), Guid.NewGuid());
+
+        await one.SaveAsync("owner\nconv", first, replace: true, sessionOne, Cancel);
+        await one.SaveAsync("owner\nconv", [new(ClaudeMessage.UserRole, "again"), new(ClaudeMessage.AssistantRole, "yes")], replace: false, sessionOne, Cancel);
         var appended = await other.LoadAsync("owner\nconv", Cancel);
-        await other.SaveAsync("owner\nconv", [new(ClaudeMessage.UserRole, "edited"), new(ClaudeMessage.AssistantRole, "ok")], replace: true, Cancel);
+        var lastBefore = await other.SessionOfAsync("owner\nconv", Cancel);
+        await other.SaveAsync("owner\nconv", [new(ClaudeMessage.UserRole, "edited"), new(ClaudeMessage.AssistantRole, "ok")], replace: true, sessionOther, Cancel);
         var replaced = await one.LoadAsync("owner\nconv", Cancel);
 
         Assert.NotNull(appended);
@@ -45,6 +48,32 @@ public sealed class RedisConversationHistoryTests
         Assert.Equal("f", appended[1].ToolCalls?[0].Name);
         Assert.Equal(["edited", "ok"], replaced.Select(m => m.Text));
         Assert.Null(await one.LoadAsync("owner\nanother", Cancel));
+        Assert.Equal(sessionOne, lastBefore);
+        Assert.Equal(sessionOther, await one.SessionOfAsync("owner\nconv", Cancel));
+    }
+
+    [Fact]
+    public async Task A_turn_that_would_follow_nothing_kept_is_not_kept_and_no_messages_forget_the_conversation()
+    {
+        using var redis = await RedisAsync();
+        await using var store = Store(redis.Configuration);
+
+        await store.SaveAsync("k", [new(ClaudeMessage.UserRole, "later"), new(ClaudeMessage.AssistantRole, "turn")], replace: false, Guid.NewGuid(), Cancel);
+        var withoutBeginning = await store.LoadAsync("k", Cancel);
+        await store.SaveAsync("k", [new(ClaudeMessage.UserRole, "hi"), new(ClaudeMessage.AssistantRole, "hello")], replace: true, Guid.NewGuid(), Cancel);
+        await store.SaveAsync("k", [], replace: true, Guid.NewGuid(), Cancel);
+
+        Assert.Null(withoutBeginning);
+        Assert.Null(await store.LoadAsync("k", Cancel));
+    }
+
+    [Theory]
+    [InlineData("127.0.0.1:6379", true)]
+    [InlineData(",,,", false)]
+    [InlineData("host:notaport", false)]
+    public void A_redis_configuration_it_cannot_read_stops_the_start(string redis, bool valid)
+    {
+        Assert.Equal(valid, new RedisConfigurationValidator().Validate(null, new ClaudeBackendOptions { Redis = redis }).Succeeded);
     }
 
     [Fact]
@@ -52,7 +81,7 @@ public sealed class RedisConversationHistoryTests
     {
         await using var store = Store($"127.0.0.1:{GatewayProcess.FreeLoopbackPort()}");
 
-        await store.SaveAsync("k", [new(ClaudeMessage.UserRole, "x")], replace: false, Cancel);
+        await store.SaveAsync("k", [new(ClaudeMessage.UserRole, "x")], replace: true, Guid.NewGuid(), Cancel);
 
         Assert.Null(await store.LoadAsync("k", Cancel));
     }

@@ -96,6 +96,9 @@ public sealed class DockerComposeTests
         Assert.StartsWith("127.0.0.1:22444:22434", Assert.Single(front.GetProperty("ports").EnumerateArray()).GetString(), StringComparison.Ordinal);
         Assert.Equal(["workers"], front.GetProperty("profiles").EnumerateArray().Select(p => p.GetString()));
         Assert.False(services.GetProperty("redis").TryGetProperty("ports", out _));
+        Assert.Equal(["claude-store"], services.GetProperty("redis").GetProperty("networks").EnumerateObject().Select(n => n.Name));
+        Assert.False(services.GetProperty("open-webui").TryGetProperty("networks", out var webuiNetworks) && webuiNetworks.TryGetProperty("claude-store", out _));
+        Assert.All((string[])["claudeproxy-front", "claude-worker-a", "claude-worker-b"], name => Assert.True(services.GetProperty(name).GetProperty("environment").TryGetProperty("CLAUDEPROXY_WORKER_KEY", out _)));
     }
 
     [Fact]

@@ -55,6 +55,27 @@ public sealed class ApiKeyTests
     }
 
     [Theory]
+    [InlineData("worker", "0.0.0.0", "", "CLAUDEPROXY_WORKER_KEY")]
+    [InlineData("worker", "127.0.0.1", "http://127.0.0.1:1", "cannot have workers of its own")]
+    [InlineData("gateway", "127.0.0.1", "http://10.1.2.3:22434", "beyond loopback")]
+    [InlineData("gateway", "127.0.0.1", "ftp://127.0.0.1:1", "not an http(s) URL")]
+    public void A_worker_or_workers_that_others_could_use_without_the_worker_key_refuse_to_start(string role, string host, string worker, string expected)
+    {
+        using var app = GatewayApp.WithFakeCli(configure: s =>
+        {
+            (s["Gateway:Role"], s["Gateway:Host"]) = (role, host);
+            if (worker.Length > 0)
+            {
+                s["Gateway:Workers:0"] = worker;
+            }
+        });
+
+        var error = Assert.ThrowsAny<Exception>(() => app.CreateClient());
+
+        Assert.Contains(expected, error.ToString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("Gateway:ApiKeys:0:Key", "short", "Key")]
     [InlineData("ClaudeBackend:Models:0:CliModel", "--dangerously-skip-permissions", "not a flag")]
     [InlineData("ClaudeBackend:Models:1:Name", "no-colon", "must contain ':'")]

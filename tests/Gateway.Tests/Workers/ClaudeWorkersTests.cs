@@ -18,6 +18,8 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
     private readonly List<GatewayProcess> _workers = [];
     private readonly string _marker = Guid.NewGuid().ToString("N");
 
+    private const string WorkerKey = "a-secret-the-front-and-its-workers-share";
+
     private static CancellationToken Cancel => TestContext.Current.CancellationToken;
 
     public async ValueTask InitializeAsync()
@@ -42,6 +44,7 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
         await GatewayProcess.StartAsync(Path.Combine(AppContext.BaseDirectory, "ClaudeProxy.Gateway.dll"), new Dictionary<string, string>
             {
                 ["CLAUDEPROXY_ROLE"] = "worker",
+                ["CLAUDEPROXY_WORKER_KEY"] = WorkerKey,
                 ["CLAUDEPROXY_REDIS"] = _redis.Configuration,
                 ["OLLAMA_URL"] = "none",
                 ["CLAUDE_CLI"] = RepoPaths.RealClaudeCli,
@@ -61,6 +64,8 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
         {
             settings[$"Gateway:Workers:{i}"] = _workers[i].Client.BaseAddress!.ToString();
         }
+
+        settings["Gateway:WorkerKey"] = WorkerKey;
     });
 
     [Fact]
@@ -68,10 +73,18 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
     {
         var worker = _workers[0].Client;
 
-        using var turn = await worker.PostAsync("/v1/turns", Json("""{"model":"claude-sonnet:latest","messages":[{"role":"user","text":"hello worker"}]}"""), Cancel);
+        const string Turn = """{"model":"claude-sonnet:latest","owner":"someone","allowedTools":["Bash"],"messages":[{"role":"user","text":"hello worker"}]}""";
+        using var unkeyed = await worker.PostAsync("/v1/turns", Json(Turn), Cancel);
+        using var turn = await worker.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/v1/turns")
+        {
+            Content = Json(Turn.Replace("\"owner\":\"someone\",\"allowedTools\":[\"Bash\"],", "", StringComparison.Ordinal)),
+            Headers = { { "X-ClaudeProxy-Worker-Key", WorkerKey } },
+        }, Cancel);
         using var chat = await worker.PostAsync("/api/chat", Json("""{"model":"claude-sonnet:latest","messages":[{"role":"user","content":"x"}]}"""), Cancel);
         using var ready = await worker.GetAsync("/readyz", Cancel);
 
+        // Who asks, and which CLI tools a turn may use, are the front's to say: nobody else's turn is taken.
+        Assert.Equal(HttpStatusCode.Unauthorized, unkeyed.StatusCode);
         Assert.Equal(HttpStatusCode.OK, turn.StatusCode);
         var events = (await turn.Content.ReadAsStringAsync(Cancel)).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
         Assert.Equal("completed", events[^1].GetProperty("type").GetString());

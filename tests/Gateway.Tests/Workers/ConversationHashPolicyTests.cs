@@ -54,11 +54,14 @@ public sealed class ConversationHashPolicyTests
     [Theory]
     [InlineData("""{"model":"m","id":"c1","messages":[{"role":"user","content":"a"}]}""", "alice", "id\nalice\nc1")]
     [InlineData("""{"model":"m","user":"u1","messages":[{"role":"user","content":"a"}]}""", null, "id\n\nu1")]
-    [InlineData("""{"model":"m","messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"}]}""", null, "history\n\nm\n\n{\"role\":\"user\",\"content\":\"a\"}")]
+    [InlineData("""{"model":"m","user":null,"id":" ","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"a"},{"role":"assistant","content":"b"}]}""", null, "history\n\nm\n\na")]
+    [InlineData("""{"model":"m","system":[{"type":"text","text":"S"}],"messages":[{"role":"user","content":[{"type":"text","text":"a","cache_control":{"type":"ephemeral"}}]}]}""", null, "history\n\nm\nS\na")]
+    [InlineData("""{"model":"m","system":"S","messages":[{"role":"user","content":"a"}]}""", null, "history\n\nm\nS\na")]
     [InlineData("""{"model":"m","instructions":"be brief","input":"hello"}""", null, "history\n\nm\nbe brief\nhello")]
+    [InlineData("""{"model":"m","instructions":"be brief","input":[{"role":"user","content":[{"type":"input_text","text":"hello"}]},{"type":"function_call_output","call_id":"c","output":"x"}]}""", null, "history\n\nm\nbe brief\nhello")]
     [InlineData("""{"model":"m","prompt":"one-off"}""", null, null)]
     [InlineData("""not json""", null, null)]
-    public void The_key_is_the_conversations_id_or_what_its_history_keeps_from_turn_to_turn(string body, string? owner, string? key)
+    public void The_key_is_the_conversations_id_or_its_first_user_message_as_every_turn_sends_it(string body, string? owner, string? key)
     {
         Assert.Equal(key, ConversationAffinity.Of(Encoding.UTF8.GetBytes(body), owner)?.Key);
     }
