@@ -547,6 +547,10 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
     private int? SecondsUntil(long? epochSeconds) =>
         epochSeconds is { } epoch ? (int)Math.Max(1, epoch - _timeProvider.GetUtcNow().ToUnixTimeSeconds()) : null;
 
+    /// <summary>The API's overload status as a word of its own, not digits inside a larger number.</summary>
+    [System.Text.RegularExpressions.GeneratedRegex(@"(?<!\d)529(?!\d)")]
+    private static partial System.Text.RegularExpressions.Regex OverloadedStatus();
+
     [System.Text.RegularExpressions.GeneratedRegex(@"usage limit reached\|(\d{9,})", System.Text.RegularExpressions.RegexOptions.IgnoreCase)]
     private static partial System.Text.RegularExpressions.Regex UsageLimit();
 
@@ -556,10 +560,11 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
         _ when subtype is not (null or "success") => ClaudeErrorKind.CliFailed,
         _ when message.Contains("Not logged in", StringComparison.OrdinalIgnoreCase)
             || message.Contains("Invalid API key", StringComparison.OrdinalIgnoreCase) => ClaudeErrorKind.Authentication,
-        _ when message.Contains("529", StringComparison.Ordinal)
-            || message.Contains("Overloaded", StringComparison.OrdinalIgnoreCase) => ClaudeErrorKind.Overloaded,
+        // Before the overload test: a usage limit's reset time (epoch seconds) may well contain "529".
         _ when message.Contains("usage limit", StringComparison.OrdinalIgnoreCase)
             || message.Contains("rate limit", StringComparison.OrdinalIgnoreCase) => ClaudeErrorKind.RateLimited,
+        _ when OverloadedStatus().IsMatch(message)
+            || message.Contains("Overloaded", StringComparison.OrdinalIgnoreCase) => ClaudeErrorKind.Overloaded,
         _ when message.Contains("timed out", StringComparison.OrdinalIgnoreCase) => ClaudeErrorKind.Timeout,
         _ => ClaudeErrorKind.UpstreamError,
     };

@@ -337,4 +337,15 @@ public sealed class ClaudeStreamDecoderTests
 
         Assert.Equal(ClaudeErrorKind.InvalidOutput, failed.Error.Kind);
     }
+
+    [Fact]
+    public void A_usage_limit_whose_reset_time_contains_529_is_a_rate_limit_not_an_overload()
+    {
+        var decoder = new ClaudeStreamDecoder();
+
+        var failed = Assert.IsType<TurnFailed>(Assert.Single(DecodeWith(decoder,
+            ["""{"type":"result","subtype":"success","is_error":true,"result":"Claude AI usage limit reached|1796159529"}"""])));
+
+        Assert.Equal(ClaudeErrorKind.RateLimited, failed.Error.Kind);
+    }
 }

@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Claude workers behind a front: new chats per second at saturation with one worker vs two, and the front's added time
+to first token over a worker reached directly.
+
+One machine, one run: the fake Anthropic API (echo), two workers (the gateway's binary, CLAUDEPROXY_ROLE=worker, the
+real CLI, no warm spares, so each new chat starts a CLI), a front before the first worker and a front before both.
+Saturation: CLIENTS clients sending new chats (stream:false) for SECONDS through each front in turn. Added TTFT: the
+median over TURNS turns of kept conversations (their own warm process), through the one-worker front vs straight to
+that worker's POST /v1/turns, interleaved.
+
+    python3 bench/workers.py        (after: dotnet build src/Gateway -c Release; the CLI from the test build)
+"""
+import http.client, json, os, socket, statistics, subprocess, sys, tempfile, threading, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLI = os.path.join(ROOT, ".tools", "claude-cli", "node_modules", ".bin", "claude")
+GATEWAY = os.path.join(ROOT, "src", "Gateway", "bin", "Release", "net10.0", "ClaudeProxy.Gateway.dll")
+FAKE = os.path.join(ROOT, "..", "shared", "claude-cli", "fake_anthropic.py")
+KEY = "bench-worker-key"
+CLIENTS, SECONDS, TURNS = 8, 20, 15
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(port):
+    while True:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+
+
+def start(env, work, name, **settings):
+    port = free_port()
+    data = os.path.join(work, name)
+    process_env = dict(env, PORT=str(port), OLLAMA_URL="none", CLAUDE_CLI=CLI, CLAUDEPROXY_WORKER_KEY=KEY,
+                       ClaudeBackend__DataDirectory=data, ClaudeBackend__Models__0__WarmSpares="0",
+                       ClaudeBackend__Models__0__WarmConversationSpares="0", ClaudeBackend__Models__0__MaxWarmSpares="0",
+                       ClaudeBackend__Environment__ANTHROPIC_BASE_URL=env["ANTHROPIC_BASE_URL"],
+                       ClaudeBackend__Environment__ANTHROPIC_API_KEY="sk-ant-fake", ClaudeBackend__Environment__HOME=env["HOME"], **settings)
+    process = subprocess.Popen(["dotnet", GATEWAY], env=process_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until_up(port)
+    return process, port
+
+
+def post(port, path, body, headers=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    started = time.monotonic()
+    conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json", **(headers or {})})
+    response = conn.getresponse()
+    response.readline()
+    first = time.monotonic() - started
+    response.read()
+    conn.close()
+    return response.status, first
+
+
+def saturate(port):
+    """New chats per second with CLIENTS clients, each sending the next as soon as the last is answered."""
+    done, failed, stop = [0], [0], time.monotonic() + SECONDS
+
+    def client(i):
+        n = 0
+        while time.monotonic() < stop:
+            status, _ = post(port, "/api/chat", {"model": "claude-sonnet:latest", "stream": False,
+                                                 "messages": [{"role": "user", "content": f"client {i} chat {n}"}]})
+            n += 1
+            if status == 200:
+                done[0] += 1
+            else:
+                failed[0] += 1
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    return done[0] / (time.monotonic() - started), failed[0]
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="workers-bench-")
+    port_file = os.path.join(work, "port")
+    api = subprocess.Popen([sys.executable, FAKE, "--port", "0", "--port-file", port_file, "--reply", "echo"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not (os.path.exists(port_file) and open(port_file).read().strip()):
+        time.sleep(0.05)
+    env = dict(os.environ, ANTHROPIC_BASE_URL=f"http://127.0.0.1:{open(port_file).read().strip()}", HOME=os.path.join(work, "home"))
+    os.makedirs(env["HOME"])
+    processes = []
+    try:
+        (w1, p1), (w2, p2) = start(env, work, "w1", CLAUDEPROXY_ROLE="worker"), start(env, work, "w2", CLAUDEPROXY_ROLE="worker")
+        processes += [w1, w2]
+        f1, front1 = start(env, work, "f1", Gateway__Workers__0=f"http://127.0.0.1:{p1}")
+        f2, front2 = start(env, work, "f2", Gateway__Workers__0=f"http://127.0.0.1:{p1}", Gateway__Workers__1=f"http://127.0.0.1:{p2}")
+        processes += [f1, f2]
+        time.sleep(6)  # the fronts' first active health checks
+        one, one_failed = saturate(front1)
+        two, two_failed = saturate(front2)
+
+        # Added TTFT: kept conversations, each turn on its own warm process; the front's turns and the direct ones interleaved.
+        via_front, direct = [], []
+        for turn in range(TURNS + 1):
+            _, through = post(front1, "/api/chat", {"model": "claude-sonnet:latest", "id": "ttft-front",
+                                                    "messages": [{"role": "user", "content": f"turn {turn}"}]})
+            _, straight = post(p1, "/v1/turns", {"model": "claude-sonnet:latest", "conversationId": "ttft-direct",
+                                                 "messages": [{"role": "user", "text": f"turn {turn}"}]}, {"X-ClaudeProxy-Worker-Key": KEY})
+            if turn > 0:  # the first turn of each starts its process
+                via_front.append(through)
+                direct.append(straight)
+    finally:
+        for process in processes:
+            process.kill()
+        api.kill()
+
+    front_ms, direct_ms = statistics.median(via_front) * 1000, statistics.median(direct) * 1000
+    print(f"| new chats per second, {CLIENTS} clients for {SECONDS} s | one worker | two workers | two / one |")
+    print("| --- | --- | --- | --- |")
+    print(f"| through the front | {one:.2f} ({one_failed} failed) | {two:.2f} ({two_failed} failed) | {two / one:.2f} |")
+    print()
+    print(f"| time to first token, kept conversation, median of {TURNS} | through the front | straight to the worker | added |")
+    print("| --- | --- | --- | --- |")
+    print(f"| ms | {front_ms:.1f} | {direct_ms:.1f} | {front_ms - direct_ms:+.1f} |")
+
+
+if __name__ == "__main__":
+    main()
