@@ -98,11 +98,17 @@ public static partial class GatewayExtensions
         app.MapHealthEndpoints();
         app.MapDocs();
         app.MapPrometheusScrapingEndpoint();
+        var hasWorkers = app.Services.GetRequiredService<IOptions<GatewayOptions>>().Value.HasWorkers;
         app.MapReverseProxy(proxy =>
         {
             proxy.UseMiddleware<ForwarderErrorMiddleware>();
             proxy.UseMiddleware<ModelRoutingMiddleware>();
-            proxy.UseMiddleware<WorkerRetryMiddleware>();
+            if (hasWorkers)
+            {
+                // Only in front of workers: the Ollama pass-through keeps its pipeline as short as it was.
+                proxy.UseMiddleware<WorkerRetryMiddleware>();
+            }
+
             proxy.UseSessionAffinity();
             proxy.UseLoadBalancing();
             proxy.UsePassiveHealthChecks();
