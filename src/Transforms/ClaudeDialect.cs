@@ -39,6 +39,15 @@ public abstract class ClaudeDialect
 /// <summary>The wire records of a dialect, serialized with <see cref="ApiWireTypes.JsonResolver"/>.</summary>
 public sealed record DialectWireTypes(Type Request, Type Answer, Type StreamChunk);
 
+/// <summary>A dialect's request body: what it reads is its own; what it does not read is kept to be named.</summary>
+internal abstract record DialectRequestBody
+{
+    /// <summary>Fields the gateway does not read: the answer is made without them (<see cref="RequestFields.Unknown"/>). A
+    /// setter, not init: the JSON source generator sets init properties as constructor arguments, which extension data cannot be.</summary>
+    [System.Text.Json.Serialization.JsonExtensionData]
+    public Dictionary<string, System.Text.Json.JsonElement>? Unknown { get; set; }
+}
+
 /// <summary>A client's request for a Claude turn and what its answer must look like.</summary>
 /// <param name="Turn">The turn for the backend.</param>
 /// <param name="RequestedModel">The model name exactly as the client sent it: responses echo it.</param>

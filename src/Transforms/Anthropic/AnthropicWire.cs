@@ -23,13 +23,7 @@ internal sealed record AnthropicMessagesRequest(
     AnthropicOutputConfig? OutputConfig,
     JsonElement Temperature,
     JsonElement TopP,
-    JsonElement TopK)
-{
-    /// <summary>Fields the gateway does not read: the answer is made without them (<see cref="RequestFields.Unknown"/>). A
-    /// setter, not init: the JSON source generator sets init properties as constructor arguments, which extension data cannot be.</summary>
-    [JsonExtensionData]
-    public Dictionary<string, JsonElement>? Unknown { get; set; }
-}
+    JsonElement TopK) : DialectRequestBody;
 
 /// <summary><c>output_config</c>: the effort level (<c>low</c> … <c>max</c>).</summary>
 internal sealed record AnthropicOutputConfig(string? Effort);

@@ -15,13 +15,7 @@ internal sealed record OllamaChatRequest(
     string? Id,
     string? User,
     JsonElement Options,
-    JsonElement Think)
-{
-    /// <summary>Fields the gateway does not read: the answer is made without them (<see cref="RequestFields.Unknown"/>). A
-    /// setter, not init: the JSON source generator sets init properties as constructor arguments, which extension data cannot be.</summary>
-    [JsonExtensionData]
-    public Dictionary<string, JsonElement>? Unknown { get; set; }
-}
+    JsonElement Think) : DialectRequestBody;
 
 internal sealed record OllamaGenerateRequest(
     string? Model,
@@ -38,13 +32,7 @@ internal sealed record OllamaGenerateRequest(
     string? Suffix,
     bool? Raw,
     string? Template,
-    JsonElement Context)
-{
-    /// <summary>Fields the gateway does not read: the answer is made without them (<see cref="RequestFields.Unknown"/>). A
-    /// setter, not init: the JSON source generator sets init properties as constructor arguments, which extension data cannot be.</summary>
-    [JsonExtensionData]
-    public Dictionary<string, JsonElement>? Unknown { get; set; }
-}
+    JsonElement Context) : DialectRequestBody;
 
 internal sealed record OllamaMessage(
     string? Role,

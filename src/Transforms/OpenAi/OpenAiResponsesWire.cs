@@ -21,13 +21,7 @@ internal sealed record ResponsesRequest(
     ResponsesTextConfig? Text,
     int? TopLogprobs,
     JsonElement Temperature,
-    JsonElement TopP)
-{
-    /// <summary>Fields the gateway does not read: the answer is made without them (<see cref="RequestFields.Unknown"/>). A
-    /// setter, not init: the JSON source generator sets init properties as constructor arguments, which extension data cannot be.</summary>
-    [JsonExtensionData]
-    public Dictionary<string, JsonElement>? Unknown { get; set; }
-}
+    JsonElement TopP) : DialectRequestBody;
 
 /// <summary><c>reasoning</c>: its <c>effort</c> (<c>none</c> … <c>xhigh</c>).</summary>
 internal sealed record ResponsesReasoning(string? Effort);

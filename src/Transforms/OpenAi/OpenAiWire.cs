@@ -30,13 +30,7 @@ internal sealed record OpenAiChatRequest(
     JsonElement Seed,
     JsonElement FrequencyPenalty,
     JsonElement PresencePenalty,
-    JsonElement LogitBias)
-{
-    /// <summary>Fields the gateway does not read: the answer is made without them (<see cref="RequestFields.Unknown"/>). A
-    /// setter, not init: the JSON source generator sets init properties as constructor arguments, which extension data cannot be.</summary>
-    [JsonExtensionData]
-    public Dictionary<string, JsonElement>? Unknown { get; set; }
-}
+    JsonElement LogitBias) : DialectRequestBody;
 
 internal sealed record OpenAiStreamOptions(bool? IncludeUsage);
 
