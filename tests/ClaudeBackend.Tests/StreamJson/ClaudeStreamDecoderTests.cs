@@ -185,17 +185,6 @@ public sealed class ClaudeStreamDecoderTests
         Assert.Equal(!answeredAtOnce, decoder.IsPaused);
     }
 
-    private static List<ClaudeStreamEvent> DecodeWith(ClaudeStreamDecoder decoder, IEnumerable<string> lines)
-    {
-        List<ClaudeStreamEvent> events = [];
-        foreach (var line in lines)
-        {
-            decoder.Decode(line, events);
-        }
-
-        return events;
-    }
-
     private static string[] TurnSettingsLines(string file) =>
         File.ReadAllLines(Fixtures.PathOf("turn_settings", file)).Where(line => line.Length > 0).ToArray();
 
@@ -207,9 +196,9 @@ public sealed class ClaudeStreamDecoderTests
     {
         var decoder = new ClaudeStreamDecoder { StopSequences = [", str", "never"] };
 
-        var events = DecodeWith(decoder, Fixtures.StdoutLines("print_stream_json_partial"));
+        var events = RecordedTurns.Decode(decoder, Fixtures.StdoutLines("print_stream_json_partial"));
 
-        Assert.Equal("Hello", string.Concat(events.OfType<TextDelta>().Select(t => t.Text)));
+        Assert.Equal("Hello", Text(events));
         var completed = Assert.IsType<TurnCompleted>(events[^1]);
         Assert.Equal(ClaudeTurnResult.StopSequenceStopReason, completed.Result.StopReason);
         Assert.Equal("Hello", completed.Result.Text);
@@ -221,9 +210,9 @@ public sealed class ClaudeStreamDecoderTests
     {
         var decoder = new ClaudeStreamDecoder { StopSequences = ["world?", "xyz"] };
 
-        var events = DecodeWith(decoder, Fixtures.StdoutLines("print_stream_json_partial"));
+        var events = RecordedTurns.Decode(decoder, Fixtures.StdoutLines("print_stream_json_partial"));
 
-        Assert.Equal("Hello, streaming world!", string.Concat(events.OfType<TextDelta>().Select(t => t.Text)));
+        Assert.Equal("Hello, streaming world!", Text(events));
         Assert.Equal("end_turn", Assert.IsType<TurnCompleted>(events[^1]).Result.StopReason);
     }
 
@@ -232,7 +221,7 @@ public sealed class ClaudeStreamDecoderTests
     {
         var decoder = new ClaudeStreamDecoder { Structured = Schema("""{"type":"object","required":["city","temp"]}""") };
 
-        var events = DecodeWith(decoder, TurnSettingsLines("structured_ok.stdout.txt"));
+        var events = RecordedTurns.Decode(decoder, TurnSettingsLines("structured_ok.stdout.txt"));
 
         Assert.Equal("""{"city":"Paris","temp":21}""", Assert.Single(events.OfType<TextDelta>()).Text);
         var completed = Assert.IsType<TurnCompleted>(events[^1]);
@@ -245,7 +234,7 @@ public sealed class ClaudeStreamDecoderTests
     {
         var decoder = new ClaudeStreamDecoder { Structured = Schema("""{"type":"object"}""") };
 
-        var events = DecodeWith(decoder, TurnSettingsLines("structured_refused.stdout.txt"));
+        var events = RecordedTurns.Decode(decoder, TurnSettingsLines("structured_refused.stdout.txt"));
 
         Assert.Empty(events.OfType<TextDelta>());
         var failed = Assert.IsType<TurnFailed>(Assert.Single(events));
@@ -258,7 +247,7 @@ public sealed class ClaudeStreamDecoderTests
     {
         var decoder = new ClaudeStreamDecoder { Structured = Schema("""{"type":"object","properties":{"temp":{"type":"number","maximum":10}}}""") };
 
-        var failed = Assert.IsType<TurnFailed>(Assert.Single(DecodeWith(decoder, TurnSettingsLines("structured_ok.stdout.txt"))));
+        var failed = Assert.IsType<TurnFailed>(Assert.Single(RecordedTurns.Decode(decoder, TurnSettingsLines("structured_ok.stdout.txt"))));
 
         Assert.Equal(ClaudeErrorKind.InvalidOutput, failed.Error.Kind);
         Assert.Contains("/temp", failed.Error.Message, StringComparison.Ordinal);
@@ -278,9 +267,9 @@ public sealed class ClaudeStreamDecoderTests
     {
         var decoder = new ClaudeStreamDecoder();
 
-        var events = DecodeWith(decoder, TurnSettingsLines("output_limit.stdout.txt"));
+        var events = RecordedTurns.Decode(decoder, TurnSettingsLines("output_limit.stdout.txt"));
 
-        Assert.Equal("abcdefghij", string.Concat(events.OfType<TextDelta>().Select(t => t.Text)));
+        Assert.Equal("abcdefghij", Text(events));
         var completed = Assert.IsType<TurnCompleted>(Assert.Single(events, e => e is TurnCompleted or TurnFailed));
         Assert.Equal(ClaudeTurnResult.MaxTokensStopReason, completed.Result.StopReason);
         Assert.Equal("abcdefghij", completed.Result.Text);
@@ -292,7 +281,7 @@ public sealed class ClaudeStreamDecoderTests
     {
         var decoder = new ClaudeStreamDecoder { StopSequences = ["world", "str"] };
 
-        var completed = Assert.IsType<TurnCompleted>(DecodeWith(decoder, Fixtures.StdoutLines("print_stream_json_partial"))[^1]);
+        var completed = Assert.IsType<TurnCompleted>(RecordedTurns.Decode(decoder, Fixtures.StdoutLines("print_stream_json_partial"))[^1]);
 
         Assert.Equal("str", completed.Result.StopSequence);
         Assert.Equal("Hello, ", completed.Result.Text);
@@ -309,7 +298,7 @@ public sealed class ClaudeStreamDecoderTests
             """{"type":"stream_event","event":{"type":"content_block_delta","index":1,"delta":{"type":"thinking_delta","thinking":"hmm"}}}""",
         ];
 
-        var events = DecodeWith(decoder, lines);
+        var events = RecordedTurns.Decode(decoder, lines);
 
         Assert.Equal(["text:before", "thinking:hmm"], events.Select(e => e switch { TextDelta t => "text:" + t.Text, ThinkingDelta k => "thinking:" + k.Text, _ => "?" }).Aggregate(
             new List<string>(), (all, next) =>
@@ -333,7 +322,7 @@ public sealed class ClaudeStreamDecoderTests
     {
         var decoder = new ClaudeStreamDecoder { Structured = Schema("""{"type":"object"}""") };
 
-        var failed = Assert.IsType<TurnFailed>(Assert.Single(DecodeWith(decoder, TurnSettingsLines("output_limit.stdout.txt"))));
+        var failed = Assert.IsType<TurnFailed>(Assert.Single(RecordedTurns.Decode(decoder, TurnSettingsLines("output_limit.stdout.txt"))));
 
         Assert.Equal(ClaudeErrorKind.InvalidOutput, failed.Error.Kind);
     }
@@ -343,7 +332,7 @@ public sealed class ClaudeStreamDecoderTests
     {
         var decoder = new ClaudeStreamDecoder();
 
-        var failed = Assert.IsType<TurnFailed>(Assert.Single(DecodeWith(decoder,
+        var failed = Assert.IsType<TurnFailed>(Assert.Single(RecordedTurns.Decode(decoder,
             ["""{"type":"result","subtype":"success","is_error":true,"result":"Claude AI usage limit reached|1796159529"}"""])));
 
         Assert.Equal(ClaudeErrorKind.RateLimited, failed.Error.Kind);
