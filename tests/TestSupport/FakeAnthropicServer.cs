@@ -28,21 +28,8 @@ public sealed class FakeAnthropicServer : IAsyncDisposable
     {
         var directory = Directory.CreateTempSubdirectory("fake-anthropic-").FullName;
         var portFile = Path.Combine(directory, "port.txt");
-        var start = new ProcessStartInfo("python3")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        foreach (var argument in (string[])[RepoPaths.FakeAnthropicScript, "--host", "127.0.0.1", "--port", "0", "--port-file", portFile, "--log", Path.Combine(directory, "requests.jsonl"), .. arguments])
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        var process = Process.Start(start) ?? throw new InvalidOperationException("python3 did not start");
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        var process = QuietProcess.Start(
+            "python3", [RepoPaths.FakeAnthropicScript, "--host", "127.0.0.1", "--port", "0", "--port-file", portFile, "--log", Path.Combine(directory, "requests.jsonl"), .. arguments]);
         var deadline = DateTime.UtcNow.AddSeconds(15);
         while (!(File.Exists(portFile) && File.ReadAllText(portFile).Trim() is { Length: > 0 } text && int.TryParse(text, out _)))
         {

@@ -22,19 +22,8 @@ public sealed class GatewayProcess : IDisposable
     public static async Task<GatewayProcess> StartAsync(string gatewayDll, IReadOnlyDictionary<string, string> environment, int? port = null)
     {
         port ??= FreeLoopbackPort();
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(gatewayDll);
-        start.Environment["PORT"] = port.Value.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        foreach (var (name, value) in environment)
-        {
-            start.Environment[name] = value;
-        }
-
-        var process = Process.Start(start) ?? throw new InvalidOperationException("dotnet did not start");
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        var process = QuietProcess.Start(
+            "dotnet", [gatewayDll], new Dictionary<string, string>(environment) { ["PORT"] = port.Value.ToString(System.Globalization.CultureInfo.InvariantCulture) });
         var gateway = new GatewayProcess(process, port.Value);
         for (var attempt = 0; attempt < 300; attempt++)
         {

@@ -51,17 +51,8 @@ public sealed class PrometheusServer : IAsyncDisposable
                 static_configs:
                   - targets: ["{target.Authority}"]
             """);
-        var start = new ProcessStartInfo("/usr/bin/prometheus") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in (string[])[$"--config.file={directory}/prometheus.yml", $"--storage.tsdb.path={directory}/data", $"--web.listen-address=127.0.0.1:{port}"])
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        var process = Process.Start(start)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        var process = QuietProcess.Start(
+            "/usr/bin/prometheus", [$"--config.file={directory}/prometheus.yml", $"--storage.tsdb.path={directory}/data", $"--web.listen-address=127.0.0.1:{port}"]);
         var server = new PrometheusServer(process, directory, port);
         for (var attempt = 0; attempt < 100; attempt++)
         {
