@@ -7,8 +7,8 @@ namespace ClaudeProxy.ClaudeBackend;
 
 /// <summary>
 /// The backend's start and stop. At start: end the CLI processes a gateway that died left behind, apply the conversation
-/// retention (and clear leftovers) before any warm process takes a folder, start the warm spares, and keep applying the
-/// retention in the background. At stop: end every CLI process as soon as the gateway is told to stop (SIGTERM), on
+/// retention (and clear leftovers) before any warm process takes a folder, start the warm spares, start connecting to
+/// the shared Redis (whose users never wait for a connection), and keep applying the retention in the background. At stop: end every CLI process as soon as the gateway is told to stop (SIGTERM), on
 /// ApplicationStopping, before the web server drains its requests: answers in flight then end with an error at once
 /// instead of holding the shutdown until the server's timeout.
 /// </summary>
@@ -16,6 +16,7 @@ internal sealed partial class ClaudeBackendLifetime(
     IClaudeCliLauncher launcher,
     ClaudeCliLedger ledger,
     ConversationRetention retention,
+    SharedRedis redis,
     IHostApplicationLifetime lifetime,
     ILogger<ClaudeBackendLifetime> logger) : IHostedService
 {
@@ -40,6 +41,7 @@ internal sealed partial class ClaudeBackendLifetime(
         _registration = lifetime.ApplicationStopping.Register(() => launcher.StopAllAsync().Wait(TimeSpan.FromSeconds(10)));
         // The first spares start with the gateway, in the background.
         _ = launcher.WarmUpAsync();
+        redis.Connect();
 
         _retention = retention.RunAsync(_stopping.Token);
     }

@@ -36,8 +36,9 @@ public static class ClaudeBackendServiceCollectionExtensions
         services.TryAddSingleton<ClaudeModelCatalog>();
         services.TryAddSingleton<ConversationStore>();
         services.AddSingleton<IValidateOptions<ClaudeBackendOptions>, RedisConfigurationValidator>();
+        services.TryAddSingleton<SharedRedis>();
         services.TryAddSingleton<ISharedConversationHistory>(provider =>
-            provider.GetRequiredService<IOptions<ClaudeBackendOptions>>().Value.Redis is { Length: > 0 }
+            provider.GetRequiredService<SharedRedis>().IsConfigured
                 ? ActivatorUtilities.CreateInstance<RedisConversationHistory>(provider)
                 : new NoSharedConversationHistory());
         services.TryAddSingleton<IClaudeBackend, ClaudeCliBackend>();

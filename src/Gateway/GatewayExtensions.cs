@@ -1,5 +1,6 @@
 using System.Net;
 using ClaudeProxy.ClaudeBackend;
+using ClaudeProxy.ClaudeBackend.Conversations;
 using ClaudeProxy.Gateway.Endpoints;
 using ClaudeProxy.Gateway.Ollama;
 using ClaudeProxy.Gateway.Security;
@@ -58,6 +59,10 @@ public static partial class GatewayExtensions
 
         if (gateway.HasWorkers)
         {
+            builder.Services.AddSingleton<IConversationPlacements>(provider => provider.GetRequiredService<SharedRedis>().IsConfigured
+                ? ActivatorUtilities.CreateInstance<RedisConversationPlacements>(provider)
+                : ActivatorUtilities.CreateInstance<LocalConversationPlacements>(provider));
+
             // Turns cross a socket to the workers as the contract's bytes, and this process starts no CLI of its own.
             builder.Services.PostConfigure<ClaudeBackendOptions>(backend =>
             {
@@ -106,6 +111,7 @@ public static partial class GatewayExtensions
             if (hasWorkers)
             {
                 // Only in front of workers: the Ollama pass-through keeps its pipeline as short as it was.
+                proxy.UseMiddleware<ConversationPlacementMiddleware>();
                 proxy.UseMiddleware<WorkerRetryMiddleware>();
             }
 

@@ -48,22 +48,18 @@ internal sealed class NoSharedConversationHistory : ISharedConversationHistory
 /// The conversations' messages in Redis: a list per conversation (one JSON message an item), kept as long as the local
 /// store keeps a conversation (<see cref="ClaudeBackendOptions.ConversationIdleLimit"/>), and the session its last turn
 /// ran in. A Redis that does not answer (or a configuration it cannot take) costs the conversation its history on
-/// another worker, never a turn; each call waits at most <see cref="Timeout"/>.
+/// another worker, never a turn; each call waits at most <see cref="SharedRedis.Timeout"/>.
 /// </summary>
-internal sealed partial class RedisConversationHistory(IOptions<ClaudeBackendOptions> options, ILogger<RedisConversationHistory> logger)
-    : ISharedConversationHistory, IAsyncDisposable
+internal sealed partial class RedisConversationHistory(SharedRedis redis, IOptions<ClaudeBackendOptions> options, ILogger<RedisConversationHistory> logger)
+    : ISharedConversationHistory
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(3);
-
-    private readonly Lazy<Task<ConnectionMultiplexer>> _redis = new(() => ConnectionMultiplexer.ConnectAsync(
-        options.Value.Redis!,
-        configure => (configure.AbortOnConnectFail, configure.ConnectTimeout, configure.SyncTimeout, configure.AsyncTimeout) = (false, 3000, 3000, 3000)));
+    private static readonly TimeSpan Timeout = SharedRedis.Timeout;
 
     public async Task<IReadOnlyList<ClaudeMessage>?> LoadAsync(string conversationKey, CancellationToken cancellationToken)
     {
         try
         {
-            var database = (await _redis.Value.WaitAsync(Timeout, cancellationToken)).GetDatabase();
+            var database = await redis.DatabaseAsync(cancellationToken);
             var items = await database.ListRangeAsync(KeyOf(conversationKey)).WaitAsync(Timeout, cancellationToken);
             return items.Length == 0
                 ? null
@@ -80,7 +76,7 @@ internal sealed partial class RedisConversationHistory(IOptions<ClaudeBackendOpt
     {
         try
         {
-            var database = (await _redis.Value.WaitAsync(Timeout, cancellationToken)).GetDatabase();
+            var database = await redis.DatabaseAsync(cancellationToken);
             var session = await database.StringGetAsync(SessionKeyOf(conversationKey)).WaitAsync(Timeout, cancellationToken);
             return Guid.TryParse((string?)session, out var id) ? id : null;
         }
@@ -95,7 +91,7 @@ internal sealed partial class RedisConversationHistory(IOptions<ClaudeBackendOpt
     {
         try
         {
-            var database = (await _redis.Value.WaitAsync(Timeout, cancellationToken)).GetDatabase();
+            var database = await redis.DatabaseAsync(cancellationToken);
             var (key, sessionKey, keepFor) = (KeyOf(conversationKey), SessionKeyOf(conversationKey), options.Value.ConversationIdleLimit);
             var transaction = database.CreateTransaction();
             if (replace || messages.Count == 0)
@@ -132,14 +128,6 @@ internal sealed partial class RedisConversationHistory(IOptions<ClaudeBackendOpt
     /// <summary>A conversation's key names its owner and id: Redis sees only its digest.</summary>
     private static RedisKey KeyOf(string conversationKey) =>
         "claudeproxy:conversation:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(conversationKey)));
-
-    public async ValueTask DisposeAsync()
-    {
-        if (_redis.IsValueCreated && _redis.Value.IsCompletedSuccessfully)
-        {
-            await (await _redis.Value).DisposeAsync();
-        }
-    }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Redis did not answer: conversations are kept on this worker only until it does")]
     private static partial void LogUnavailable(ILogger logger, Exception exception);

@@ -69,11 +69,6 @@ internal sealed partial class ModelRoutingMiddleware(
             if (model is null || isClaude)
             {
                 Measure(context, metadata, started, GenAiMetrics.Anthropic, model);
-                if (options.Value.HasWorkers)
-                {
-                    await KeepOnItsWorkerAsync(context);
-                }
-
                 await next(context);
             }
             else if (ollama.IsConfigured && proxyState.TryGetCluster(OllamaClusterConfigFilter.ClusterId, out var ollamaCluster))
@@ -106,19 +101,6 @@ internal sealed partial class ModelRoutingMiddleware(
         else
         {
             await NotFoundAsync(context, style, model);
-        }
-    }
-
-    /// <summary>Names the conversation a turn belongs to, for the worker choice (<see cref="Workers.ConversationHashPolicy"/>).</summary>
-    private static async Task KeepOnItsWorkerAsync(HttpContext context)
-    {
-        // The body is buffered (the model was read from it) and read again by the dialect.
-        using var body = new MemoryStream();
-        await context.Request.Body.CopyToAsync(body, context.RequestAborted);
-        context.Request.Body.Position = 0;
-        if (Workers.ConversationAffinity.Of(body.ToArray(), ClaudeCallerClaims.Owner(context.User)) is { } affinity)
-        {
-            context.Features.Set(affinity);
         }
     }
 

@@ -8,8 +8,19 @@ using Yarp.ReverseProxy.Model;
 namespace ClaudeProxy.Gateway.Workers;
 
 /// <summary>The key that keeps a conversation's turns on one worker, found in the request body.</summary>
-internal sealed record ConversationAffinity(string Key)
+/// <param name="Key">What names the conversation from turn to turn.</param>
+/// <param name="IsNew">
+/// Its history is nothing but its opening (no answer, no call, no earlier response): a new chat, which may go to any
+/// worker. A conversation with an id cannot tell: only the placements know.
+/// </param>
+internal sealed record ConversationAffinity(string Key, bool IsNew = false)
 {
+    /// <summary>The key as the placements keep it: its SHA-256, so no message text is kept there.</summary>
+    public string Digest { get; } = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Key)));
+
+    /// <summary>The address of the worker the conversation is on (<see cref="IConversationPlacements"/>); null if none is known.</summary>
+    public string? Worker { get; init; }
+
     /// <summary>
     /// A conversation's own key: its id (the original server's <c>id</c>, else <c>user</c>) and owner; else what a
     /// conversation without an id keeps from turn to turn, its first message (or <c>input</c>) with the system prompt
@@ -37,7 +48,7 @@ internal sealed record ConversationAffinity(string Key)
             var first = FirstUserText(root);
             return first is null
                 ? null
-                : new ConversationAffinity($"history\n{owner}\n{StringOf(root, "model")}\n{SystemText(root)}\n{first}");
+                : new ConversationAffinity($"history\n{owner}\n{StringOf(root, "model")}\n{SystemText(root)}\n{first}", IsOpening(root));
         }
         catch (JsonException)
         {
@@ -83,6 +94,16 @@ internal sealed record ConversationAffinity(string Key)
         return null;
     }
 
+    /// <summary>
+    /// Whether the history has only what opens a conversation: system (developer) and user messages, and no
+    /// <c>previous_response_id</c>; an answer, a call or a tool's result means a conversation that ran somewhere.
+    /// </summary>
+    private static bool IsOpening(JsonElement root) =>
+        StringOf(root, "previous_response_id") is null
+        && (root.TryGetProperty("messages", out var items) || root.TryGetProperty("input", out items))
+        && (items.ValueKind != JsonValueKind.Array
+            || items.EnumerateArray().All(item => item.ValueKind == JsonValueKind.Object && StringOf(item, "role") is "system" or "developer" or "user"));
+
     /// <summary>A content's text: a string, or the <c>text</c> of its blocks (<c>text</c>, <c>input_text</c>) in order.</summary>
     private static string TextOf(JsonElement content) => content.ValueKind switch
     {
@@ -95,9 +116,10 @@ internal sealed record ConversationAffinity(string Key)
 }
 
 /// <summary>
-/// Sends a conversation to the same healthy worker every time (rendezvous hashing of its key, so a worker that leaves
-/// moves only its own conversations and one that comes back gets them again), and a request with no conversation to
-/// the least busy worker.
+/// Sends a conversation to the worker it is on (<see cref="ConversationAffinity.Worker"/>) while that one is healthy,
+/// a new chat and a request of no conversation to the least busy worker, and any other conversation (its worker gone,
+/// or not known to this front) to the healthy worker its key hashes to: rendezvous hashing, the same on every front, so
+/// a worker that leaves moves only its own conversations and one that comes back gets them again.
 /// </summary>
 internal sealed class ConversationHashPolicy : ILoadBalancingPolicy
 {
@@ -112,14 +134,26 @@ internal sealed class ConversationHashPolicy : ILoadBalancingPolicy
             return null;
         }
 
-        if (context.Features.Get<ConversationAffinity>() is not { } affinity)
+        var affinity = context.Features.Get<ConversationAffinity>();
+        if (affinity?.Worker is { } placed && availableDestinations.FirstOrDefault(destination => destination.Model.Config.Address == placed) is { } holder)
         {
-            return availableDestinations.MinBy(destination => destination.ConcurrentRequestCount);
+            return holder;
         }
 
-        // The same on every gateway in front of the same workers: a stable hash, not string.GetHashCode.
-        return availableDestinations.MaxBy(destination => Score(affinity.Key, destination.Model.Config.Address));
+        if (affinity is null || affinity is { IsNew: true, Worker: null })
+        {
+            // Of the least busy, the one the key hashes to (any one for no conversation): new chats one after another spread.
+            var least = availableDestinations.Min(destination => destination.ConcurrentRequestCount);
+            List<DestinationState> leastBusy = [.. availableDestinations.Where(destination => destination.ConcurrentRequestCount == least)];
+            return affinity is null ? leastBusy[Random.Shared.Next(leastBusy.Count)] : ByHash(affinity.Key, leastBusy);
+        }
+
+        return ByHash(affinity.Key, availableDestinations);
     }
+
+    // The same on every gateway in front of the same workers: a stable hash, not string.GetHashCode.
+    private static DestinationState ByHash(string key, IReadOnlyList<DestinationState> destinations) =>
+        destinations.MaxBy(destination => Score(key, destination.Model.Config.Address))!;
 
     private static ulong Score(string key, string destination) =>
         BinaryPrimitives.ReadUInt64BigEndian(SHA256.HashData(Encoding.UTF8.GetBytes(key + "\n" + destination)));

@@ -7,12 +7,27 @@ using Microsoft.Extensions.Options;
 namespace ClaudeProxy.ClaudeBackend.Tests.Conversations;
 
 /// <summary>The shared store of conversations against a real redis-server on loopback.</summary>
-public sealed class RedisConversationHistoryTests
+public sealed class RedisConversationHistoryTests : IAsyncDisposable
 {
+    private readonly List<SharedRedis> _connections = [];
+
     private static CancellationToken Cancel => TestContext.Current.CancellationToken;
 
-    private static RedisConversationHistory Store(string redis) =>
-        new(Options.Create(new ClaudeBackendOptions { Redis = redis }), NullLogger<RedisConversationHistory>.Instance);
+    /// <summary>A store as a worker has it, with a connection of its own.</summary>
+    private RedisConversationHistory Store(string redis)
+    {
+        var options = Options.Create(new ClaudeBackendOptions { Redis = redis });
+        _connections.Add(new SharedRedis(options));
+        return new(_connections[^1], options, NullLogger<RedisConversationHistory>.Instance);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var connection in _connections)
+        {
+            await connection.DisposeAsync();
+        }
+    }
 
     private static async Task<RedisServer> RedisAsync()
     {
@@ -29,8 +44,8 @@ public sealed class RedisConversationHistoryTests
     public async Task A_turn_adds_to_what_is_kept_and_a_whole_history_replaces_it_for_every_worker()
     {
         using var redis = await RedisAsync();
-        await using var one = Store(redis.Configuration);
-        await using var other = Store(redis.Configuration);
+        var one = Store(redis.Configuration);
+        var other = Store(redis.Configuration);
         ClaudeMessage[] first = [new(ClaudeMessage.UserRole, "hi"), new(ClaudeMessage.AssistantRole, "hello", ToolCalls: [new("call_1", "f", """{"a":1}""")])];
 
         var (sessionOne, sessionOther) = (Guid.NewGuid(), Guid.NewGuid());
@@ -56,7 +71,7 @@ public sealed class RedisConversationHistoryTests
     public async Task A_turn_that_would_follow_nothing_kept_is_not_kept_and_no_messages_forget_the_conversation()
     {
         using var redis = await RedisAsync();
-        await using var store = Store(redis.Configuration);
+        var store = Store(redis.Configuration);
 
         await store.SaveAsync("k", [new(ClaudeMessage.UserRole, "later"), new(ClaudeMessage.AssistantRole, "turn")], replace: false, Guid.NewGuid(), Cancel);
         var withoutBeginning = await store.LoadAsync("k", Cancel);
@@ -79,7 +94,7 @@ public sealed class RedisConversationHistoryTests
     [Fact]
     public async Task A_redis_that_does_not_answer_costs_the_history_not_the_turn()
     {
-        await using var store = Store($"127.0.0.1:{GatewayProcess.FreeLoopbackPort()}");
+        var store = Store($"127.0.0.1:{GatewayProcess.FreeLoopbackPort()}");
 
         await store.SaveAsync("k", [new(ClaudeMessage.UserRole, "x")], replace: true, Guid.NewGuid(), Cancel);
 

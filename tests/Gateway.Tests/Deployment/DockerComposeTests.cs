@@ -84,6 +84,8 @@ public sealed class DockerComposeTests
 
         var front = services.GetProperty("claudeproxy-front");
         Assert.Equal("http://claude-worker-a:22434,http://claude-worker-b:22434", Env(front, "CLAUDEPROXY_WORKERS"));
+        Assert.Equal("redis:6379", Env(front, "CLAUDEPROXY_REDIS"));
+        Assert.True(front.GetProperty("networks").TryGetProperty("claude-store", out _));
         Assert.All((string[])["claude-worker-a", "claude-worker-b"], name =>
         {
             var worker = services.GetProperty(name);

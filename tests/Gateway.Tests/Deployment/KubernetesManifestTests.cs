@@ -74,14 +74,14 @@ public sealed class KubernetesManifestTests
     }
 
     [Fact]
-    public async Task Workers_have_their_own_logins_the_worker_key_and_redis_and_the_front_lists_them()
+    public async Task Workers_have_their_own_logins_the_worker_key_and_redis_and_the_fronts_list_them_and_share_redis()
     {
         var workers = await File.ReadAllTextAsync(Path.Combine(Manifests, "workers.yaml"), TestContext.Current.CancellationToken);
         var front = await File.ReadAllTextAsync(Path.Combine(Manifests, "front.yaml"), TestContext.Current.CancellationToken);
 
         Assert.Contains("value: worker", workers, StringComparison.Ordinal);
         Assert.Contains("/logins/$HOSTNAME", workers, StringComparison.Ordinal);
-        Assert.Contains("value: redis:6379", workers, StringComparison.Ordinal);
+        Assert.All((string[])[workers, front], manifest => Assert.Contains("value: redis:6379", manifest, StringComparison.Ordinal));
         Assert.Contains("path: /readyz", workers, StringComparison.Ordinal);
         Assert.Contains("http://claude-worker-0.claude-worker:22434,http://claude-worker-1.claude-worker:22434", front, StringComparison.Ordinal);
         Assert.All((string[])[workers, front], manifest => Assert.Contains("key: worker-key", manifest, StringComparison.Ordinal));

@@ -25,13 +25,7 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
     public async ValueTask InitializeAsync()
     {
         RealCli.EnsureInstalled();
-        if (!RedisServer.IsInstalled)
-        {
-            const string Missing = "Needs redis-server (.ci/run installs the Debian package).";
-            Assert.Skip(RepoPaths.IsCi ? throw new InvalidOperationException(Missing) : Missing);
-        }
-
-        _redis = await RedisServer.StartAsync();
+        _redis = await TestRedis.StartAsync();
         _api = await FakeAnthropicServer.StartAsync("--reply", "history");
         for (var i = 0; i < 2; i++)
         {
@@ -58,7 +52,8 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
                 [$"ClaudeBackend__Environment__{ProcessProbe.MarkerVariable}"] = _marker,
             }, port);
 
-    private GatewayApp Front(bool kestrel = false) => GatewayApp.WithRealCli(_api, kestrel, settings =>
+    /// <summary>A front before the workers; with <paramref name="redis"/>, it shares its placements with every other front.</summary>
+    private GatewayApp Front(bool kestrel = false, bool redis = true) => GatewayApp.WithRealCli(_api, kestrel, settings =>
     {
         for (var i = 0; i < _workers.Count; i++)
         {
@@ -66,6 +61,7 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
         }
 
         settings["Gateway:WorkerKey"] = WorkerKey;
+        settings["ClaudeBackend:Redis"] = redis ? _redis.Configuration : null;
     });
 
     [Fact]
@@ -167,7 +163,7 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_worker_that_comes_back_gets_its_conversations_again()
+    public async Task A_worker_that_comes_back_takes_new_chats_and_a_conversation_that_went_on_elsewhere_stays_there()
     {
         await using var front = Front();
         using var client = front.CreateClient();
@@ -182,13 +178,120 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
         _workers[_workers.IndexOf(holder)] = back;
         await WaitUntilAsync(async () => (await client.GetStringAsync("/readyz", Cancel)).Contains("2 of 2 Claude workers healthy", StringComparison.Ordinal));
         using var three = await client.PostAsync("/api/chat", Json(Turn("three")), Cancel);
+        var movedBack = await HasRunATurnAsync(back);
+        // Two new chats at once: the second goes to whichever worker the first did not take.
+        await _api.ConfigureAsync("""{"reply":"fixed:one two three four five six seven eight","chunk_chars":4,"chunk_delay_ms":300}""");
+        using var running = await client.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/api/chat")
+        {
+            Content = Json("""{"model":"claude-sonnet:latest","messages":[{"role":"user","content":"a new chat"}]}"""),
+        }, HttpCompletionOption.ResponseHeadersRead, Cancel);
+        var reader = new StreamReader(await running.Content.ReadAsStreamAsync(Cancel));
+        Assert.NotNull(await reader.ReadLineAsync(Cancel));
+        using var another = await client.PostAsync("/api/chat", Json("""{"model":"claude-sonnet:latest","stream":false,"messages":[{"role":"user","content":"another new chat"}]}"""), Cancel);
+        await reader.ReadToEndAsync(Cancel);
 
-        Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.OK], new[] { one.StatusCode, two.StatusCode, three.StatusCode });
-        // The conversation's worker again, which went on from the shared store with every turn.
-        Assert.True(await HasRunATurnAsync(back));
+        Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.OK], new[] { one.StatusCode, two.StatusCode, three.StatusCode, another.StatusCode });
+        // The conversation stays where it went on, whose session has every turn: it is not rebuilt a second time.
+        Assert.False(movedBack);
         var history = JsonDocument.Parse((await three.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("message").GetProperty("content").GetString()!).RootElement;
         Assert.Equal(["one", "two", "three"], history.GetProperty("user_texts").EnumerateArray().Select(t => t.GetString()));
+        Assert.True(await HasRunATurnAsync(back));
     }
+
+    [Fact]
+    public async Task A_new_chat_goes_to_the_least_busy_worker_and_its_later_turns_stay_there_through_any_front()
+    {
+        await using var front = Front();
+        await using var otherFront = Front();
+        using var client = front.CreateClient();
+        static string Opening(string text) => $$"""{"role":"user","content":"{{text}}"}""";
+        static string Chat(string messages, bool stream = false) => $$"""{"model":"claude-sonnet:latest","stream":{{(stream ? "true" : "false")}},"messages":[{{messages}}]}""";
+        // Each answer takes seconds (ten chunks, 300 ms apart): the first chat is still running when the second starts.
+        await _api.ConfigureAsync("""{"reply":"fixed:one two three four five six seven eight","chunk_chars":4,"chunk_delay_ms":300}""");
+
+        var first = Opening("the first chat");
+        var running = await client.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/api/chat") { Content = Json(Chat(first, stream: true)) }, HttpCompletionOption.ResponseHeadersRead, Cancel);
+        var reader = new StreamReader(await running.Content.ReadAsStreamAsync(Cancel));
+        Assert.NotNull(await reader.ReadLineAsync(Cancel));
+        var firstWorker = await WorkerThatRanAsync(0);
+        // A second chat whose hash names the first chat's worker, the busy one: only its load can send it elsewhere.
+        var second = Enumerable.Range(0, 100).Select(i => Opening($"the second chat, take {i}"))
+            .First(opening => HashWorkerOf(Chat(opening)) == firstWorker);
+        using var secondAnswer = await client.PostAsync("/api/chat", Json(Chat(second)), Cancel);
+        await reader.ReadToEndAsync(Cancel);
+        running.Dispose();
+        var secondWorker = await WorkerThatRanAsync(1);
+        await _api.ConfigureAsync("""{"reply":"history","chunk_delay_ms":0}""");
+
+        // Each chat's next turn, through another front: on the worker that holds it, though the second's hash names the other.
+        static string Next(string opening) => Chat($$"""{{opening}},{"role":"assistant","content":"one two three four five six seven eight"},{"role":"user","content":"and then?"}""");
+        using var otherClient = otherFront.CreateClient();
+        using var secondAgain = await otherClient.PostAsync("/api/chat", Json(Next(second)), Cancel);
+        var secondAgainWorker = await WorkerThatRanAsync(2);
+        using var firstAgain = await otherClient.PostAsync("/api/chat", Json(Next(first)), Cancel);
+        var firstAgainWorker = await WorkerThatRanAsync(3);
+
+        Assert.Equal(HttpStatusCode.OK, secondAnswer.StatusCode);
+        Assert.NotEqual(firstWorker, secondWorker);
+        Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK], new[] { secondAgain.StatusCode, firstAgain.StatusCode });
+        Assert.Equal(secondWorker, secondAgainWorker);
+        Assert.Equal(firstWorker, firstAgainWorker);
+    }
+
+    [Fact]
+    public async Task A_client_that_hangs_up_on_the_front_stops_the_cli_on_the_worker()
+    {
+        await _api.ConfigureAsync("""{"reply":"fixed:one two three four five six seven eight","chunk_chars":4,"chunk_delay_ms":300}""");
+        await using var front = Front(kestrel: true);
+        using var hangUp = CancellationTokenSource.CreateLinkedTokenSource(Cancel);
+        var client = front.CreateClient();
+
+        var response = await client.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+        {
+            Content = Json("""{"model":"claude-sonnet:latest","stream":true,"messages":[{"role":"user","content":"go"}]}"""),
+        }, HttpCompletionOption.ResponseHeadersRead, hangUp.Token);
+        var reader = new StreamReader(await response.Content.ReadAsStreamAsync(hangUp.Token));
+        Assert.StartsWith("data: ", await reader.ReadLineAsync(hangUp.Token), StringComparison.Ordinal);
+        Assert.NotEmpty(ProcessProbe.FindMarked(_marker));
+        await hangUp.CancelAsync();
+        response.Dispose();
+
+        // The front's hop to the worker ends, and the worker ends the turn's CLI: no process of this test is left.
+        Assert.Empty(await ProcessProbe.WaitUntilGoneAsync(_marker, TimeSpan.FromSeconds(10)));
+        Assert.Empty(ProcessProbe.FindMarked(front.Marker));
+    }
+
+    /// <summary>The index of the worker whose conversation hash wins for the chat <paramref name="body"/>.</summary>
+    private int HashWorkerOf(string body)
+    {
+        var destinations = _workers.Select((w, i) => new Yarp.ReverseProxy.Model.DestinationState(
+            $"worker-{i}", new Yarp.ReverseProxy.Model.DestinationModel(new Yarp.ReverseProxy.Configuration.DestinationConfig { Address = w.Client.BaseAddress!.ToString() }))).ToList();
+        var context = new Microsoft.AspNetCore.Http.DefaultHttpContext();
+        context.Features.Set(Gateway.Workers.ConversationAffinity.Of(System.Text.Encoding.UTF8.GetBytes(body), owner: null)! with { IsNew = false });
+        return destinations.IndexOf(new Gateway.Workers.ConversationHashPolicy().PickDestination(context, null!, destinations)!);
+    }
+
+    /// <summary>
+    /// The index of the one worker that has run more than its share of the <paramref name="turnsBefore"/> turns run so
+    /// far, i.e. the worker that ran the last one.
+    /// </summary>
+    private async Task<int> WorkerThatRanAsync(int turnsBefore)
+    {
+        var counts = await Task.WhenAll(_workers.Select(TurnsOfAsync));
+        Assert.Equal(turnsBefore + 1, counts.Sum());
+        _turnsSeen ??= new int[_workers.Count];
+        var ran = Enumerable.Range(0, counts.Length).Single(i => counts[i] > _turnsSeen[i]);
+        _turnsSeen = counts;
+        return ran;
+    }
+
+    private int[]? _turnsSeen;
+
+    /// <summary>How many turns the worker has run, from its own metrics.</summary>
+    private static async Task<int> TurnsOfAsync(GatewayProcess worker) =>
+        (await worker.Client.GetStringAsync("/metrics", Cancel)).Split('\n')
+            .Where(line => line.StartsWith("claudeproxy_cli_turns_total{", StringComparison.Ordinal))
+            .Sum(line => (int)double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
 
     private static async Task WaitUntilAsync(Func<Task<bool>> condition)
     {

@@ -13,12 +13,15 @@ public sealed class ConversationHashPolicyTests
     private static DestinationState Worker(int port) =>
         new($"worker-{port}", new DestinationModel(new DestinationConfig { Address = $"http://10.0.0.1:{port}/" }));
 
-    private static DestinationState? Pick(string? key, IReadOnlyList<DestinationState> workers)
+    private static DestinationState? Pick(string? key, IReadOnlyList<DestinationState> workers) =>
+        Pick(key is null ? null : new ConversationAffinity(key), workers);
+
+    private static DestinationState? Pick(ConversationAffinity? affinity, IReadOnlyList<DestinationState> workers)
     {
         var context = new DefaultHttpContext();
-        if (key is not null)
+        if (affinity is not null)
         {
-            context.Features.Set(new ConversationAffinity(key));
+            context.Features.Set(affinity);
         }
 
         return Policy.PickDestination(context, null!, workers);
@@ -47,8 +50,69 @@ public sealed class ConversationHashPolicyTests
         workers[0].ConcurrentRequestCount = 3;
         workers[1].ConcurrentRequestCount = 1;
 
-        Assert.Same(workers[1], Pick(null, workers));
+        Assert.Same(workers[1], Pick((string?)null, workers));
         Assert.Null(Pick("x", []));
+    }
+
+    [Fact]
+    public void A_conversation_goes_to_the_worker_it_is_on_while_that_one_is_healthy_and_else_by_its_hash()
+    {
+        List<DestinationState> workers = [Worker(1), Worker(2), Worker(3)];
+        var byHash = Pick("conversation", workers)!;
+        var other = workers.First(w => w != byHash);
+        other.ConcurrentRequestCount = 5;
+
+        var onItsWorker = Pick(new ConversationAffinity("conversation") { Worker = other.Model.Config.Address }, workers);
+        var itsWorkerGone = Pick(new ConversationAffinity("conversation") { Worker = other.Model.Config.Address }, [.. workers.Where(w => w != other)]);
+        var newButPlaced = Pick(new ConversationAffinity("conversation", IsNew: true) { Worker = other.Model.Config.Address }, workers);
+
+        Assert.Same(other, onItsWorker);
+        Assert.Same(byHash, itsWorkerGone);
+        // A chat that opens like one that ran (a regenerated first answer) goes where that one is.
+        Assert.Same(other, newButPlaced);
+    }
+
+    [Fact]
+    public void A_new_chat_goes_to_the_least_busy_worker_and_a_conversation_nobody_placed_by_its_hash()
+    {
+        List<DestinationState> workers = [Worker(1), Worker(2), Worker(3)];
+        var byHash = Pick("conversation", workers)!;
+        byHash.ConcurrentRequestCount = 2;
+        var idle = workers.First(w => w != byHash);
+        foreach (var busy in workers.Where(w => w != byHash && w != idle))
+        {
+            busy.ConcurrentRequestCount = 1;
+        }
+
+        Assert.Same(idle, Pick(new ConversationAffinity("conversation", IsNew: true), workers));
+        Assert.Same(byHash, Pick(new ConversationAffinity("conversation"), workers));
+    }
+
+    [Fact]
+    public void New_chats_one_after_another_spread_over_the_idle_workers()
+    {
+        List<DestinationState> workers = [Worker(1), Worker(2), Worker(3)];
+
+        var picks = Enumerable.Range(0, 300).Select(i => Pick(new ConversationAffinity($"chat {i}", IsNew: true), workers)!.Model.Config.Address);
+        var requests = Enumerable.Range(0, 300).Select(_ => Pick((string?)null, workers)!.Model.Config.Address);
+
+        Assert.All(picks.GroupBy(a => a), g => Assert.True(g.Count() > 50, $"{g.Key}: {g.Count()}"));
+        Assert.Equal(3, requests.Distinct().Count());
+    }
+
+    [Theory]
+    [InlineData("""{"model":"m","messages":[{"role":"system","content":"S"},{"role":"user","content":"a"}]}""", true)]
+    [InlineData("""{"model":"m","messages":[{"role":"developer","content":"S"},{"role":"user","content":"a"},{"role":"user","content":"b"}]}""", true)]
+    [InlineData("""{"model":"m","instructions":"S","input":"hello"}""", true)]
+    [InlineData("""{"model":"m","input":[{"role":"user","content":"hello"}]}""", true)]
+    [InlineData("""{"model":"m","messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"},{"role":"user","content":"c"}]}""", false)]
+    [InlineData("""{"model":"m","messages":[{"role":"user","content":"a"},{"role":"tool","content":"r"}]}""", false)]
+    [InlineData("""{"model":"m","input":[{"role":"user","content":"hello"},{"type":"function_call_output","call_id":"c","output":"x"}]}""", false)]
+    [InlineData("""{"model":"m","previous_response_id":"resp_1","input":"and then?"}""", false)]
+    [InlineData("""{"model":"m","id":"c1","messages":[{"role":"user","content":"a"}]}""", false)]
+    public void A_chat_is_new_when_its_history_only_opens_it(string body, bool isNew)
+    {
+        Assert.Equal(isNew, ConversationAffinity.Of(Encoding.UTF8.GetBytes(body), owner: null)!.IsNew);
     }
 
     [Theory]

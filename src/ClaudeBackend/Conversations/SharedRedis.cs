@@ -1,0 +1,38 @@
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+
+namespace ClaudeProxy.ClaudeBackend.Conversations;
+
+/// <summary>
+/// The one connection to the Redis that workers and fronts share (<see cref="ClaudeBackendOptions.Redis"/>), made on
+/// at start (<see cref="Connect"/>) and kept, reconnecting by itself. A Redis that is down never stops the start: the
+/// first connection and each command wait at most <see cref="Timeout"/>, and a caller that must not wait at all asks
+/// <see cref="IsConnected"/> first.
+/// </summary>
+public sealed class SharedRedis(IOptions<ClaudeBackendOptions> options) : IAsyncDisposable
+{
+    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(3);
+
+    private readonly Lazy<Task<ConnectionMultiplexer>> _connection = new(() => ConnectionMultiplexer.ConnectAsync(
+        options.Value.Redis!,
+        configure => (configure.AbortOnConnectFail, configure.ConnectTimeout, configure.SyncTimeout, configure.AsyncTimeout) = (false, 3000, 3000, 3000)));
+
+    public bool IsConfigured => options.Value.Redis is { Length: > 0 };
+
+    /// <summary>Whether commands would reach Redis now (false while the first connection is being made).</summary>
+    public bool IsConnected => IsConfigured && _connection.Value is { IsCompletedSuccessfully: true } connection && connection.Result.IsConnected;
+
+    /// <summary>Starts the first connection, when Redis is configured, without waiting for it.</summary>
+    public void Connect() => _ = IsConnected;
+
+    public async Task<IDatabase> DatabaseAsync(CancellationToken cancellationToken) =>
+        (await _connection.Value.WaitAsync(Timeout, cancellationToken)).GetDatabase();
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_connection.IsValueCreated && _connection.Value.IsCompletedSuccessfully)
+        {
+            await (await _connection.Value).DisposeAsync();
+        }
+    }
+}
