@@ -4,20 +4,22 @@ to first token over a worker reached directly.
 
 One machine, one run: the fake Anthropic API (echo), two workers (the gateway's binary, CLAUDEPROXY_ROLE=worker, the
 real CLI, no warm spares, so each new chat starts a CLI), a front before the first worker and a front before both.
-Saturation: CLIENTS clients sending new chats (stream:false) for SECONDS through each front in turn. Added TTFT: the
-median over TURNS turns of kept conversations (their own warm process), through the one-worker front vs straight to
-that worker's POST /v1/turns, interleaved.
+Saturation: CLIENTS clients sending new chats (stream:false) for SECONDS through each front in turn. Added TTFT: over
+TURNS rounds, one turn of each of three kept conversations (each on its own warm process), in a new random order every
+round: through the one-worker front (/api/chat), straight to that worker's POST /v1/turns, and through an all-in-one
+gateway (/api/chat, no workers) for reference. The order is shuffled because a turn right after another on the same
+machine is faster (a fixed order made the front look 5-10 ms slower than it is).
 
     python3 bench/workers.py        (after: dotnet build src/Gateway -c Release; the CLI from the test build)
 """
-import http.client, json, os, socket, statistics, subprocess, sys, tempfile, threading, time
+import http.client, json, os, random, socket, statistics, subprocess, sys, tempfile, threading, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI = os.path.join(ROOT, ".tools", "claude-cli", "node_modules", ".bin", "claude")
 GATEWAY = os.path.join(ROOT, "src", "Gateway", "bin", "Release", "net10.0", "ClaudeProxy.Gateway.dll")
 FAKE = os.path.join(ROOT, "..", "shared", "claude-cli", "fake_anthropic.py")
 KEY = "bench-worker-key"
-CLIENTS, SECONDS, TURNS = 8, 20, 15
+CLIENTS, SECONDS, TURNS = 8, 20, 100
 
 
 def free_port():
@@ -105,29 +107,46 @@ def main():
         one, one_failed = saturate(front1)
         two, two_failed = saturate(front2)
 
-        # Added TTFT: kept conversations, each turn on its own warm process; the front's turns and the direct ones interleaved.
-        via_front, direct = [], []
+        single, single_port = start(env, work, "single")
+        processes.append(single)
+
+        # Added TTFT: kept conversations, each turn on its own warm process, the three kinds in a random order each round.
+        ttft = {"front": [], "direct": [], "single": []}
         for turn in range(TURNS + 1):
-            _, through = post(front1, "/api/chat", {"model": "claude-sonnet:latest", "id": "ttft-front",
-                                                    "messages": [{"role": "user", "content": f"turn {turn}"}]})
-            _, straight = post(p1, "/v1/turns", {"model": "claude-sonnet:latest", "conversationId": "ttft-direct",
-                                                 "messages": [{"role": "user", "text": f"turn {turn}"}]}, {"X-ClaudeProxy-Worker-Key": KEY})
-            if turn > 0:  # the first turn of each starts its process
-                via_front.append(through)
-                direct.append(straight)
+            kinds = {
+                "front": lambda: post(front1, "/api/chat", {"model": "claude-sonnet:latest", "id": "ttft-front",
+                                                           "messages": [{"role": "user", "content": f"turn {turn}"}]}),
+                "direct": lambda: post(p1, "/v1/turns", {"model": "claude-sonnet:latest", "conversationId": "ttft-direct",
+                                                         "messages": [{"role": "user", "text": f"turn {turn}"}]}, {"X-ClaudeProxy-Worker-Key": KEY}),
+                "single": lambda: post(single_port, "/api/chat", {"model": "claude-sonnet:latest", "id": "ttft-single",
+                                                                  "messages": [{"role": "user", "content": f"turn {turn}"}]}),
+            }
+            order = list(kinds)
+            random.shuffle(order)
+            for kind in order:
+                _, first = kinds[kind]()
+                if turn > 0:  # the first turn of each starts its process
+                    ttft[kind].append(first * 1000)
     finally:
         for process in processes:
             process.kill()
         api.kill()
 
-    front_ms, direct_ms = statistics.median(via_front) * 1000, statistics.median(direct) * 1000
+    median = {kind: statistics.median(values) for kind, values in ttft.items()}
+    paired = statistics.median(f - d for f, d in zip(ttft["front"], ttft["direct"]))
     print(f"| new chats per second, {CLIENTS} clients for {SECONDS} s | one worker | two workers | two / one |")
     print("| --- | --- | --- | --- |")
     print(f"| through the front | {one:.2f} ({one_failed} failed) | {two:.2f} ({two_failed} failed) | {two / one:.2f} |")
     print()
-    print(f"| time to first token, kept conversation, median of {TURNS} | through the front | straight to the worker | added |")
+    print(f"| time to first token, kept conversation, {TURNS} rounds | p50 ms | p25 ms | p75 ms |")
     print("| --- | --- | --- | --- |")
-    print(f"| ms | {front_ms:.1f} | {direct_ms:.1f} | {front_ms - direct_ms:+.1f} |")
+    for kind, label in (("direct", "straight to the worker (`POST /v1/turns`)"), ("front", "through the front (`/api/chat`)"),
+                        ("single", "all-in-one gateway, no workers (`/api/chat`)")):
+        q = statistics.quantiles(ttft[kind], n=4)
+        print(f"| {label} | {median[kind]:.1f} | {q[0]:.1f} | {q[2]:.1f} |")
+    print()
+    print(f"Front added: {median['front'] - median['direct']:+.1f} ms (difference of medians), {paired:+.1f} ms (median of the "
+          f"per-round differences).")
 
 
 if __name__ == "__main__":

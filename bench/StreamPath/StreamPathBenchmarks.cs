@@ -28,6 +28,7 @@ public class StreamPathBenchmarks
     private string[] _lines = [];
     private ClaudeDialect _dialect = null!;
     private DialectRequest _request = null!;
+    private static readonly DialectServices Services = new(TimeProvider.System, new ClaudeProxy.Transforms.OpenAi.LocalResponsesHistory());
     private readonly List<ClaudeStreamEvent> _events = [];
     private readonly List<ClaudeStreamEvent> _secondPass = [];
     private readonly ArrayBufferWriter<byte> _output = new();
@@ -67,7 +68,7 @@ public class StreamPathBenchmarks
     {
         var backend = new ClaudeStreamDecoder();
         var transform = new ClaudeStreamDecoder();
-        var writer = _dialect.CreateWriter(_request, TimeProvider.System, 0);
+        var writer = _dialect.CreateWriter(_request, Services, 0);
         long written = 0;
         foreach (var line in _lines)
         {
@@ -86,7 +87,7 @@ public class StreamPathBenchmarks
     public long Typed()
     {
         var decoder = new ClaudeStreamDecoder();
-        var writer = _dialect.CreateWriter(_request, TimeProvider.System, 0);
+        var writer = _dialect.CreateWriter(_request, Services, 0);
         long written = 0;
         foreach (var line in _lines)
         {
@@ -102,7 +103,7 @@ public class StreamPathBenchmarks
     public long Serialized()
     {
         var decoder = new ClaudeStreamDecoder();
-        var writer = _dialect.CreateWriter(_request, TimeProvider.System, 0);
+        var writer = _dialect.CreateWriter(_request, Services, 0);
         long written = 0;
         foreach (var line in _lines)
         {

@@ -41,7 +41,7 @@ internal sealed partial class ClaudeBackendLifetime(
         _registration = lifetime.ApplicationStopping.Register(() => launcher.StopAllAsync().Wait(TimeSpan.FromSeconds(10)));
         // The first spares start with the gateway, in the background.
         _ = launcher.WarmUpAsync();
-        redis.Connect();
+        _ = redis.ConnectAsync();
 
         _retention = retention.RunAsync(_stopping.Token);
     }

@@ -39,7 +39,6 @@ public static partial class GatewayExtensions
         }
 
         builder.Services.AddClaudeBackend(builder.Configuration.GetSection(ClaudeBackendOptions.SectionName));
-        builder.Services.AddOptions<Transforms.DialectOptions>().Bind(builder.Configuration.GetSection(Transforms.DialectOptions.SectionName));
         if (gateway.IsWorker)
         {
             // A worker serves only the Claude backend's contract: one route to the in-process destination.
@@ -51,7 +50,7 @@ public static partial class GatewayExtensions
                 .LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"))
                 .AddConfigFilter<OllamaClusterConfigFilter>()
                 .AddConfigFilter<ClaudeWorkersConfigFilter>()
-                .AddTransforms<ClaudeTransformProvider>()
+                .AddClaudeDialects(builder.Configuration.GetSection(Transforms.DialectOptions.SectionName))
                 .AddTransforms<OllamaUsageTransformProvider>()
                 .AddTransforms<WorkerKeyTransformProvider>();
             builder.Services.AddSingleton<Yarp.ReverseProxy.LoadBalancing.ILoadBalancingPolicy, ConversationHashPolicy>();

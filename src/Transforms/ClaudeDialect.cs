@@ -26,15 +26,19 @@ public abstract class ClaudeDialect
     /// <exception cref="DialectRequestException">The request is invalid.</exception>
     internal abstract DialectRequest? Parse(byte[] body, TimeProvider timeProvider, out byte[]? immediateAnswer);
 
-    internal abstract AnswerWriter CreateWriter(DialectRequest request, TimeProvider timeProvider, long startTimestamp);
+    internal abstract AnswerWriter CreateWriter(DialectRequest request, DialectServices services, long startTimestamp);
 
     /// <summary>
     /// Completes a request once its caller is known (<see cref="ClaudeTurnRequest.Owner"/>): what a dialect keeps per
     /// caller, such as a previous response, is looked up here.
     /// </summary>
     /// <exception cref="DialectRequestException">The request names something the caller does not have.</exception>
-    internal virtual DialectRequest WithCaller(DialectRequest request) => request;
+    internal virtual ValueTask<DialectRequest> WithCallerAsync(DialectRequest request, DialectServices services, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(request);
 }
+
+/// <summary>What the dialects use beyond a request: the clock, and what they keep between requests.</summary>
+public sealed record DialectServices(TimeProvider TimeProvider, OpenAi.IResponsesHistory ResponsesHistory);
 
 /// <summary>The wire records of a dialect, serialized with <see cref="ApiWireTypes.JsonResolver"/>.</summary>
 public sealed record DialectWireTypes(Type Request, Type Answer, Type StreamChunk);

@@ -19,7 +19,17 @@ public sealed class RedisServer : IDisposable
     public int Port { get; }
 
     /// <summary>Whether the server is installed (<c>.ci/run</c> installs it).</summary>
-    public static bool IsInstalled => File.Exists(Executable);
+    private static bool IsInstalled => File.Exists(Executable);
+
+    /// <summary>Why a test that needs the server is skipped here; null when it is installed. In CI it is a failure.</summary>
+    public static string? Unavailable
+    {
+        get
+        {
+            const string Missing = "Needs redis-server (.ci/run installs the Debian package).";
+            return IsInstalled ? null : RepoPaths.IsCi ? throw new InvalidOperationException(Missing) : Missing;
+        }
+    }
 
     /// <summary>What <c>CLAUDEPROXY_REDIS</c> takes.</summary>
     public string Configuration => $"127.0.0.1:{Port}";

@@ -2,12 +2,16 @@ using System.Text;
 using ClaudeProxy.ClaudeBackend.Contract;
 using ClaudeProxy.ClaudeBackend.StreamJson;
 using ClaudeProxy.TestSupport;
+using ClaudeProxy.Transforms.OpenAi;
 
 namespace ClaudeProxy.Transforms.Tests;
 
 /// <summary>Runs a dialect over recorded CLI output the way the response transform does.</summary>
 internal static class DialectHarness
 {
+    /// <summary>What a gateway gives the dialects, each with a memory of its own.</summary>
+    public static DialectServices Services() => new(TimeProvider.System, new LocalResponsesHistory());
+
     public static DialectRequest Parse(ClaudeDialect dialect, string json)
     {
         var request = dialect.Parse(Encoding.UTF8.GetBytes(json), TimeProvider.System, out var immediate);
@@ -35,7 +39,7 @@ internal static class DialectHarness
             batches.Add([new TurnFailed(Assert.IsType<ClaudeBackendError>(failure))]);
         }
 
-        await using var answer = new ClaudeAnswerStream(new RecordedTurn(batches), dialect.CreateWriter(request, TimeProvider.System, TimeProvider.System.GetTimestamp()), timer: null);
+        await using var answer = new ClaudeAnswerStream(new RecordedTurn(batches), dialect.CreateWriter(request, Services(), TimeProvider.System.GetTimestamp()), timer: null);
         using var reader = new StreamReader(answer);
         return await reader.ReadToEndAsync(TestContext.Current.CancellationToken);
     }

@@ -20,6 +20,15 @@ public static class ClaudeBackendContract
     public static byte[] Serialize(ClaudeTurnRequest request) =>
         JsonSerializer.SerializeToUtf8Bytes(request, ClaudeBackendJsonContext.Default.ClaudeTurnRequest);
 
+    /// <summary>A conversation's messages as the contract writes them, for a store that keeps one.</summary>
+    public static byte[] SerializeMessages(IReadOnlyList<ClaudeMessage> messages) =>
+        JsonSerializer.SerializeToUtf8Bytes(messages, ClaudeBackendJsonContext.Default.IReadOnlyListClaudeMessage);
+
+    /// <summary>Messages written by <see cref="SerializeMessages"/>.</summary>
+    /// <exception cref="JsonException">They are not.</exception>
+    public static IReadOnlyList<ClaudeMessage>? ParseMessages(ReadOnlySpan<byte> json) =>
+        JsonSerializer.Deserialize(json, ClaudeBackendJsonContext.Default.IReadOnlyListClaudeMessage);
+
     /// <summary>The request's JSON body; null with the reason when it is not a turn request.</summary>
     public static ClaudeTurnRequest? ParseRequest(ReadOnlySpan<byte> body, out ClaudeBackendError? error)
     {

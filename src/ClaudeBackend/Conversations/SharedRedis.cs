@@ -5,7 +5,7 @@ namespace ClaudeProxy.ClaudeBackend.Conversations;
 
 /// <summary>
 /// The one connection to the Redis that workers and fronts share (<see cref="ClaudeBackendOptions.Redis"/>), made on
-/// at start (<see cref="Connect"/>) and kept, reconnecting by itself. A Redis that is down never stops the start: the
+/// at start (<see cref="ConnectAsync"/>) and kept, reconnecting by itself. A Redis that is down never stops the start: the
 /// first connection and each command wait at most <see cref="Timeout"/>, and a caller that must not wait at all asks
 /// <see cref="IsConnected"/> first.
 /// </summary>
@@ -22,8 +22,11 @@ public sealed class SharedRedis(IOptions<ClaudeBackendOptions> options) : IAsync
     /// <summary>Whether commands would reach Redis now (false while the first connection is being made).</summary>
     public bool IsConnected => IsConfigured && _connection.Value is { IsCompletedSuccessfully: true } connection && connection.Result.IsConnected;
 
-    /// <summary>Starts the first connection, when Redis is configured, without waiting for it.</summary>
-    public void Connect() => _ = IsConnected;
+    /// <summary>
+    /// Makes the first connection, when Redis is configured (at start, so that no request waits for it); done when it is
+    /// made or has failed (and is then retried in the background).
+    /// </summary>
+    public Task ConnectAsync() => IsConfigured ? _connection.Value : Task.CompletedTask;
 
     public async Task<IDatabase> DatabaseAsync(CancellationToken cancellationToken) =>
         (await _connection.Value.WaitAsync(Timeout, cancellationToken)).GetDatabase();

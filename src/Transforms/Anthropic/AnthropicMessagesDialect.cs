@@ -68,8 +68,8 @@ internal sealed class AnthropicMessagesDialect : ClaudeDialect
         return fields;
     }
 
-    internal override AnswerWriter CreateWriter(DialectRequest request, TimeProvider timeProvider, long startTimestamp) =>
-        new Writer(request, timeProvider, startTimestamp);
+    internal override AnswerWriter CreateWriter(DialectRequest request, DialectServices services, long startTimestamp) =>
+        new Writer(request, services.TimeProvider, startTimestamp);
 
     private static string? ChoiceMode(string? type) => type switch
     {

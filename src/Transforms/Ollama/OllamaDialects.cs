@@ -97,8 +97,8 @@ internal sealed class OllamaChatDialect : OllamaDialect
         }
     }
 
-    internal override AnswerWriter CreateWriter(DialectRequest request, TimeProvider timeProvider, long startTimestamp) =>
-        new Writer(request, timeProvider, startTimestamp);
+    internal override AnswerWriter CreateWriter(DialectRequest request, DialectServices services, long startTimestamp) =>
+        new Writer(request, services.TimeProvider, startTimestamp);
 
     private sealed class Writer(DialectRequest request, TimeProvider timeProvider, long startTimestamp)
         : OllamaWriter(request, timeProvider, startTimestamp)
@@ -176,8 +176,8 @@ internal sealed class OllamaGenerateDialect : OllamaDialect
         return new DialectRequest(turn, model, request.Stream ?? true, ShowThinking: fields.ShowThinking, Ignored: fields.Ignored);
     }
 
-    internal override AnswerWriter CreateWriter(DialectRequest request, TimeProvider timeProvider, long startTimestamp) =>
-        new Writer(request, timeProvider, startTimestamp);
+    internal override AnswerWriter CreateWriter(DialectRequest request, DialectServices services, long startTimestamp) =>
+        new Writer(request, services.TimeProvider, startTimestamp);
 
     private sealed class Writer(DialectRequest request, TimeProvider timeProvider, long startTimestamp)
         : OllamaWriter(request, timeProvider, startTimestamp)

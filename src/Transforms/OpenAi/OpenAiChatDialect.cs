@@ -122,8 +122,8 @@ internal sealed class OpenAiChatDialect : ClaudeDialect
         return fields;
     }
 
-    internal override AnswerWriter CreateWriter(DialectRequest request, TimeProvider timeProvider, long startTimestamp) =>
-        new Writer(request, timeProvider, startTimestamp);
+    internal override AnswerWriter CreateWriter(DialectRequest request, DialectServices services, long startTimestamp) =>
+        new Writer(request, services.TimeProvider, startTimestamp);
 
     private static List<ClaudeToolCall>? ToolCallsOf(List<OpenAiToolCall>? calls) => calls is null or { Count: 0 }
         ? null

@@ -14,7 +14,6 @@ namespace ClaudeProxy.Transforms.OpenAi;
 /// </summary>
 internal sealed class OpenAiResponsesDialect : ClaudeDialect
 {
-    private readonly ResponsesHistory _history = new();
 
     public override string Name => "openai-responses";
 
@@ -81,20 +80,20 @@ internal sealed class OpenAiResponsesDialect : ClaudeDialect
     }
 
     /// <summary>Puts the conversation of the response the request continues in front of its input.</summary>
-    internal override DialectRequest WithCaller(DialectRequest request)
+    internal override async ValueTask<DialectRequest> WithCallerAsync(DialectRequest request, DialectServices services, CancellationToken cancellationToken)
     {
         if (request.PreviousResponseId is not { Length: > 0 } previous)
         {
             return request;
         }
 
-        var earlier = _history.Find(request.Turn.Owner, previous)
+        var earlier = await services.ResponsesHistory.FindAsync(request.Turn.Owner, previous, cancellationToken)
             ?? throw new DialectRequestException($"Previous response with id '{previous}' not found.");
         return request with { Turn = request.Turn with { Messages = [.. earlier, .. request.Turn.Messages] } };
     }
 
-    internal override AnswerWriter CreateWriter(DialectRequest request, TimeProvider timeProvider, long startTimestamp) =>
-        new Writer(request, timeProvider, startTimestamp, _history);
+    internal override AnswerWriter CreateWriter(DialectRequest request, DialectServices services, long startTimestamp) =>
+        new Writer(request, services.TimeProvider, startTimestamp, services.ResponsesHistory);
 
     private static void AddItem(ResponsesInputItem item, List<ClaudeMessage> messages, List<string> system)
     {
@@ -161,7 +160,7 @@ internal sealed class OpenAiResponsesDialect : ClaudeDialect
     /// filled (text, reasoning summary or function arguments) and done in turn, then <c>response.completed</c> with the
     /// CLI's usage. Every event carries its <c>sequence_number</c>.
     /// </summary>
-    private sealed class Writer(DialectRequest request, TimeProvider timeProvider, long startTimestamp, ResponsesHistory history)
+    private sealed class Writer(DialectRequest request, TimeProvider timeProvider, long startTimestamp, IResponsesHistory history)
         : AnswerWriter(request, timeProvider, startTimestamp)
     {
         private readonly string _id = "resp_" + Guid.NewGuid().ToString("N");

@@ -20,7 +20,7 @@ namespace ClaudeProxy.Transforms.Yarp;
 /// passes untouched.
 /// </summary>
 public sealed class ClaudeTransformProvider(
-    TimeProvider timeProvider,
+    DialectServices services,
     IOptions<ClaudeBackendOptions> backendOptions,
     IOptions<DialectOptions> dialectOptions) : ITransformProvider
 {
@@ -66,13 +66,13 @@ public sealed class ClaudeTransformProvider(
             return;
         }
 
-        var started = timeProvider.GetTimestamp();
+        var started = services.TimeProvider.GetTimestamp();
         var body = await ReadBodyAsync(httpContext.Request, context.CancellationToken);
         DialectRequest? request;
         byte[]? immediateAnswer;
         try
         {
-            request = dialect.Parse(body, timeProvider, out immediateAnswer);
+            request = dialect.Parse(body, services.TimeProvider, out immediateAnswer);
         }
         catch (Exception exception) when (exception is DialectRequestException or InvalidOperationException)
         {
@@ -113,7 +113,7 @@ public sealed class ClaudeTransformProvider(
         };
         try
         {
-            request = dialect.WithCaller(request);
+            request = await dialect.WithCallerAsync(request, services, context.CancellationToken);
         }
         catch (DialectRequestException exception)
         {
@@ -140,7 +140,7 @@ public sealed class ClaudeTransformProvider(
 
         context.Path = ClaudeBackendPaths.Turns;
         context.Query.Collection.Clear();
-        httpContext.Features.Set(new ClaudeTurnFeature(dialect, request, dialect.CreateWriter(request, timeProvider, started)));
+        httpContext.Features.Set(new ClaudeTurnFeature(dialect, request, dialect.CreateWriter(request, services, started)));
     }
 
     private static async ValueTask TransformResponseAsync(ResponseTransformContext context)

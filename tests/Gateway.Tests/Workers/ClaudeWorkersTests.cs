@@ -239,6 +239,25 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_response_given_by_one_front_is_gone_on_from_through_another()
+    {
+        await using var front = Front();
+        await using var otherFront = Front();
+        using var client = front.CreateClient();
+        using var otherClient = otherFront.CreateClient();
+
+        using var first = await client.PostAsJsonAsync("/v1/responses", new { model = "claude-sonnet:latest", input = "My name is Ada." }, Cancel);
+        var id = (await first.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("id").GetString();
+        using var next = await otherClient.PostAsJsonAsync("/v1/responses", new { model = "claude-sonnet:latest", input = "What is my name?", previous_response_id = id }, Cancel);
+
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, next.StatusCode);
+        var answer = (await next.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("output").EnumerateArray()
+            .Single(item => item.GetProperty("type").GetString() == "message").GetProperty("content")[0].GetProperty("text").GetString()!;
+        Assert.Equal(["My name is Ada.", "What is my name?"], JsonDocument.Parse(answer).RootElement.GetProperty("user_texts").EnumerateArray().Select(t => t.GetString()));
+    }
+
+    [Fact]
     public async Task A_client_that_hangs_up_on_the_front_stops_the_cli_on_the_worker()
     {
         await _api.ConfigureAsync("""{"reply":"fixed:one two three four five six seven eight","chunk_chars":4,"chunk_delay_ms":300}""");

@@ -89,7 +89,7 @@ public sealed class AnthropicMessagesDialectTests
         var result = new ClaudeTurnResult("Let me check.", "tool_use", new ClaudeUsage(10, 5, 2, 0), 0, default, null, "claude-sonnet-5", [new ClaudeToolCall("toolu_1", "get_weather", """{"city":"Oslo"}""")]);
         var output = new ArrayBufferWriter<byte>();
 
-        Dialect.CreateWriter(request, TimeProvider.System, TimeProvider.System.GetTimestamp()).WriteAnswer(result, "", output);
+        Dialect.CreateWriter(request, DialectHarness.Services(), TimeProvider.System.GetTimestamp()).WriteAnswer(result, "", output);
 
         var answer = JsonDocument.Parse(output.WrittenMemory).RootElement;
         Assert.Equal("message", answer.GetProperty("type").GetString());

@@ -32,20 +32,21 @@ public sealed class OpenAiResponsesDialectTests
     }
 
     [Fact]
-    public void A_request_that_names_a_previous_response_goes_on_from_its_conversation_for_its_own_caller_only()
+    public async Task A_request_that_names_a_previous_response_goes_on_from_its_conversation_for_its_own_caller_only()
     {
         var dialect = ClaudeDialects.OpenAiResponses;
+        var services = DialectHarness.Services();
         var first = DialectHarness.Parse(dialect, """{"model":"m","input":"remember 7"}""") is var parsed ? parsed with { Turn = parsed.Turn with { Owner = "alice" } } : null!;
         var answer = new ArrayBufferWriter<byte>();
-        dialect.CreateWriter(first, TimeProvider.System, TimeProvider.System.GetTimestamp())
+        dialect.CreateWriter(first, services, TimeProvider.System.GetTimestamp())
             .WriteAnswer(new ClaudeTurnResult("7 it is", "end_turn", default, 0, default, null, null), "", answer);
         var id = JsonDocument.Parse(answer.WrittenMemory).RootElement.GetProperty("id").GetString();
         var next = DialectHarness.Parse(dialect, $$"""{"model":"m","input":"which number?","previous_response_id":"{{id}}"}""");
 
-        var continued = dialect.WithCaller(next with { Turn = next.Turn with { Owner = "alice" } });
+        var continued = await dialect.WithCallerAsync(next with { Turn = next.Turn with { Owner = "alice" } }, services, TestContext.Current.CancellationToken);
 
         Assert.Equal(["remember 7", "7 it is", "which number?"], continued.Turn.Messages.Select(m => m.Text));
-        Assert.Throws<DialectRequestException>(() => dialect.WithCaller(next with { Turn = next.Turn with { Owner = "bob" } }));
+        await Assert.ThrowsAsync<DialectRequestException>(async () => await dialect.WithCallerAsync(next with { Turn = next.Turn with { Owner = "bob" } }, services, TestContext.Current.CancellationToken));
     }
 
     [Fact]
