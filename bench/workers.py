@@ -2,7 +2,8 @@
 """Claude workers behind a front: new chats per second at saturation with one worker vs two, and the front's added time
 to first token over a worker reached directly.
 
-One machine, one run: the fake Anthropic API (echo), two workers (the gateway's binary, CLAUDEPROXY_ROLE=worker, the
+One machine, one run: the fake Anthropic API (echo), redis-server (as the compose profile has it: the fronts keep their
+placements there, the workers their conversations), two workers (the gateway's binary, CLAUDEPROXY_ROLE=worker, the
 real CLI, no warm spares, so each new chat starts a CLI), a front before the first worker and a front before both.
 Saturation: CLIENTS clients sending new chats (stream:false) for SECONDS through each front in turn. Added TTFT: over
 TURNS rounds, one turn of each of three kept conversations (each on its own warm process), in a new random order every
@@ -10,7 +11,7 @@ round: through the one-worker front (/api/chat), straight to that worker's POST 
 gateway (/api/chat, no workers) for reference. The order is shuffled because a turn right after another on the same
 machine is faster (a fixed order made the front look 5-10 ms slower than it is).
 
-    python3 bench/workers.py        (after: dotnet build src/Gateway -c Release; the CLI from the test build)
+    python3 bench/workers.py        (after: dotnet build src/Gateway -c Release; the CLI from the test build; redis-server)
 """
 import http.client, json, os, random, socket, statistics, subprocess, sys, tempfile, threading, time
 
@@ -96,12 +97,16 @@ def main():
         time.sleep(0.05)
     env = dict(os.environ, ANTHROPIC_BASE_URL=f"http://127.0.0.1:{open(port_file).read().strip()}", HOME=os.path.join(work, "home"))
     os.makedirs(env["HOME"])
-    processes = []
+    redis_port = free_port()
+    processes = [subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    redis = f"127.0.0.1:{redis_port}"
     try:
-        (w1, p1), (w2, p2) = start(env, work, "w1", CLAUDEPROXY_ROLE="worker"), start(env, work, "w2", CLAUDEPROXY_ROLE="worker")
+        (w1, p1), (w2, p2) = (start(env, work, "w1", CLAUDEPROXY_ROLE="worker", CLAUDEPROXY_REDIS=redis),
+                              start(env, work, "w2", CLAUDEPROXY_ROLE="worker", CLAUDEPROXY_REDIS=redis))
         processes += [w1, w2]
-        f1, front1 = start(env, work, "f1", Gateway__Workers__0=f"http://127.0.0.1:{p1}")
-        f2, front2 = start(env, work, "f2", Gateway__Workers__0=f"http://127.0.0.1:{p1}", Gateway__Workers__1=f"http://127.0.0.1:{p2}")
+        f1, front1 = start(env, work, "f1", CLAUDEPROXY_REDIS=redis, Gateway__Workers__0=f"http://127.0.0.1:{p1}")
+        f2, front2 = start(env, work, "f2", CLAUDEPROXY_REDIS=redis, Gateway__Workers__0=f"http://127.0.0.1:{p1}", Gateway__Workers__1=f"http://127.0.0.1:{p2}")
         processes += [f1, f2]
         time.sleep(6)  # the fronts' first active health checks
         one, one_failed = saturate(front1)

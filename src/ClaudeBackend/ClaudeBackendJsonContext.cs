@@ -13,7 +13,6 @@ namespace ClaudeProxy.ClaudeBackend;
     UseStringEnumConverter = true)]
 [JsonSerializable(typeof(ClaudeTurnRequest))]
 [JsonSerializable(typeof(ClaudeMessage))]
-[JsonSerializable(typeof(IReadOnlyList<ClaudeMessage>))]
 [JsonSerializable(typeof(ClaudeBackendErrorBody))]
 [JsonSerializable(typeof(ClaudeStreamEvent))]
 [JsonSerializable(typeof(CliLine))]

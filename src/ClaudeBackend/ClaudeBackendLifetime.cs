@@ -6,9 +6,9 @@ using Microsoft.Extensions.Logging;
 namespace ClaudeProxy.ClaudeBackend;
 
 /// <summary>
-/// The backend's start and stop. At start: end the CLI processes a gateway that died left behind, apply the conversation
-/// retention (and clear leftovers) before any warm process takes a folder, start the warm spares, start connecting to
-/// the shared Redis (whose users never wait for a connection), and keep applying the retention in the background. At stop: end every CLI process as soon as the gateway is told to stop (SIGTERM), on
+/// The backend's start and stop. At start: start connecting to the shared Redis, end the CLI processes a gateway that
+/// died left behind, apply the conversation retention (and clear leftovers) before any warm process takes a folder,
+/// start the warm spares, and keep applying the retention in the background. At stop: end every CLI process as soon as the gateway is told to stop (SIGTERM), on
 /// ApplicationStopping, before the web server drains its requests: answers in flight then end with an error at once
 /// instead of holding the shutdown until the server's timeout.
 /// </summary>
@@ -27,6 +27,8 @@ internal sealed partial class ClaudeBackendLifetime(
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
+        // First, while the rest of the start goes on: Redis's users never wait for the connection, they go without it.
+        _ = redis.ConnectAsync();
         ledger.ReapLeftovers();
         try
         {
@@ -41,7 +43,6 @@ internal sealed partial class ClaudeBackendLifetime(
         _registration = lifetime.ApplicationStopping.Register(() => launcher.StopAllAsync().Wait(TimeSpan.FromSeconds(10)));
         // The first spares start with the gateway, in the background.
         _ = launcher.WarmUpAsync();
-        _ = redis.ConnectAsync();
 
         _retention = retention.RunAsync(_stopping.Token);
     }

@@ -36,15 +36,28 @@ public static class ClaudeBackendServiceCollectionExtensions
         services.TryAddSingleton<ClaudeModelCatalog>();
         services.TryAddSingleton<ConversationStore>();
         services.AddSingleton<IValidateOptions<ClaudeBackendOptions>, RedisConfigurationValidator>();
-        services.TryAddSingleton<SharedRedis>();
-        services.TryAddSingleton<ISharedConversationHistory>(provider =>
-            provider.GetRequiredService<SharedRedis>().IsConfigured
-                ? ActivatorUtilities.CreateInstance<RedisConversationHistory>(provider)
-                : new NoSharedConversationHistory());
+        services.TryAddSharedOrLocal<ISharedConversationHistory, RedisConversationHistory, NoSharedConversationHistory>();
         services.TryAddSingleton<IClaudeBackend, ClaudeCliBackend>();
         services.TryAddSingleton<ClaudeBackendHandler>();
         services.TryAddSingleton<ConversationRetention>();
         services.AddHostedService<ClaudeBackendLifetime>();
+        return services;
+    }
+
+    /// <summary>
+    /// Adds <typeparamref name="TService"/> as <typeparamref name="TShared"/> when the backend has a Redis
+    /// (<see cref="ClaudeBackendOptions.Redis"/>), which every gateway and worker before it then shares, and as
+    /// <typeparamref name="TLocal"/>, this process's own, otherwise.
+    /// </summary>
+    public static IServiceCollection TryAddSharedOrLocal<TService, TShared, TLocal>(this IServiceCollection services)
+        where TService : class
+        where TShared : TService
+        where TLocal : TService
+    {
+        services.TryAddSingleton<SharedRedis>();
+        services.TryAddSingleton<TService>(provider => provider.GetRequiredService<SharedRedis>().IsConfigured
+            ? ActivatorUtilities.CreateInstance<TShared>(provider)
+            : ActivatorUtilities.CreateInstance<TLocal>(provider));
         return services;
     }
 }

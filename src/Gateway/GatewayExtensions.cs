@@ -1,6 +1,5 @@
 using System.Net;
 using ClaudeProxy.ClaudeBackend;
-using ClaudeProxy.ClaudeBackend.Conversations;
 using ClaudeProxy.Gateway.Endpoints;
 using ClaudeProxy.Gateway.Ollama;
 using ClaudeProxy.Gateway.Security;
@@ -58,9 +57,7 @@ public static partial class GatewayExtensions
 
         if (gateway.HasWorkers)
         {
-            builder.Services.AddSingleton<IConversationPlacements>(provider => provider.GetRequiredService<SharedRedis>().IsConfigured
-                ? ActivatorUtilities.CreateInstance<RedisConversationPlacements>(provider)
-                : ActivatorUtilities.CreateInstance<LocalConversationPlacements>(provider));
+            builder.Services.TryAddSharedOrLocal<IConversationPlacements, RedisConversationPlacements, LocalConversationPlacements>();
 
             // Turns cross a socket to the workers as the contract's bytes, and this process starts no CLI of its own.
             builder.Services.PostConfigure<ClaudeBackendOptions>(backend =>

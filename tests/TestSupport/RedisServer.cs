@@ -21,13 +21,34 @@ public sealed class RedisServer : IDisposable
     /// <summary>Whether the server is installed (<c>.ci/run</c> installs it).</summary>
     private static bool IsInstalled => File.Exists(Executable);
 
-    /// <summary>Why a test that needs the server is skipped here; null when it is installed. In CI it is a failure.</summary>
-    public static string? Unavailable
+    /// <summary>Starts a server for a test, which is skipped where none is installed; in CI that is a failure.</summary>
+    public static async Task<RedisServer> StartOrSkipAsync()
     {
-        get
+        if (!IsInstalled)
         {
             const string Missing = "Needs redis-server (.ci/run installs the Debian package).";
-            return IsInstalled ? null : RepoPaths.IsCi ? throw new InvalidOperationException(Missing) : Missing;
+            Xunit.Assert.Skip(RepoPaths.IsCi ? throw new InvalidOperationException(Missing) : Missing);
+        }
+
+        return await StartAsync();
+    }
+
+    /// <summary>
+    /// Makes the server hold every client's commands for <paramref name="duration"/> (<c>CLIENT PAUSE</c>): connected,
+    /// and silent, as a Redis that stalls is.
+    /// </summary>
+    public async Task PauseClientsAsync(TimeSpan duration)
+    {
+        using var client = new TcpClient();
+        await client.ConnectAsync("127.0.0.1", Port);
+        var stream = client.GetStream();
+        var milliseconds = ((long)duration.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes($"CLIENT PAUSE {milliseconds}\r\n"));
+        var reply = new byte[5];
+        _ = await stream.ReadAsync(reply);
+        if (System.Text.Encoding.ASCII.GetString(reply) != "+OK\r\n")
+        {
+            throw new InvalidOperationException("redis-server did not pause its clients.");
         }
     }
 

@@ -20,14 +20,14 @@ public static class ClaudeBackendContract
     public static byte[] Serialize(ClaudeTurnRequest request) =>
         JsonSerializer.SerializeToUtf8Bytes(request, ClaudeBackendJsonContext.Default.ClaudeTurnRequest);
 
-    /// <summary>A conversation's messages as the contract writes them, for a store that keeps one.</summary>
-    public static byte[] SerializeMessages(IReadOnlyList<ClaudeMessage> messages) =>
-        JsonSerializer.SerializeToUtf8Bytes(messages, ClaudeBackendJsonContext.Default.IReadOnlyListClaudeMessage);
+    /// <summary>A message as the contract writes it, for a store that keeps a conversation's.</summary>
+    public static byte[] SerializeMessage(ClaudeMessage message) =>
+        JsonSerializer.SerializeToUtf8Bytes(message, ClaudeBackendJsonContext.Default.ClaudeMessage);
 
-    /// <summary>Messages written by <see cref="SerializeMessages"/>.</summary>
-    /// <exception cref="JsonException">They are not.</exception>
-    public static IReadOnlyList<ClaudeMessage>? ParseMessages(ReadOnlySpan<byte> json) =>
-        JsonSerializer.Deserialize(json, ClaudeBackendJsonContext.Default.IReadOnlyListClaudeMessage);
+    /// <summary>A message written by <see cref="SerializeMessage"/>.</summary>
+    /// <exception cref="JsonException">It is not one.</exception>
+    public static ClaudeMessage ParseMessage(ReadOnlySpan<byte> json) =>
+        JsonSerializer.Deserialize(json, ClaudeBackendJsonContext.Default.ClaudeMessage) ?? throw new JsonException("null is not a message");
 
     /// <summary>The request's JSON body; null with the reason when it is not a turn request.</summary>
     public static ClaudeTurnRequest? ParseRequest(ReadOnlySpan<byte> body, out ClaudeBackendError? error)

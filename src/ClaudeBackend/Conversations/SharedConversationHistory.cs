@@ -1,6 +1,3 @@
-using System.Security.Cryptography;
-using System.Text;
-using System.Text.Json;
 using ClaudeProxy.ClaudeBackend.Contract;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -53,17 +50,15 @@ internal sealed class NoSharedConversationHistory : ISharedConversationHistory
 internal sealed partial class RedisConversationHistory(SharedRedis redis, IOptions<ClaudeBackendOptions> options, ILogger<RedisConversationHistory> logger)
     : ISharedConversationHistory
 {
-    private static readonly TimeSpan Timeout = SharedRedis.Timeout;
-
     public async Task<IReadOnlyList<ClaudeMessage>?> LoadAsync(string conversationKey, CancellationToken cancellationToken)
     {
         try
         {
             var database = await redis.DatabaseAsync(cancellationToken);
-            var items = await database.ListRangeAsync(KeyOf(conversationKey)).WaitAsync(Timeout, cancellationToken);
+            var items = await database.ListRangeAsync(KeyOf(conversationKey)).WaitAsync(SharedRedis.Timeout, cancellationToken);
             return items.Length == 0
                 ? null
-                : [.. items.Select(item => JsonSerializer.Deserialize((string)item!, ClaudeBackendJsonContext.Default.ClaudeMessage)!)];
+                : [.. items.Select(item => ClaudeBackendContract.ParseMessage((byte[])item!))];
         }
         catch (Exception exception) when (exception is not OperationCanceledException)
         {
@@ -77,7 +72,7 @@ internal sealed partial class RedisConversationHistory(SharedRedis redis, IOptio
         try
         {
             var database = await redis.DatabaseAsync(cancellationToken);
-            var session = await database.StringGetAsync(SessionKeyOf(conversationKey)).WaitAsync(Timeout, cancellationToken);
+            var session = await database.StringGetAsync(SessionKeyOf(conversationKey)).WaitAsync(SharedRedis.Timeout, cancellationToken);
             return Guid.TryParse((string?)session, out var id) ? id : null;
         }
         catch (Exception exception) when (exception is not OperationCanceledException)
@@ -106,15 +101,15 @@ internal sealed partial class RedisConversationHistory(SharedRedis redis, IOptio
 
             if (messages.Count > 0)
             {
-                _ = transaction.ListRightPushAsync(key, [.. messages.Select(m => (RedisValue)JsonSerializer.Serialize(m, ClaudeBackendJsonContext.Default.ClaudeMessage))]);
+                _ = transaction.ListRightPushAsync(key, [.. messages.Select(m => (RedisValue)ClaudeBackendContract.SerializeMessage(m))]);
                 _ = transaction.KeyExpireAsync(key, keepFor);
             }
 
             _ = transaction.StringSetAsync(sessionKey, session.ToString(), keepFor);
-            if (!await transaction.ExecuteAsync().WaitAsync(Timeout, cancellationToken))
+            if (!await transaction.ExecuteAsync().WaitAsync(SharedRedis.Timeout, cancellationToken))
             {
                 // Nothing was kept to follow: what is kept is nothing, and its session none.
-                await database.KeyDeleteAsync([key, sessionKey]).WaitAsync(Timeout, cancellationToken);
+                await database.KeyDeleteAsync([key, sessionKey]).WaitAsync(SharedRedis.Timeout, cancellationToken);
             }
         }
         catch (Exception exception) when (exception is not OperationCanceledException)
@@ -126,8 +121,7 @@ internal sealed partial class RedisConversationHistory(SharedRedis redis, IOptio
     private static RedisKey SessionKeyOf(string conversationKey) => KeyOf(conversationKey).Append(":session");
 
     /// <summary>A conversation's key names its owner and id: Redis sees only its digest.</summary>
-    private static RedisKey KeyOf(string conversationKey) =>
-        "claudeproxy:conversation:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(conversationKey)));
+    private static RedisKey KeyOf(string conversationKey) => SharedRedis.KeyOf("claudeproxy:conversation:", conversationKey);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Redis did not answer: conversations are kept on this worker only until it does")]
     private static partial void LogUnavailable(ILogger logger, Exception exception);

@@ -1,11 +1,13 @@
+using System.Security.Cryptography;
+using System.Text;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
 namespace ClaudeProxy.ClaudeBackend.Conversations;
 
 /// <summary>
-/// The one connection to the Redis that workers and fronts share (<see cref="ClaudeBackendOptions.Redis"/>), made on
-/// at start (<see cref="ConnectAsync"/>) and kept, reconnecting by itself. A Redis that is down never stops the start: the
+/// The one connection to the Redis that workers and fronts share (<see cref="ClaudeBackendOptions.Redis"/>), made at
+/// start (<see cref="ConnectAsync"/>) and kept, reconnecting by itself. A Redis that is down never stops the start: the
 /// first connection and each command wait at most <see cref="Timeout"/>, and a caller that must not wait at all asks
 /// <see cref="IsConnected"/> first.
 /// </summary>
@@ -18,6 +20,15 @@ public sealed class SharedRedis(IOptions<ClaudeBackendOptions> options) : IAsync
         configure => (configure.AbortOnConnectFail, configure.ConnectTimeout, configure.SyncTimeout, configure.AsyncTimeout) = (false, 3000, 3000, 3000)));
 
     public bool IsConfigured => options.Value.Redis is { Length: > 0 };
+
+    /// <summary>
+    /// The Redis key of <paramref name="text"/> (an owner with a conversation id, a first message): the SHA-256 of it
+    /// after <paramref name="prefix"/>, so that Redis never holds who said what.
+    /// </summary>
+    public static RedisKey KeyOf(string prefix, string text) => prefix + Digest(text);
+
+    /// <summary>The SHA-256 of <paramref name="text"/>'s UTF-8, in lowercase hex.</summary>
+    public static string Digest(string text) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
 
     /// <summary>Whether commands would reach Redis now (false while the first connection is being made).</summary>
     public bool IsConnected => IsConfigured && _connection.Value is { IsCompletedSuccessfully: true } connection && connection.Result.IsConnected;

@@ -15,8 +15,10 @@ namespace ClaudeProxy.Gateway.Workers;
 /// </param>
 internal sealed record ConversationAffinity(string Key, bool IsNew = false)
 {
-    /// <summary>The key as the placements keep it: its SHA-256, so no message text is kept there.</summary>
-    public string Digest { get; } = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Key)));
+    private const string IdPrefix = "id\n";
+
+    /// <summary>Whether the conversation is named by the client's id (else by its history).</summary>
+    public bool IsById => Key.StartsWith(IdPrefix, StringComparison.Ordinal);
 
     /// <summary>The address of the worker the conversation is on (<see cref="IConversationPlacements"/>); null if none is known.</summary>
     public string? Worker { get; init; }
@@ -42,7 +44,7 @@ internal sealed record ConversationAffinity(string Key, bool IsNew = false)
             var id = StringOf(root, "id") ?? StringOf(root, "user");
             if (id is not null)
             {
-                return new ConversationAffinity($"id\n{owner}\n{id}");
+                return new ConversationAffinity($"{IdPrefix}{owner}\n{id}");
             }
 
             var first = FirstUserText(root);
@@ -118,8 +120,8 @@ internal sealed record ConversationAffinity(string Key, bool IsNew = false)
 /// <summary>
 /// Sends a conversation to the worker it is on (<see cref="ConversationAffinity.Worker"/>) while that one is healthy,
 /// a new chat and a request of no conversation to the least busy worker, and any other conversation (its worker gone,
-/// or not known to this front) to the healthy worker its key hashes to: rendezvous hashing, the same on every front, so
-/// a worker that leaves moves only its own conversations and one that comes back gets them again.
+/// or not known to this front) to the healthy worker its key hashes to: rendezvous hashing, the same on every front and
+/// after a restart, and a worker that leaves moves only its own conversations.
 /// </summary>
 internal sealed class ConversationHashPolicy : ILoadBalancingPolicy
 {

@@ -4,8 +4,9 @@ namespace ClaudeProxy.Gateway.Workers;
 
 /// <summary>
 /// In front of workers, names the conversation a Claude turn belongs to and where it is (<see cref="ConversationAffinity"/>,
-/// for <see cref="ConversationHashPolicy"/>), and once a worker has answered the turn, records that worker as the
-/// conversation's (<see cref="IConversationPlacements"/>).
+/// for <see cref="ConversationHashPolicy"/>), and as soon as a worker starts to answer the turn, records that worker as
+/// the conversation's (<see cref="IConversationPlacements"/>): before the client can send the next turn, or the results
+/// of the calls it is being sent.
 /// </summary>
 internal sealed class ConversationPlacementMiddleware(RequestDelegate next, IConversationPlacements placements)
 {
@@ -21,20 +22,23 @@ internal sealed class ConversationPlacementMiddleware(RequestDelegate next, ICon
         var affinity = await AffinityOfAsync(context);
         if (affinity is not null)
         {
-            var placement = await placements.FindAsync(affinity.Digest, context.RequestAborted);
-            affinity = affinity with { Worker = placement.Worker, IsNew = affinity.IsNew || placement.Unplaced };
+            var placement = await placements.FindAsync(affinity.Key, context.RequestAborted);
+            // An id nobody placed is a new conversation; a history with answers in it that nobody placed is not (its
+            // placement was lost, or it is older than placements): it goes by its hash, where it was.
+            affinity = affinity with { Worker = placement.Worker, IsNew = affinity.IsNew || (placement.Unplaced && affinity.IsById) };
             context.Features.Set(affinity);
+            context.Response.OnStarting(() =>
+            {
+                if (proxy.ProxiedDestination is { } worker && context.Response.StatusCode is >= 200 and < 300)
+                {
+                    placements.Place(affinity.Key, worker.Model.Config.Address);
+                }
+
+                return Task.CompletedTask;
+            });
         }
 
         await next(context);
-
-        if (affinity is not null
-            && proxy.ProxiedDestination is { } worker
-            && context.Response.StatusCode is >= 200 and < 300
-            && context.GetForwarderErrorFeature() is null)
-        {
-            placements.Place(affinity.Digest, worker.Model.Config.Address);
-        }
     }
 
     private static async Task<ConversationAffinity?> AffinityOfAsync(HttpContext context)

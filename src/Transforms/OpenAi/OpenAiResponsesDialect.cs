@@ -14,7 +14,6 @@ namespace ClaudeProxy.Transforms.OpenAi;
 /// </summary>
 internal sealed class OpenAiResponsesDialect : ClaudeDialect
 {
-
     public override string Name => "openai-responses";
 
     public override ErrorStyle ErrorStyle => ErrorStyle.OpenAi;
@@ -249,7 +248,7 @@ internal sealed class OpenAiResponsesDialect : ClaudeDialect
                 return;
             }
 
-            history.Add(Request.Turn.Owner, _id, [.. Request.Turn.Messages, new ClaudeMessage(ClaudeMessage.AssistantRole, result.Text, ToolCalls: result.ToolCalls)]);
+            history.Add(Request.Turn.Owner, _id, Request.PreviousResponseId, [.. Request.Turn.Messages, new ClaudeMessage(ClaudeMessage.AssistantRole, result.Text, ToolCalls: result.ToolCalls)]);
         }
 
         private const string Incomplete = "incomplete";

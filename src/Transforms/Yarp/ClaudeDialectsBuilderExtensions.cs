@@ -1,3 +1,4 @@
+using ClaudeProxy.ClaudeBackend;
 using ClaudeProxy.ClaudeBackend.Conversations;
 using ClaudeProxy.Transforms.OpenAi;
 using Microsoft.Extensions.Configuration;
@@ -17,9 +18,7 @@ public static class ClaudeDialectsBuilderExtensions
     {
         builder.Services.AddOptions<DialectOptions>().Bind(dialects);
         builder.Services.TryAddSingleton(TimeProvider.System);
-        builder.Services.TryAddSingleton<IResponsesHistory>(provider => provider.GetRequiredService<SharedRedis>().IsConfigured
-            ? ActivatorUtilities.CreateInstance<RedisResponsesHistory>(provider)
-            : new LocalResponsesHistory());
+        builder.Services.TryAddSharedOrLocal<IResponsesHistory, RedisResponsesHistory, LocalResponsesHistory>();
         builder.Services.TryAddSingleton(provider => new DialectServices(provider.GetRequiredService<TimeProvider>(), provider.GetRequiredService<IResponsesHistory>()));
         return builder.AddTransforms<ClaudeTransformProvider>();
     }

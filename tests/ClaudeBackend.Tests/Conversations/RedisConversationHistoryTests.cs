@@ -2,49 +2,31 @@ using ClaudeProxy.ClaudeBackend.Contract;
 using ClaudeProxy.ClaudeBackend.Conversations;
 using ClaudeProxy.TestSupport;
 using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 
 namespace ClaudeProxy.ClaudeBackend.Tests.Conversations;
 
 /// <summary>The shared store of conversations against a real redis-server on loopback.</summary>
 public sealed class RedisConversationHistoryTests : IAsyncDisposable
 {
-    private readonly List<SharedRedis> _connections = [];
+    private readonly SharedRedisConnections _connections = new();
 
     private static CancellationToken Cancel => TestContext.Current.CancellationToken;
 
     /// <summary>A store as a worker has it, with a connection of its own.</summary>
-    private RedisConversationHistory Store(string redis)
+    private async Task<RedisConversationHistory> StoreAsync(string redis, bool connected = true)
     {
-        var options = Options.Create(new ClaudeBackendOptions { Redis = redis });
-        _connections.Add(new SharedRedis(options));
-        return new(_connections[^1], options, NullLogger<RedisConversationHistory>.Instance);
+        var (connection, options) = await _connections.ConnectAsync(redis, connected);
+        return new(connection, options, NullLogger<RedisConversationHistory>.Instance);
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        foreach (var connection in _connections)
-        {
-            await connection.DisposeAsync();
-        }
-    }
-
-    private static async Task<RedisServer> RedisAsync()
-    {
-        if (RedisServer.Unavailable is { } missing)
-        {
-            Assert.Skip(missing);
-        }
-
-        return await RedisServer.StartAsync();
-    }
+    public ValueTask DisposeAsync() => _connections.DisposeAsync();
 
     [Fact]
     public async Task A_turn_adds_to_what_is_kept_and_a_whole_history_replaces_it_for_every_worker()
     {
-        using var redis = await RedisAsync();
-        var one = Store(redis.Configuration);
-        var other = Store(redis.Configuration);
+        using var redis = await RedisServer.StartOrSkipAsync();
+        var one = await StoreAsync(redis.Configuration);
+        var other = await StoreAsync(redis.Configuration);
         ClaudeMessage[] first = [new(ClaudeMessage.UserRole, "hi"), new(ClaudeMessage.AssistantRole, "hello", ToolCalls: [new("call_1", "f", """{"a":1}""")])];
 
         var (sessionOne, sessionOther) = (Guid.NewGuid(), Guid.NewGuid());
@@ -69,8 +51,8 @@ public sealed class RedisConversationHistoryTests : IAsyncDisposable
     [Fact]
     public async Task A_turn_that_would_follow_nothing_kept_is_not_kept_and_no_messages_forget_the_conversation()
     {
-        using var redis = await RedisAsync();
-        var store = Store(redis.Configuration);
+        using var redis = await RedisServer.StartOrSkipAsync();
+        var store = await StoreAsync(redis.Configuration);
 
         await store.SaveAsync("k", [new(ClaudeMessage.UserRole, "later"), new(ClaudeMessage.AssistantRole, "turn")], replace: false, Guid.NewGuid(), Cancel);
         var withoutBeginning = await store.LoadAsync("k", Cancel);
@@ -93,7 +75,7 @@ public sealed class RedisConversationHistoryTests : IAsyncDisposable
     [Fact]
     public async Task A_redis_that_does_not_answer_costs_the_history_not_the_turn()
     {
-        var store = Store($"127.0.0.1:{GatewayProcess.FreeLoopbackPort()}");
+        var store = await StoreAsync($"127.0.0.1:{GatewayProcess.FreeLoopbackPort()}", connected: false);
 
         await store.SaveAsync("k", [new(ClaudeMessage.UserRole, "x")], replace: true, Guid.NewGuid(), Cancel);
 
