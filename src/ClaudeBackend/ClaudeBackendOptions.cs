@@ -170,4 +170,17 @@ public sealed class ClaudeModelOptions
     /// <summary>The context window reported by <c>/api/show</c>.</summary>
     [Range(1, int.MaxValue)]
     public int ContextLength { get; set; } = 200_000;
+
+    /// <summary>
+    /// A model of the Ollama behind the gateway (e.g. <c>llama3.2:3b</c>) that answers this model's requests while a
+    /// budget they count against is spent, or the Claude login's usage limit is reached; none by default (such requests
+    /// get a 429).
+    /// </summary>
+    public string? FallbackModel { get; set; }
+
+    /// <summary>
+    /// A cheaper model (a Claude model such as <c>claude-haiku:latest</c>, or an Ollama model) that answers the
+    /// background tasks Open WebUI asks this model for after each answer: titles, tags, follow-ups; none by default.
+    /// </summary>
+    public string? TaskModel { get; set; }
 }

@@ -1,5 +1,6 @@
 using System.Net;
 using ClaudeProxy.ClaudeBackend;
+using ClaudeProxy.Gateway.Budgets;
 using ClaudeProxy.Gateway.Endpoints;
 using ClaudeProxy.Gateway.Ollama;
 using ClaudeProxy.Gateway.Security;
@@ -70,6 +71,8 @@ public static partial class GatewayExtensions
             });
         }
 
+        builder.Services.TryAddSharedOrLocal<ISpendLedger, RedisSpendLedger, LocalSpendLedger>();
+        builder.Services.AddSingleton<ClaudeBudgets>();
         builder.Services.AddSingleton<OllamaUpstream>();
         builder.Services.AddSingleton<IForwarderHttpClientFactory, ClaudeForwarderHttpClientFactory>();
         builder.AddGatewayTelemetry(gateway.HttpMetrics);
@@ -96,6 +99,7 @@ public static partial class GatewayExtensions
         }
 
         app.MapModelEndpoints();
+        app.MapUsageEndpoints();
         app.MapHealthEndpoints();
         app.MapDocs();
         app.MapPrometheusScrapingEndpoint();

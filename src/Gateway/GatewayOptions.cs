@@ -80,6 +80,13 @@ public sealed class GatewayOptions
     public List<string> Workers { get; set; } = [];
 
     /// <summary>
+    /// What every caller's Claude turns together may cost per period (<see cref="Budgets.BudgetOptions"/>); none by default.
+    /// Each API key may have one of its own too (<see cref="ApiKeyOptions.Budget"/>).
+    /// </summary>
+    [ValidateObjectMembers]
+    public Budgets.BudgetOptions? Budget { get; set; }
+
+    /// <summary>
     /// The secret a gateway and its workers share (<c>CLAUDEPROXY_WORKER_KEY</c>): a worker trusts the caller and the
     /// tools a turn names only from whoever presents it (<c>X-ClaudeProxy-Worker-Key</c>). Required for a worker, or
     /// workers, beyond loopback.
@@ -112,4 +119,8 @@ public sealed class ApiKeyOptions
 
     /// <summary>CLI tools this key may use (e.g. <c>Read</c>); none by default, which is the safe profile.</summary>
     public List<string> AllowedTools { get; set; } = [];
+
+    /// <summary>What this key's Claude turns may cost per period; none by default.</summary>
+    [ValidateObjectMembers]
+    public Budgets.BudgetOptions? Budget { get; set; }
 }

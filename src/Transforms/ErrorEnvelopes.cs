@@ -44,8 +44,8 @@ public static class ErrorEnvelopes
         style == ErrorStyle.Anthropic && error.Kind == ClaudeErrorKind.Overloaded ? (HttpStatusCode)529 : error.StatusCode;
 
     /// <summary>Answers the request with an error in the client's envelope.</summary>
-    public static Task WriteAsync(HttpResponse response, ErrorStyle style, HttpStatusCode status, string message, CancellationToken cancellationToken, string? param = null) =>
-        WriteAsync(response, status, Create(style, status, message, param: param), cancellationToken);
+    public static Task WriteAsync(HttpResponse response, ErrorStyle style, HttpStatusCode status, string message, CancellationToken cancellationToken, string? param = null, string? code = null) =>
+        WriteAsync(response, status, Create(style, status, message, code, param), cancellationToken);
 
     /// <summary>Answers the request with a backend error (its status, and its code for OpenAI clients) in the client's envelope.</summary>
     public static Task WriteAsync(HttpResponse response, ErrorStyle style, ClaudeBackendError error, CancellationToken cancellationToken) =>

@@ -56,4 +56,5 @@ internal sealed record BackendReadiness(bool Ready, string Detail);
 
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
 [JsonSerializable(typeof(Readiness))]
+[JsonSerializable(typeof(Dictionary<string, Dictionary<string, double>>))]
 internal sealed partial class GatewayJsonContext : JsonSerializerContext;

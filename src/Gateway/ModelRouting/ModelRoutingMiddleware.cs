@@ -1,6 +1,10 @@
+using System.Globalization;
 using System.Net;
+using System.Text;
+using System.Text.Json.Nodes;
 using ClaudeProxy.ClaudeBackend;
 using ClaudeProxy.ClaudeBackend.Contract;
+using ClaudeProxy.Gateway.Budgets;
 using ClaudeProxy.Gateway.Ollama;
 using ClaudeProxy.Transforms;
 using ClaudeProxy.Transforms.Anthropic;
@@ -25,9 +29,19 @@ internal sealed partial class ModelRoutingMiddleware(
     OllamaUpstream ollama,
     TimeProvider timeProvider,
     GenAiMetrics metrics,
+    ClaudeBudgets budgets,
     IOptions<GatewayOptions> options,
     ILogger<ModelRoutingMiddleware> logger)
 {
+    /// <summary>Names the local model that answered in a Claude model's place, and why: <c>llama3.2:3b; reason=budget</c>.</summary>
+    public const string FallbackHeader = "x-claudeproxy-fallback";
+
+    /// <summary>Names the model that answered a background task (<see cref="BackgroundTask"/>) in the requested one's place.</summary>
+    public const string TaskModelHeader = "x-claudeproxy-task-model";
+
+    /// <summary>OpenAI's code for a spent quota, which its SDKs do not retry.</summary>
+    public const string BudgetSpentCode = "insufficient_quota";
+
     public async Task InvokeAsync(HttpContext context)
     {
         var started = timeProvider.GetTimestamp();
@@ -64,11 +78,40 @@ internal sealed partial class ModelRoutingMiddleware(
 
         if (metadata.ContainsKey(RouteMetadata.DialectKey))
         {
+            if (claudeModel?.TaskModel is { Length: > 0 } taskModel && await BackgroundTask.IsOneAsync(context.Request.Body, context.RequestAborted))
+            {
+                // A title, tags or follow-ups for Open WebUI: the cheaper model answers, whichever backend serves it.
+                await SwapModelAsync(context, taskModel);
+                context.Response.Headers[TaskModelHeader] = taskModel;
+                model = taskModel;
+                isClaude = catalog.TryFind(model, out claudeModel);
+            }
+
             // A Claude model, or a body without a readable model, stays on the claude cluster: the dialect transform
             // answers a malformed request in the client's own terms.
-            if (model is null || isClaude)
+            if (isClaude && await budgets.FindSpentAsync(ClaudeCallerClaims.Owner(context.User), context.RequestAborted) is { } spent)
             {
-                Measure(context, metadata, started, GenAiMetrics.Anthropic, model);
+                if (claudeModel!.FallbackModel is { Length: > 0 } fallback
+                    && ollama.IsConfigured && proxyState.TryGetCluster(OllamaClusterConfigFilter.ClusterId, out var fallbackCluster))
+                {
+                    // Answered by the local model instead, forwarded like any Ollama request, and said so.
+                    await SwapModelAsync(context, fallback);
+                    context.ReassignProxyRequest(fallbackCluster);
+                    context.Response.Headers[FallbackHeader] = $"{fallback}; reason=budget";
+                    metrics.RecordFallback(claudeModel.Name, fallback, "budget");
+                    Measure(context, metadata, started, GenAiMetrics.Ollama, fallback);
+                    await next(context);
+                }
+                else
+                {
+                    LogBudgetSpent(logger, spent.Budget);
+                    context.Response.Headers.RetryAfter = Math.Max(1, (long)Math.Ceiling((spent.ResetsAt - timeProvider.GetUtcNow()).TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+                    await ErrorEnvelopes.WriteAsync(context.Response, style, HttpStatusCode.TooManyRequests, spent.Message, context.RequestAborted, code: BudgetSpentCode);
+                }
+            }
+            else if (model is null || isClaude)
+            {
+                Measure(context, metadata, started, GenAiMetrics.Anthropic, model, isClaude ? claudeModel!.Name : null);
                 await next(context);
             }
             else if (ollama.IsConfigured && proxyState.TryGetCluster(OllamaClusterConfigFilter.ClusterId, out var ollamaCluster))
@@ -104,13 +147,30 @@ internal sealed partial class ModelRoutingMiddleware(
         }
     }
 
-    /// <summary>Starts the GenAI metrics of a request on a route that names its operation.</summary>
-    private void Measure(HttpContext context, IReadOnlyDictionary<string, string> metadata, long started, string provider, string? model)
+    /// <summary>
+    /// Starts the GenAI metrics of a request on a route that names its operation; a Claude turn's cost counts against
+    /// the budgets of <paramref name="budgetModel"/> and the caller's key.
+    /// </summary>
+    private void Measure(HttpContext context, IReadOnlyDictionary<string, string> metadata, long started, string provider, string? model, string? budgetModel = null)
     {
         if (metadata.TryGetValue(OllamaUsageTransformProvider.OperationMetadataKey, out var operation))
         {
-            context.Features.Set(new GenAiRequestTimer(metrics, timeProvider, started, operation, provider, model));
+            var caller = ClaudeCallerClaims.Owner(context.User);
+            context.Features.Set(new GenAiRequestTimer(metrics, timeProvider, started, operation, provider, model)
+            {
+                OnCost = budgetModel is null ? null : cost => budgets.Record(caller, budgetModel, cost),
+            });
         }
+    }
+
+    /// <summary>Puts <paramref name="model"/> in place of the model the (buffered, JSON) body names.</summary>
+    private static async Task SwapModelAsync(HttpContext context, string model)
+    {
+        context.Request.Body.Position = 0;
+        var body = await JsonNode.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
+        body!["model"] = model;
+        var swapped = new MemoryStream(Encoding.UTF8.GetBytes(body.ToJsonString()));
+        (context.Request.Body, context.Request.ContentLength) = (swapped, swapped.Length);
     }
 
     private async Task<string?> ReadBodyModelAsync(HttpContext context, IReadOnlyList<string> properties)
@@ -183,6 +243,9 @@ internal sealed partial class ModelRoutingMiddleware(
         response.ContentType = ErrorEnvelopes.JsonContentType;
         await response.Body.WriteAsync(body, cancellationToken);
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "A Claude turn was refused: the {Budget} budget is spent")]
+    private static partial void LogBudgetSpent(ILogger logger, string budget);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "No backend serves model '{Model}'")]
     private static partial void LogUnknownModel(ILogger logger, string model);

@@ -35,6 +35,7 @@ public sealed class GenAiMetrics
     private readonly Counter<long> _tokens;
     private readonly Counter<long> _errors;
     private readonly Counter<long> _disconnects;
+    private readonly Counter<long> _fallbacks;
 
     public GenAiMetrics(IMeterFactory meterFactory)
     {
@@ -55,7 +56,13 @@ public sealed class GenAiMetrics
         _tokens = meter.CreateCounter<long>("claudeproxy.tokens", "{token}", "Tokens by type, including Claude's cache reads and writes (monotonic, for rate()).");
         _errors = meter.CreateCounter<long>("claudeproxy.errors", "{error}", "Failed requests, by error.type.");
         _disconnects = meter.CreateCounter<long>("claudeproxy.client.disconnects", "{request}", "Clients that left before the answer ended.");
+        _fallbacks = meter.CreateCounter<long>("claudeproxy.fallbacks", "{request}", "Requests for a Claude model answered by its local fallback model, by reason.");
     }
+
+    /// <summary>Counts a request for <paramref name="claudeModel"/> that <paramref name="fallbackModel"/> answered instead.</summary>
+    public void RecordFallback(string claudeModel, string fallbackModel, string reason) =>
+        _fallbacks.Add(1, new KeyValuePair<string, object?>("gen_ai.request.model", claudeModel),
+            new KeyValuePair<string, object?>("claudeproxy.fallback_model", fallbackModel), new KeyValuePair<string, object?>("claudeproxy.fallback_reason", reason));
 
     /// <summary>Records one finished request: the front door's timings and, when the backend reported them, its own.</summary>
     public void Record(in GenAiObservation observation)
@@ -203,6 +210,9 @@ public sealed class GenAiRequestTimer(GenAiMetrics metrics, TimeProvider timePro
 
     public TimeSpan Elapsed => timeProvider.GetElapsedTime(startTimestamp);
 
+    /// <summary>Told what the request cost, in US dollars, when it completes with a cost (a Claude turn's budget).</summary>
+    public Action<double>? OnCost { get; init; }
+
     public void MarkFirstToken() => _firstToken ??= Elapsed;
 
     public void Complete(long? inputTokens, long? outputTokens, string? responseModel, long? cacheRead = null, long? cacheCreation = null,
@@ -212,6 +222,10 @@ public sealed class GenAiRequestTimer(GenAiMetrics metrics, TimeProvider timePro
         {
             metrics.Record(new GenAiObservation(operation, provider, requestModel, responseModel, Elapsed, _firstToken,
                 inputTokens, outputTokens, cacheRead, cacheCreation, costUsd, backendDuration, backendFirstChunk));
+            if (costUsd is > 0 and var cost)
+            {
+                OnCost?.Invoke(cost);
+            }
         }
     }
 
