@@ -185,6 +185,7 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
 
     private ClaudeStreamDecoder NewDecoder(ClaudeUsage reportedEarlier) => new(null, reportedEarlier)
     {
+        CostReportedEarlier = (_run as ResidentClaudeTurn)?.Process.CostReported ?? 0,
         StopSequences = _shape?.StopSequences,
         Structured = _shape?.Structured,
         AnswersAtOnce = call => Replay?.TryAnswer(call, (_run as ResidentClaudeTurn)?.Process.ToolServer) == true,
@@ -329,6 +330,12 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
     private async Task CompleteAsync(ClaudeTurnResult result)
     {
         _health.ReportTurn(null);
+        if (_run is ResidentClaudeTurn { Process: var process } && _decoder.ReportedTotalCostUsd is { } total)
+        {
+            // The next turn on this process costs what its result reports beyond this.
+            process.CostReported = total;
+        }
+
         if (_conversationId is not null && _session is not null)
         {
             await WaitForExitAsync();

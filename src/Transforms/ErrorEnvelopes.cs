@@ -22,6 +22,9 @@ public static class ErrorEnvelopes
 {
     public const string JsonContentType = "application/json; charset=utf-8";
 
+    /// <summary>The header the OpenAI and Anthropic SDKs read before they retry an error (<c>false</c>: do not).</summary>
+    public const string ShouldRetryHeader = "x-should-retry";
+
     public static byte[] Create(ErrorStyle style, HttpStatusCode status, string message, string? code = null, string? param = null) => style switch
     {
         ErrorStyle.OpenAi => JsonOutput.ToBytes(

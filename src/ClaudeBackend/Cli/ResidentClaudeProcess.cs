@@ -58,6 +58,9 @@ internal sealed class ResidentClaudeProcess
 
     public int TurnsServed { get; private set; }
 
+    /// <summary>The total cost of the process's run as its last result reported it (<c>total_cost_usd</c> adds up).</summary>
+    public double CostReported { get; set; }
+
     public Task<ClaudeCliExit> Exited => _process.Exited;
 
     internal ChannelReader<string> Output => _process.Output;

@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using System.Text;
-using System.Text.Json;
 using ClaudeProxy.ClaudeBackend.Cli;
 using Microsoft.Extensions.Options;
 
@@ -183,7 +182,7 @@ public sealed class ConversationStore
         await _fileLock.WaitAsync(cancellationToken);
         try
         {
-            return read(await LoadAsync(cancellationToken));
+            return read(Load());
         }
         finally
         {
@@ -196,7 +195,7 @@ public sealed class ConversationStore
         await _fileLock.WaitAsync(cancellationToken);
         try
         {
-            var records = await LoadAsync(cancellationToken);
+            var records = Load();
             change(records);
             await SaveAsync(records, cancellationToken);
         }
@@ -206,46 +205,13 @@ public sealed class ConversationStore
         }
     }
 
-    private async Task<Dictionary<string, ConversationRecord>> LoadAsync(CancellationToken cancellationToken)
-    {
-        if (_records is not null)
-        {
-            return _records;
-        }
+    // A lost mapping (a damaged file) only means the next turn starts a new session.
+    private Dictionary<string, ConversationRecord> Load() =>
+        _records ??= new Dictionary<string, ConversationRecord>(
+            JsonFile.Read(_file, ClaudeBackendJsonContext.Default.ConversationFile, _timeProvider)?.Conversations ?? [], StringComparer.Ordinal);
 
-        if (!File.Exists(_file))
-        {
-            return _records = new Dictionary<string, ConversationRecord>(StringComparer.Ordinal);
-        }
-
-        try
-        {
-            await using var stream = File.OpenRead(_file);
-            var file = await JsonSerializer.DeserializeAsync(stream, ClaudeBackendJsonContext.Default.ConversationFile, cancellationToken);
-            return _records = new Dictionary<string, ConversationRecord>(file?.Conversations ?? [], StringComparer.Ordinal);
-        }
-        catch (JsonException)
-        {
-            // Writes are atomic, so this is damage from outside. Keep the file for a human and start afresh rather
-            // than fail every conversation: a lost mapping only means the next turn starts a new session.
-            File.Move(_file, $"{_file}.corrupt-{_timeProvider.GetUtcNow():yyyyMMddHHmmss}", overwrite: true);
-            return _records = new Dictionary<string, ConversationRecord>(StringComparer.Ordinal);
-        }
-    }
-
-    private async Task SaveAsync(Dictionary<string, ConversationRecord> records, CancellationToken cancellationToken)
-    {
-        Directory.CreateDirectory(DataDirectory);
-
-        // Write a new file and rename it over the old one: a crash mid-write leaves the old mapping whole.
-        var temporary = _file + "." + Guid.NewGuid().ToString("N") + ".tmp";
-        await using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 4096, FileOptions.WriteThrough))
-        {
-            await JsonSerializer.SerializeAsync(stream, new ConversationFile(records), ClaudeBackendJsonContext.Default.ConversationFile, cancellationToken);
-        }
-
-        File.Move(temporary, _file, overwrite: true);
-    }
+    private Task SaveAsync(Dictionary<string, ConversationRecord> records, CancellationToken cancellationToken) =>
+        JsonFile.WriteAsync(_file, new ConversationFile(records), ClaudeBackendJsonContext.Default.ConversationFile, cancellationToken);
 
     private sealed class TurnLock
     {

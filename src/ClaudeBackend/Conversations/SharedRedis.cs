@@ -15,6 +15,12 @@ public sealed class SharedRedis(IOptions<ClaudeBackendOptions> options) : IAsync
 {
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(3);
 
+    /// <summary>
+    /// How long a look-up on the way to a turn's first token waits (a placement, a budget's count): Redis on a healthy
+    /// network answers in a millisecond, and the caller goes on without it.
+    /// </summary>
+    public static readonly TimeSpan LookupTimeout = TimeSpan.FromMilliseconds(250);
+
     private readonly Lazy<Task<ConnectionMultiplexer>> _connection = new(() => ConnectionMultiplexer.ConnectAsync(
         options.Value.Redis!,
         configure => (configure.AbortOnConnectFail, configure.ConnectTimeout, configure.SyncTimeout, configure.AsyncTimeout) = (false, 3000, 3000, 3000)));

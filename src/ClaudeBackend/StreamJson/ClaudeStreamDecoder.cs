@@ -24,6 +24,16 @@ namespace ClaudeProxy.ClaudeBackend.StreamJson;
 public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = null, ClaudeUsage reportedEarlier = default)
 {
     private readonly TimeProvider _timeProvider = timeProvider ?? TimeProvider.System;
+
+    /// <summary>
+    /// What the process's earlier turns cost: a result's <c>total_cost_usd</c> is the total of the CLI's whole run
+    /// (recorded in <c>turn_settings/settings.stdout.txt</c>: 0.020, 0.040, 0.060 over three turns), so a turn costs the
+    /// difference.
+    /// </summary>
+    public double CostReportedEarlier { get; init; }
+
+    /// <summary>The run's total cost as the turn's result line reported it; null before it (or without one).</summary>
+    public double? ReportedTotalCostUsd { get; private set; }
     // The tool_use blocks of the model's message being streamed, in order, and the calls the CLI waits on.
     private readonly List<string> _roundToolUses = [];
     private readonly List<PendingToolCall> _pendingCalls = [];
@@ -479,6 +489,7 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
             events.Add(new TextDelta(text));
         }
 
+        ReportedTotalCostUsd = line.TotalCostUsd;
         var usage = line.Usage?.ToUsage() ?? default;
         if (usage.PromptTokens + usage.OutputTokens == 0 && line.ModelUsage is { Count: > 0 } byModel)
         {
@@ -495,7 +506,7 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
             StopReason: stopReason,
             // The result counts the whole CLI turn; earlier parts that paused for function results reported theirs.
             Usage: usage - reportedEarlier,
-            CostUsd: line.TotalCostUsd ?? 0,
+            CostUsd: Math.Max(0, (line.TotalCostUsd ?? CostReportedEarlier) - CostReportedEarlier),
             Timings: new ClaudeTimings(line.DurationMs ?? 0, line.DurationApiMs ?? 0, line.TimeToRequestMs, line.TtftMs),
             SessionId: line.SessionId,
             ResponseModel: _responseModel);

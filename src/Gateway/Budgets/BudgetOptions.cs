@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using System.Globalization;
 
 namespace ClaudeProxy.Gateway.Budgets;
 
@@ -9,6 +10,7 @@ public sealed class BudgetOptions
     [Range(0.000001, 1e9)]
     public double Usd { get; set; }
 
+    /// <summary>The calendar period the limit is for; the count starts again at the next one.</summary>
     public BudgetPeriod Period { get; set; } = BudgetPeriod.Month;
 }
 
@@ -32,7 +34,7 @@ internal readonly record struct BudgetWindow(string Key, DateTimeOffset Start, D
                 return new($"day:{day:yyyy-MM-dd}", day, day.AddDays(1));
             case BudgetPeriod.Week:
                 var monday = day.AddDays(-(((int)day.DayOfWeek + 6) % 7));
-                return new($"week:{System.Globalization.ISOWeek.GetYear(monday.UtcDateTime)}-W{System.Globalization.ISOWeek.GetWeekOfYear(monday.UtcDateTime):00}", monday, monday.AddDays(7));
+                return new($"week:{ISOWeek.GetYear(monday.UtcDateTime)}-W{ISOWeek.GetWeekOfYear(monday.UtcDateTime):00}", monday, monday.AddDays(7));
             default:
                 var first = new DateTimeOffset(day.Year, day.Month, 1, 0, 0, 0, TimeSpan.Zero);
                 return new($"month:{first:yyyy-MM}", first, first.AddMonths(1));

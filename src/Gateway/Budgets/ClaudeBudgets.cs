@@ -37,23 +37,29 @@ internal sealed class ClaudeBudgets
             "What each budget's current period has spent so far, as last counted (before each Claude turn, and as each ends).");
     }
 
-    /// <summary>The first of the caller's budgets (the gateway's, then its key's) that is spent; null if a turn may start.</summary>
+    /// <summary>
+    /// Of the caller's budgets (the gateway's, its key's) that are spent, the one that resets last, which is when a turn
+    /// may start again; null if one may start now.
+    /// </summary>
+    /// <param name="apiKey">The name of the caller's API key; null without one.</param>
     public async ValueTask<SpentBudget?> FindSpentAsync(string? apiKey, CancellationToken cancellationToken)
     {
         var now = _timeProvider.GetUtcNow();
+        SpentBudget? latest = null;
         foreach (var budget in Budgets().Where(b => b.ApiKey is null || b.ApiKey == apiKey))
         {
             var spent = await SpentAsync(budget, now, cancellationToken);
-            if (spent >= budget.Limit.Usd)
+            var resetsAt = BudgetWindow.Of(budget.Limit.Period, now).End;
+            if (spent >= budget.Limit.Usd && (latest is null || resetsAt > latest.ResetsAt))
             {
-                return new SpentBudget(budget.Name, budget.Limit, spent, BudgetWindow.Of(budget.Limit.Period, now).End);
+                latest = new SpentBudget(budget.Name, budget.Limit, spent, resetsAt);
             }
         }
 
-        return null;
+        return latest;
     }
 
-    /// <summary>Counts a finished turn's cost against its key (null: no key) and model.</summary>
+    /// <summary>Counts a finished turn's cost against its key's name (null: no key) and model.</summary>
     public void Record(string? apiKey, string model, double usd)
     {
         _ledger.Add(new SpendKey(apiKey ?? "", model), usd, _timeProvider.GetUtcNow());

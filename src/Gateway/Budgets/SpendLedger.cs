@@ -1,4 +1,4 @@
-using System.Text.Json;
+using System.Collections.Concurrent;
 using ClaudeProxy.ClaudeBackend;
 using ClaudeProxy.ClaudeBackend.Conversations;
 using ClaudeProxy.Gateway.Endpoints;
@@ -24,8 +24,8 @@ internal interface ISpendLedger
 }
 
 /// <summary>
-/// The count in this gateway's data directory (<c>spend.json</c>), written after every turn, so that a restart keeps it.
-/// Only the current periods are kept.
+/// The count in this gateway's data directory (<c>spend.json</c>), written after every turn (whole or not at all), so
+/// that a restart keeps it. Only the current periods are kept.
 /// </summary>
 internal sealed partial class LocalSpendLedger : ISpendLedger, IAsyncDisposable
 {
@@ -38,11 +38,12 @@ internal sealed partial class LocalSpendLedger : ISpendLedger, IAsyncDisposable
     private readonly Dictionary<string, Dictionary<string, double>> _periods;
     private Task _written = Task.CompletedTask;
 
-    public LocalSpendLedger(IOptions<ClaudeBackendOptions> options, ILogger<LocalSpendLedger> logger)
+    public LocalSpendLedger(IOptions<ClaudeBackendOptions> options, TimeProvider timeProvider, ILogger<LocalSpendLedger> logger)
     {
         _file = Path.Combine(options.Value.DataDirectory!, FileName);
         _logger = logger;
-        _periods = Read(_file, logger);
+        // A damaged file is set aside, and the count starts again from nothing.
+        _periods = JsonFile.Read(_file, GatewayJsonContext.Default.DictionaryStringDictionaryStringDouble, timeProvider) ?? [];
     }
 
     public void Add(SpendKey key, double usd, DateTimeOffset at)
@@ -62,13 +63,11 @@ internal sealed partial class LocalSpendLedger : ISpendLedger, IAsyncDisposable
             {
                 _periods.Remove(ended);
             }
+
+            // Chained, so that the last write holds the last count and a stopping gateway waits for it.
+            _written = _written.ContinueWith(_ => WriteAsync(), TaskScheduler.Default).Unwrap();
         }
-
-        _written = WriteAsync();
     }
-
-    /// <summary>Waits for the last count to be written: a gateway that stops keeps every turn's cost.</summary>
-    public ValueTask DisposeAsync() => new(_written);
 
     public ValueTask<IReadOnlyDictionary<SpendKey, double>> SpentAsync(BudgetPeriod period, DateTimeOffset at, CancellationToken cancellationToken)
     {
@@ -80,6 +79,15 @@ internal sealed partial class LocalSpendLedger : ISpendLedger, IAsyncDisposable
         }
     }
 
+    /// <summary>Waits for the last count to be written: a gateway that stops keeps every turn's cost.</summary>
+    public ValueTask DisposeAsync()
+    {
+        lock (_gate)
+        {
+            return new(_written);
+        }
+    }
+
     /// <summary>A key and model as one field (a key's name has no line break: it comes from configuration).</summary>
     internal static string FieldOf(SpendKey key) => $"{key.ApiKey}\n{key.Model}";
 
@@ -87,71 +95,46 @@ internal sealed partial class LocalSpendLedger : ISpendLedger, IAsyncDisposable
 
     private async Task WriteAsync()
     {
-        await _writing.WaitAsync();
+        Dictionary<string, Dictionary<string, double>> snapshot;
+        lock (_gate)
+        {
+            snapshot = _periods.ToDictionary(p => p.Key, p => new Dictionary<string, double>(p.Value), StringComparer.Ordinal);
+        }
+
         try
         {
-            string json;
-            lock (_gate)
-            {
-                json = JsonSerializer.Serialize(_periods, GatewayJsonContext.Default.DictionaryStringDictionaryStringDouble);
-            }
-
-            // Whole or not at all: a crash mid-write leaves the last count.
-            var temporary = _file + ".tmp";
-            Directory.CreateDirectory(Path.GetDirectoryName(_file)!);
-            await File.WriteAllTextAsync(temporary, json);
-            File.Move(temporary, _file, overwrite: true);
+            await JsonFile.WriteAsync(_file, snapshot, GatewayJsonContext.Default.DictionaryStringDictionaryStringDouble, CancellationToken.None);
         }
         catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
         {
             LogNotWritten(_logger, _file, exception);
         }
-        finally
-        {
-            _writing.Release();
-        }
-    }
-
-    private static Dictionary<string, Dictionary<string, double>> Read(string file, ILogger logger)
-    {
-        try
-        {
-            return File.Exists(file)
-                ? JsonSerializer.Deserialize(File.ReadAllText(file), GatewayJsonContext.Default.DictionaryStringDictionaryStringDouble) ?? []
-                : [];
-        }
-        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException or JsonException)
-        {
-            LogNotRead(logger, file, exception);
-            return [];
-        }
     }
 
     [LoggerMessage(Level = LogLevel.Error, Message = "The spend count could not be written to {File}: a restart would lose the latest turns' cost")]
     private static partial void LogNotWritten(ILogger logger, string file, Exception exception);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "The spend count in {File} could not be read: it starts again from nothing")]
-    private static partial void LogNotRead(ILogger logger, string file, Exception exception);
 }
 
 /// <summary>
 /// The count in Redis, one hash per period (<c>claudeproxy:spend:month:2026-12</c>, a field per key and model), shared by
 /// every gateway before the same Redis. This gateway's own count stands in while Redis does not answer, or not within
-/// <see cref="LookupTimeout"/>: a budget is checked before every Claude turn.
+/// <see cref="SharedRedis.LookupTimeout"/> (a budget is checked before every Claude turn); what it spends meanwhile is
+/// added to the shared count once Redis is back.
 /// </summary>
-internal sealed partial class RedisSpendLedger(SharedRedis redis, IOptions<ClaudeBackendOptions> options, ILogger<RedisSpendLedger> logger, ILogger<LocalSpendLedger> localLogger)
+internal sealed partial class RedisSpendLedger(SharedRedis redis, IOptions<ClaudeBackendOptions> options, TimeProvider timeProvider,
+    ILogger<RedisSpendLedger> logger, ILogger<LocalSpendLedger> localLogger)
     : ISpendLedger, IAsyncDisposable
 {
-    public static readonly TimeSpan LookupTimeout = TimeSpan.FromMilliseconds(250);
-
-    private readonly LocalSpendLedger _local = new(options, localLogger);
+    private readonly LocalSpendLedger _local = new(options, timeProvider, localLogger);
+    private readonly ConcurrentQueue<(SpendKey Key, double Usd, DateTimeOffset At)> _unsent = new();
 
     public void Add(SpendKey key, double usd, DateTimeOffset at)
     {
         _local.Add(key, usd, at);
+        _unsent.Enqueue((key, usd, at));
         if (redis.IsConnected)
         {
-            _ = AddAsync(key, usd, at);
+            _ = SendAsync();
         }
     }
 
@@ -161,8 +144,13 @@ internal sealed partial class RedisSpendLedger(SharedRedis redis, IOptions<Claud
         {
             try
             {
+                if (!_unsent.IsEmpty)
+                {
+                    await SendAsync();
+                }
+
                 var database = await redis.DatabaseAsync(cancellationToken);
-                var counts = await database.HashGetAllAsync(KeyOf(BudgetWindow.Of(period, at))).WaitAsync(LookupTimeout, cancellationToken);
+                var counts = await database.HashGetAllAsync(KeyOf(BudgetWindow.Of(period, at))).WaitAsync(SharedRedis.LookupTimeout, cancellationToken);
                 return counts.ToDictionary(c => LocalSpendLedger.KeyOf(c.Name!), c => (double)c.Value);
             }
             catch (Exception exception) when (exception is not OperationCanceledException)
@@ -174,24 +162,31 @@ internal sealed partial class RedisSpendLedger(SharedRedis redis, IOptions<Claud
         return await _local.SpentAsync(period, at, cancellationToken);
     }
 
-    private async Task AddAsync(SpendKey key, double usd, DateTimeOffset at)
+    /// <summary>Adds what this gateway spent, and has not yet added, to the shared count.</summary>
+    private async Task SendAsync()
     {
         try
         {
             var database = await redis.DatabaseAsync(CancellationToken.None);
+            List<Task> sent = [];
             var batch = database.CreateBatch();
-            foreach (var period in Enum.GetValues<BudgetPeriod>())
+            while (_unsent.TryDequeue(out var spend))
             {
-                var window = BudgetWindow.Of(period, at);
-                _ = batch.HashIncrementAsync(KeyOf(window), LocalSpendLedger.FieldOf(key), usd);
-                // Kept a while after the period ends, for a look back; no budget reads it then.
-                _ = batch.KeyExpireAsync(KeyOf(window), window.End.AddDays(35).UtcDateTime);
+                foreach (var period in Enum.GetValues<BudgetPeriod>())
+                {
+                    var window = BudgetWindow.Of(period, spend.At);
+                    sent.Add(batch.HashIncrementAsync(KeyOf(window), LocalSpendLedger.FieldOf(spend.Key), spend.Usd));
+                    // Kept a while after the period ends, for a look back; no budget reads it then.
+                    sent.Add(batch.KeyExpireAsync(KeyOf(window), window.End.AddDays(35).UtcDateTime));
+                }
             }
 
             batch.Execute();
+            await Task.WhenAll(sent);
         }
         catch (Exception exception)
         {
+            // Not sent again: an increment that timed out may have been counted, and counting it twice is worse.
             LogUnavailable(logger, exception);
         }
     }

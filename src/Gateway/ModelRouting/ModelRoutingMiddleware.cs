@@ -39,7 +39,7 @@ internal sealed partial class ModelRoutingMiddleware(
     /// <summary>Names the model that answered a background task (<see cref="BackgroundTask"/>) in the requested one's place.</summary>
     public const string TaskModelHeader = "x-claudeproxy-task-model";
 
-    /// <summary>OpenAI's code for a spent quota, which its SDKs do not retry.</summary>
+    /// <summary>OpenAI's code for a spent quota.</summary>
     public const string BudgetSpentCode = "insufficient_quota";
 
     public async Task InvokeAsync(HttpContext context)
@@ -78,24 +78,42 @@ internal sealed partial class ModelRoutingMiddleware(
 
         if (metadata.ContainsKey(RouteMetadata.DialectKey))
         {
-            if (claudeModel?.TaskModel is { Length: > 0 } taskModel && await BackgroundTask.IsOneAsync(context.Request.Body, context.RequestAborted))
+            // Parsed only when a rule needs to look inside: a task's template, a budget's continued turn, a model swap.
+            JsonObject? body = null;
+            SpentBudget? spent;
+            try
             {
-                // A title, tags or follow-ups for Open WebUI: the cheaper model answers, whichever backend serves it.
-                await SwapModelAsync(context, taskModel);
-                context.Response.Headers[TaskModelHeader] = taskModel;
-                model = taskModel;
-                isClaude = catalog.TryFind(model, out claudeModel);
+                if (claudeModel?.TaskModel is { Length: > 0 } taskModel && (body ??= await ReadJsonAsync(context)) is { } task && BackgroundTask.IsOne(task))
+                {
+                    // A title, tags or follow-ups for Open WebUI: the cheaper model answers, whichever backend serves it.
+                    SwapModel(context, task, taskModel);
+                    context.Response.Headers[TaskModelHeader] = taskModel;
+                    model = taskModel;
+                    isClaude = catalog.TryFind(model, out claudeModel);
+                }
+
+                spent = isClaude ? await budgets.FindSpentAsync(ClaudeCallerClaims.Owner(context.User), context.RequestAborted) : null;
+                if (spent is not null && (body ??= await ReadJsonAsync(context)) is { } results && BackgroundTask.ContinuesATurn(results))
+                {
+                    // The results a running turn waits on: it is never cut.
+                    spent = null;
+                }
+            }
+            catch (BadHttpRequestException exception)
+            {
+                await ErrorEnvelopes.WriteAsync(context.Response, style, (HttpStatusCode)exception.StatusCode, exception.Message, context.RequestAborted);
+                return;
             }
 
             // A Claude model, or a body without a readable model, stays on the claude cluster: the dialect transform
             // answers a malformed request in the client's own terms.
-            if (isClaude && await budgets.FindSpentAsync(ClaudeCallerClaims.Owner(context.User), context.RequestAborted) is { } spent)
+            if (spent is not null)
             {
-                if (claudeModel!.FallbackModel is { Length: > 0 } fallback
+                if (claudeModel!.FallbackModel is { Length: > 0 } fallback && body is not null
                     && ollama.IsConfigured && proxyState.TryGetCluster(OllamaClusterConfigFilter.ClusterId, out var fallbackCluster))
                 {
                     // Answered by the local model instead, forwarded like any Ollama request, and said so.
-                    await SwapModelAsync(context, fallback);
+                    SwapModel(context, body, fallback);
                     context.ReassignProxyRequest(fallbackCluster);
                     context.Response.Headers[FallbackHeader] = $"{fallback}; reason=budget";
                     metrics.RecordFallback(claudeModel.Name, fallback, "budget");
@@ -106,6 +124,8 @@ internal sealed partial class ModelRoutingMiddleware(
                 {
                     LogBudgetSpent(logger, spent.Budget);
                     context.Response.Headers.RetryAfter = Math.Max(1, (long)Math.Ceiling((spent.ResetsAt - timeProvider.GetUtcNow()).TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+                    // The OpenAI and Anthropic SDKs retry a 429 unless told not to; a budget comes back at its reset, not in seconds.
+                    context.Response.Headers[ErrorEnvelopes.ShouldRetryHeader] = "false";
                     await ErrorEnvelopes.WriteAsync(context.Response, style, HttpStatusCode.TooManyRequests, spent.Message, context.RequestAborted, code: BudgetSpentCode);
                 }
             }
@@ -163,12 +183,29 @@ internal sealed partial class ModelRoutingMiddleware(
         }
     }
 
-    /// <summary>Puts <paramref name="model"/> in place of the model the (buffered, JSON) body names.</summary>
-    private static async Task SwapModelAsync(HttpContext context, string model)
+    /// <summary>The (buffered) body as a JSON object; null when it is not one, which the dialect answers.</summary>
+    /// <exception cref="BadHttpRequestException">The body is over the size limit.</exception>
+    private static async Task<JsonObject?> ReadJsonAsync(HttpContext context)
     {
         context.Request.Body.Position = 0;
-        var body = await JsonNode.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
-        body!["model"] = model;
+        try
+        {
+            return await JsonNode.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted) as JsonObject;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
+        finally
+        {
+            context.Request.Body.Position = 0;
+        }
+    }
+
+    /// <summary>Sends <paramref name="body"/> on with <paramref name="model"/> in place of the model it names.</summary>
+    private static void SwapModel(HttpContext context, JsonObject body, string model)
+    {
+        body["model"] = model;
         var swapped = new MemoryStream(Encoding.UTF8.GetBytes(body.ToJsonString()));
         (context.Request.Body, context.Request.ContentLength) = (swapped, swapped.Length);
     }

@@ -47,14 +47,11 @@ internal sealed class LocalConversationPlacements(IOptions<ClaudeBackendOptions>
 /// <summary>
 /// Placements in Redis, shared by every front before the same workers, with this front's own in front of them: what it
 /// placed itself it finds even before Redis has it, or while Redis is away. A Redis that is down, or slow to answer,
-/// costs the placement (the conversation goes by its hash), never a turn, and at most <see cref="LookupTimeout"/> of one.
+/// costs the placement (the conversation goes by its hash), never a turn, and at most <see cref="SharedRedis.LookupTimeout"/> of one.
 /// </summary>
 internal sealed partial class RedisConversationPlacements(SharedRedis redis, IOptions<ClaudeBackendOptions> options, ILogger<RedisConversationPlacements> logger)
     : IConversationPlacements, IDisposable
 {
-    /// <summary>A lookup is on the way to a turn's first token: Redis on a healthy network answers in a millisecond.</summary>
-    public static readonly TimeSpan LookupTimeout = TimeSpan.FromMilliseconds(250);
-
     private readonly LocalConversationPlacements _local = new(options);
 
     public async ValueTask<ConversationPlacement> FindAsync(string conversation, CancellationToken cancellationToken)
@@ -68,7 +65,7 @@ internal sealed partial class RedisConversationPlacements(SharedRedis redis, IOp
         try
         {
             var database = await redis.DatabaseAsync(cancellationToken);
-            var worker = (string?)await database.StringGetAsync(KeyOf(conversation)).WaitAsync(LookupTimeout, cancellationToken);
+            var worker = (string?)await database.StringGetAsync(KeyOf(conversation)).WaitAsync(SharedRedis.LookupTimeout, cancellationToken);
             // Another front's placement is the latest; this front's own covers a write still on its way.
             return worker is not null ? new ConversationPlacement(worker, Unplaced: false)
                 : here.Worker is not null ? here

@@ -171,7 +171,7 @@ public sealed class ClaudeTransformProvider(
             if (error.Kind == ClaudeErrorKind.CliUnavailable)
             {
                 // The OpenAI SDKs retry 5xx twice unless told not to; a missing CLI will not appear between tries.
-                response.Headers["x-should-retry"] = "false";
+                response.Headers[ErrorEnvelopes.ShouldRetryHeader] = "false";
             }
 
             timer?.Fail(ErrorEnvelopes.CodeOf(error.Kind));

@@ -185,6 +185,28 @@ public sealed class ClaudeStreamDecoderTests
         Assert.Equal(!answeredAtOnce, decoder.IsPaused);
     }
 
+    [Fact]
+    public void A_turn_on_a_process_that_served_others_costs_what_its_result_adds_to_the_runs_total()
+    {
+        // One process, three turns (recorded): each result's total_cost_usd is the whole run's so far.
+        var lines = TurnSettingsLines("settings.stdout.txt");
+        List<double> costs = [];
+        double? total = 0;
+        var start = 0;
+        for (var end = 0; end < lines.Length; end++)
+        {
+            if (lines[end].Contains("\"type\":\"result\"", StringComparison.Ordinal))
+            {
+                var decoder = new ClaudeStreamDecoder { CostReportedEarlier = total!.Value };
+                costs.Add(Assert.IsType<TurnCompleted>(RecordedTurns.Decode(decoder, lines[start..(end + 1)])[^1]).Result.CostUsd);
+                (total, start) = (decoder.ReportedTotalCostUsd, end + 1);
+            }
+        }
+
+        Assert.Equal([0.020043, 0.020145, 0.020244], costs.Select(c => Math.Round(c, 6)));
+        Assert.Equal(0.060432, total!.Value, 6);
+    }
+
     private static string[] TurnSettingsLines(string file) =>
         File.ReadAllLines(Fixtures.PathOf("turn_settings", file)).Where(line => line.Length > 0).ToArray();
 

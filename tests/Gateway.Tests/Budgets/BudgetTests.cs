@@ -85,6 +85,7 @@ public sealed class BudgetTests : IAsyncLifetime
         var message = (await ollama.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("error").GetString()!;
         Assert.Contains("key:alice budget of $0.0005 per day is spent", message, StringComparison.Ordinal);
         Assert.Contains($"resets at {DateTime.UtcNow.Date.AddDays(1):yyyy-MM-dd}T00:00:00Z", message, StringComparison.Ordinal);
+        Assert.Equal("false", responses.Headers.GetValues("x-should-retry").Single());
         var retryAfter = ollama.Headers.RetryAfter?.Delta;
         Assert.InRange(retryAfter!.Value, TimeSpan.FromSeconds(1), TimeSpan.FromDays(1));
         var anthropicError = (await anthropic.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("error");
@@ -133,6 +134,30 @@ public sealed class BudgetTests : IAsyncLifetime
         Assert.Equal("llama3.2:3b", forwarded.GetProperty("model").GetString());
         Assert.Equal("again", forwarded.GetProperty("messages")[0].GetProperty("content").GetString());
         Assert.Equal("1", MetricValue(metrics, "claudeproxy_fallbacks_total{", "claudeproxy_fallback_model=\"llama3.2:3b\",claudeproxy_fallback_reason=\"budget\",gen_ai_request_model=\"claude-sonnet:latest\""));
+    }
+
+    [Fact]
+    public async Task A_conversation_on_its_kept_process_is_charged_each_turns_own_cost_not_the_runs_total()
+    {
+        await using var app = GatewayApp.WithRealCli(_api, configure: settings => settings["Gateway:Budget:Usd"] = "100");
+        using var client = app.CreateClient();
+        List<double> spentAfter = [0];
+
+        for (var turn = 0; turn < 3; turn++)
+        {
+            var (response, _) = await StreamingReads.PostAndReadLinesAsync(client, "/api/chat",
+                Json($$"""{"model":"claude-sonnet:latest","id":"kept-1","messages":[{"role":"user","content":"turn {{turn}}"}]}"""), Cancel);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            spentAfter.Add((await UsageAsync(client)).GetProperty("budgets")[0].GetProperty("spent_usd").GetDouble());
+        }
+
+        // The CLI's total_cost_usd adds up over its run: charged as reported, the third turn would cost three times the first.
+        var costs = spentAfter.Zip(spentAfter.Skip(1), (before, after) => after - before).ToList();
+        Assert.All(costs, cost => Assert.InRange(cost, costs[0] * 0.5, costs[0] * 1.5));
+        Assert.True(costs[0] > 0);
+        // And the later turns did run on the first turn's process.
+        var metrics = await client.GetStringAsync("/metrics", Cancel);
+        Assert.Contains(metrics.Split('\n'), line => line.StartsWith("claudeproxy_cli_turns_total{", StringComparison.Ordinal) && line.Contains("start=\"kept\"", StringComparison.Ordinal) && line.EndsWith(" 2", StringComparison.Ordinal));
     }
 
     [Fact]

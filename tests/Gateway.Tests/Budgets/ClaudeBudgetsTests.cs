@@ -36,8 +36,8 @@ public sealed class ClaudeBudgetsTests
             Budget = new BudgetOptions { Usd = 1.0, Period = BudgetPeriod.Month },
             ApiKeys = [new ApiKeyOptions { Name = "alice", Key = "k", Budget = new BudgetOptions { Usd = 0.05, Period = BudgetPeriod.Day } }, new ApiKeyOptions { Name = "bob", Key = "k" }],
         };
-        var data = Directory.CreateTempSubdirectory("budgets-").FullName;
-        await using var ledger = new LocalSpendLedger(Options.Create(new ClaudeBackendOptions { DataDirectory = data }), NullLogger<LocalSpendLedger>.Instance);
+        using var data = new TemporaryFolder();
+        await using var ledger = new LocalSpendLedger(Options.Create(new ClaudeBackendOptions { DataDirectory = data.Path }), time, NullLogger<LocalSpendLedger>.Instance);
         using var meters = new ServiceCollection().AddMetrics().BuildServiceProvider();
         var budgets = new ClaudeBudgets(Options.Create(gateway), ledger, time, meters.GetRequiredService<IMeterFactory>());
 
@@ -72,20 +72,61 @@ public sealed class ClaudeBudgetsTests
     [Fact]
     public async Task The_count_survives_a_restart_and_keeps_only_the_current_periods()
     {
-        var data = Directory.CreateTempSubdirectory("budgets-").FullName;
-        var options = Options.Create(new ClaudeBackendOptions { DataDirectory = data });
+        using var data = new TemporaryFolder();
+        var options = Options.Create(new ClaudeBackendOptions { DataDirectory = data.Path });
         var november = DateTimeOffset.Parse("2026-11-30T10:00:00Z", System.Globalization.CultureInfo.InvariantCulture);
-        await using (var before = new LocalSpendLedger(options, NullLogger<LocalSpendLedger>.Instance))
+        await using (var before = new LocalSpendLedger(options, TimeProvider.System, NullLogger<LocalSpendLedger>.Instance))
         {
             before.Add(new SpendKey("alice", "m"), 0.25, november);
             before.Add(new SpendKey("alice", "m"), 0.5, november.AddDays(1));
         }
 
-        await using var after = new LocalSpendLedger(options, NullLogger<LocalSpendLedger>.Instance);
+        await using var after = new LocalSpendLedger(options, TimeProvider.System, NullLogger<LocalSpendLedger>.Instance);
 
         Assert.Equal(0.5, (await after.SpentAsync(BudgetPeriod.Month, november.AddDays(1), Cancel))[new SpendKey("alice", "m")]);
         // The same ISO week holds both days.
         Assert.Equal(0.75, (await after.SpentAsync(BudgetPeriod.Week, november.AddDays(1), Cancel))[new SpendKey("alice", "m")]);
         Assert.Empty(await after.SpentAsync(BudgetPeriod.Month, november, Cancel));
+    }
+
+    [Fact]
+    public async Task A_damaged_count_is_set_aside_for_a_human_and_the_count_starts_again()
+    {
+        using var data = new TemporaryFolder();
+        await File.WriteAllTextAsync(System.IO.Path.Combine(data.Path, "spend.json"), "{ not json", Cancel);
+
+        await using var ledger = new LocalSpendLedger(Options.Create(new ClaudeBackendOptions { DataDirectory = data.Path }), TimeProvider.System, NullLogger<LocalSpendLedger>.Instance);
+
+        Assert.Empty(await ledger.SpentAsync(BudgetPeriod.Day, TimeProvider.System.GetUtcNow(), Cancel));
+        Assert.Single(Directory.GetFiles(data.Path, "spend.json.corrupt-*"));
+    }
+
+    [Fact]
+    public async Task Of_two_spent_budgets_the_one_that_resets_last_says_when_a_turn_may_start_again()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.Parse("2026-12-01T10:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
+        var gateway = new GatewayOptions
+        {
+            Budget = new BudgetOptions { Usd = 0.01, Period = BudgetPeriod.Day },
+            ApiKeys = [new ApiKeyOptions { Name = "alice", Key = "k", Budget = new BudgetOptions { Usd = 0.01, Period = BudgetPeriod.Month } }],
+        };
+        using var data = new TemporaryFolder();
+        await using var ledger = new LocalSpendLedger(Options.Create(new ClaudeBackendOptions { DataDirectory = data.Path }), time, NullLogger<LocalSpendLedger>.Instance);
+        using var meters = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var budgets = new ClaudeBudgets(Options.Create(gateway), ledger, time, meters.GetRequiredService<IMeterFactory>());
+
+        budgets.Record("alice", "claude-sonnet:latest", 0.02);
+
+        var spent = await budgets.FindSpentAsync("alice", Cancel);
+        Assert.Equal("key:alice", spent!.Budget);
+        Assert.Equal(DateTimeOffset.Parse("2027-01-01T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture), spent.ResetsAt);
+    }
+
+    /// <summary>A folder of its own for a test, removed with it.</summary>
+    private sealed class TemporaryFolder : IDisposable
+    {
+        public string Path { get; } = Directory.CreateTempSubdirectory("budgets-").FullName;
+
+        public void Dispose() => Directory.Delete(Path, recursive: true);
     }
 }

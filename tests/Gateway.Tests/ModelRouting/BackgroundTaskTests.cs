@@ -26,13 +26,34 @@ public sealed class BackgroundTaskTests
     [InlineData("Summarise this: <chat_history>USER: hi</chat_history>", false)]
     public void A_request_is_a_background_task_when_its_last_user_message_is_one_of_open_webuis_task_templates(string text, bool isTask)
     {
-        var body = JsonSerializer.SerializeToElement(new { model = "m", stream = false, messages = new object[] { new { role = "system", content = "today" }, new { role = "user", content = text } } });
-        var blocks = JsonSerializer.SerializeToElement(new { model = "m", messages = new object[] { new { role = "user", content = new object[] { new { type = "text", text } } } } });
-        var earlier = JsonSerializer.SerializeToElement(new { model = "m", messages = new object[] { new { role = "user", content = text }, new { role = "assistant", content = "ok" } } });
+        var body = JsonSerializer.SerializeToNode(new { model = "m", stream = false, messages = new object[] { new { role = "system", content = "today" }, new { role = "user", content = text } } })!.AsObject();
+        var blocks = JsonSerializer.SerializeToNode(new { model = "m", messages = new object[] { new { role = "user", content = new object[] { new { type = "text", text } } } } })!.AsObject();
+        var earlier = JsonSerializer.SerializeToNode(new { model = "m", messages = new object[] { new { role = "user", content = text }, new { role = "assistant", content = "ok" } } })!.AsObject();
 
         Assert.Equal(isTask, BackgroundTask.IsOne(body));
         Assert.Equal(isTask, BackgroundTask.IsOne(blocks));
         Assert.False(BackgroundTask.IsOne(earlier));
+    }
+
+    [Theory]
+    [InlineData("""{"model":"m","messages":[{"role":"user","content":"weather?"},{"role":"assistant","tool_calls":[{"function":{"name":"w","arguments":{}}}]},{"role":"tool","content":"sunny"}]}""", true)]
+    [InlineData("""{"model":"m","messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"sunny"}]}]}""", true)]
+    [InlineData("""{"model":"m","input":[{"role":"user","content":"weather?"},{"type":"function_call_output","call_id":"c1","output":"sunny"}]}""", true)]
+    [InlineData("""{"model":"m","messages":[{"role":"user","content":"weather?"}]}""", false)]
+    [InlineData("""{"model":"m","input":"weather?"}""", false)]
+    public void A_request_that_brings_function_results_continues_a_running_turn(string json, bool continues)
+    {
+        Assert.Equal(continues, BackgroundTask.ContinuesATurn(System.Text.Json.Nodes.JsonNode.Parse(json)!.AsObject()));
+    }
+
+    [Fact]
+    public async Task A_body_that_is_not_json_after_its_model_is_the_dialects_400_not_a_500()
+    {
+        await using var app = GatewayApp.WithFakeCli(configure: s => s["ClaudeBackend:Models:0:TaskModel"] = "claude-haiku:latest");
+
+        using var response = await app.CreateClient().PostAsync("/api/chat", new StringContent("""{"model":"claude-sonnet:latest", not json""", System.Text.Encoding.UTF8, "application/json"), Cancel);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
     }
 
     [Fact]
