@@ -9,18 +9,22 @@ Saturation: CLIENTS clients sending new chats (stream:false) for SECONDS through
 TURNS rounds, one turn of each of three kept conversations (each on its own warm process), in a new random order every
 round: through the one-worker front (/api/chat), straight to that worker's POST /v1/turns, and through an all-in-one
 gateway (/api/chat, no workers) for reference. The order is shuffled because a turn right after another on the same
-machine is faster (a fixed order made the front look 5-10 ms slower than it is).
+machine is faster (a fixed order made the front look 5-10 ms slower than it is). Then the same over FAKE_TURNS rounds
+with tests/FakeClaude as the CLI of a worker, a front and an all-in-one gateway of their own: it answers at once, so what
+is left is what the gateway adds.
 
-    python3 bench/workers.py        (after: dotnet build src/Gateway -c Release; the CLI from the test build; redis-server)
+    python3 bench/workers.py        (after: dotnet build src/Gateway -c Release; the test build, for the CLI and
+                                     tests/FakeClaude; redis-server)
 """
 import http.client, json, os, random, socket, statistics, subprocess, sys, tempfile, threading, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI = os.path.join(ROOT, ".tools", "claude-cli", "node_modules", ".bin", "claude")
+FAKE_CLI = os.path.join(ROOT, "tests", "FakeClaude", "bin", "Debug", "net10.0", "fake-claude")
 GATEWAY = os.path.join(ROOT, "src", "Gateway", "bin", "Release", "net10.0", "ClaudeProxy.Gateway.dll")
 FAKE = os.path.join(ROOT, "..", "shared", "claude-cli", "fake_anthropic.py")
 KEY = "bench-worker-key"
-CLIENTS, SECONDS, TURNS = 8, 20, 100
+CLIENTS, SECONDS, TURNS, FAKE_TURNS = 8, 20, 100, 500
 
 
 def free_port():
@@ -41,10 +45,10 @@ def wait_until_up(port):
         time.sleep(0.1)
 
 
-def start(env, work, name, **settings):
+def start(env, work, name, cli=CLI, **settings):
     port = free_port()
     data = os.path.join(work, name)
-    process_env = dict(env, PORT=str(port), OLLAMA_URL="none", CLAUDE_CLI=CLI, CLAUDEPROXY_WORKER_KEY=KEY,
+    process_env = dict(env, PORT=str(port), OLLAMA_URL="none", CLAUDE_CLI=cli, CLAUDEPROXY_WORKER_KEY=KEY,
                        ClaudeBackend__DataDirectory=data, ClaudeBackend__Models__0__WarmSpares="0",
                        ClaudeBackend__Models__0__WarmConversationSpares="0", ClaudeBackend__Models__0__MaxWarmSpares="0",
                        ClaudeBackend__Environment__ANTHROPIC_BASE_URL=env["ANTHROPIC_BASE_URL"],
@@ -88,6 +92,42 @@ def saturate(port):
     return done[0] / (time.monotonic() - started), failed[0]
 
 
+def time_to_first_token(front, worker, single, rounds, tag):
+    """Milliseconds to the first line, per kind: kept conversations, the three kinds in a random order each round."""
+    ttft = {"front": [], "direct": [], "single": []}
+    for turn in range(rounds + 1):
+        kinds = {
+            "front": lambda: post(front, "/api/chat", {"model": "claude-sonnet:latest", "id": f"ttft-front-{tag}",
+                                                      "messages": [{"role": "user", "content": f"turn {turn}"}]}),
+            "direct": lambda: post(worker, "/v1/turns", {"model": "claude-sonnet:latest", "conversationId": f"ttft-direct-{tag}",
+                                                         "messages": [{"role": "user", "text": f"turn {turn}"}]}, {"X-ClaudeProxy-Worker-Key": KEY}),
+            "single": lambda: post(single, "/api/chat", {"model": "claude-sonnet:latest", "id": f"ttft-single-{tag}",
+                                                         "messages": [{"role": "user", "content": f"turn {turn}"}]}),
+        }
+        order = list(kinds)
+        random.shuffle(order)
+        for kind in order:
+            _, first = kinds[kind]()
+            if turn > 0:  # the first turn of each starts its process
+                ttft[kind].append(first * 1000)
+    return ttft
+
+
+def print_ttft(ttft, title):
+    median = {kind: statistics.median(values) for kind, values in ttft.items()}
+    paired = statistics.median(f - d for f, d in zip(ttft["front"], ttft["direct"]))
+    print(f"| {title} | p50 ms | p25 ms | p75 ms |")
+    print("| --- | --- | --- | --- |")
+    for kind, label in (("direct", "straight to the worker (`POST /v1/turns`)"), ("front", "through the front (`/api/chat`)"),
+                        ("single", "all-in-one gateway, no workers (`/api/chat`)")):
+        q = statistics.quantiles(ttft[kind], n=4)
+        print(f"| {label} | {median[kind]:.2f} | {q[0]:.2f} | {q[2]:.2f} |")
+    print()
+    print(f"Front added: {median['front'] - median['direct']:+.2f} ms (difference of medians), {paired:+.2f} ms (median of the "
+          f"per-round differences).")
+    print()
+
+
 def main():
     work = tempfile.mkdtemp(prefix="workers-bench-")
     port_file = os.path.join(work, "port")
@@ -114,44 +154,28 @@ def main():
 
         single, single_port = start(env, work, "single")
         processes.append(single)
+        ttft = time_to_first_token(front1, p1, single_port, TURNS, "real")
 
-        # Added TTFT: kept conversations, each turn on its own warm process, the three kinds in a random order each round.
-        ttft = {"front": [], "direct": [], "single": []}
-        for turn in range(TURNS + 1):
-            kinds = {
-                "front": lambda: post(front1, "/api/chat", {"model": "claude-sonnet:latest", "id": "ttft-front",
-                                                           "messages": [{"role": "user", "content": f"turn {turn}"}]}),
-                "direct": lambda: post(p1, "/v1/turns", {"model": "claude-sonnet:latest", "conversationId": "ttft-direct",
-                                                         "messages": [{"role": "user", "text": f"turn {turn}"}]}, {"X-ClaudeProxy-Worker-Key": KEY}),
-                "single": lambda: post(single_port, "/api/chat", {"model": "claude-sonnet:latest", "id": "ttft-single",
-                                                                  "messages": [{"role": "user", "content": f"turn {turn}"}]}),
-            }
-            order = list(kinds)
-            random.shuffle(order)
-            for kind in order:
-                _, first = kinds[kind]()
-                if turn > 0:  # the first turn of each starts its process
-                    ttft[kind].append(first * 1000)
+        # The same with tests/FakeClaude as the CLI, which answers at once: what the front adds, without the real CLI's
+        # and the fake API's spread (the quartiles of a real turn span 20 ms, so 100 rounds leave the medians ±2-3 ms).
+        fake_worker, fake_worker_port = start(env, work, "fw", cli=FAKE_CLI, CLAUDEPROXY_ROLE="worker", CLAUDEPROXY_REDIS=redis)
+        processes.append(fake_worker)
+        fake_front, fake_front_port = start(env, work, "ff", cli=FAKE_CLI, CLAUDEPROXY_REDIS=redis, Gateway__Workers__0=f"http://127.0.0.1:{fake_worker_port}")
+        fake_single, fake_single_port = start(env, work, "fs", cli=FAKE_CLI)
+        processes += [fake_front, fake_single]
+        time.sleep(6)  # the front's first active health check
+        fake_ttft = time_to_first_token(fake_front_port, fake_worker_port, fake_single_port, FAKE_TURNS, "fake")
     finally:
         for process in processes:
             process.kill()
         api.kill()
 
-    median = {kind: statistics.median(values) for kind, values in ttft.items()}
-    paired = statistics.median(f - d for f, d in zip(ttft["front"], ttft["direct"]))
     print(f"| new chats per second, {CLIENTS} clients for {SECONDS} s | one worker | two workers | two / one |")
     print("| --- | --- | --- | --- |")
     print(f"| through the front | {one:.2f} ({one_failed} failed) | {two:.2f} ({two_failed} failed) | {two / one:.2f} |")
     print()
-    print(f"| time to first token, kept conversation, {TURNS} rounds | p50 ms | p25 ms | p75 ms |")
-    print("| --- | --- | --- | --- |")
-    for kind, label in (("direct", "straight to the worker (`POST /v1/turns`)"), ("front", "through the front (`/api/chat`)"),
-                        ("single", "all-in-one gateway, no workers (`/api/chat`)")):
-        q = statistics.quantiles(ttft[kind], n=4)
-        print(f"| {label} | {median[kind]:.1f} | {q[0]:.1f} | {q[2]:.1f} |")
-    print()
-    print(f"Front added: {median['front'] - median['direct']:+.1f} ms (difference of medians), {paired:+.1f} ms (median of the "
-          f"per-round differences).")
+    print_ttft(ttft, f"time to first token, real CLI, kept conversation, {TURNS} rounds")
+    print_ttft(fake_ttft, f"time to first token, tests/FakeClaude as the CLI, kept conversation, {FAKE_TURNS} rounds")
 
 
 if __name__ == "__main__":

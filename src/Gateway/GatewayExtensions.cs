@@ -73,6 +73,7 @@ public static partial class GatewayExtensions
 
         builder.Services.TryAddSharedOrLocal<ISpendLedger, RedisSpendLedger, LocalSpendLedger>();
         builder.Services.AddSingleton<ClaudeBudgets>();
+        builder.Services.AddSingleton<ClaudeUsageLimit>();
         builder.Services.AddSingleton<OllamaUpstream>();
         builder.Services.AddSingleton<IForwarderHttpClientFactory, ClaudeForwarderHttpClientFactory>();
         builder.AddGatewayTelemetry(gateway.HttpMetrics);

@@ -126,7 +126,14 @@ internal sealed class ClaudeBudgets
 }
 
 /// <summary>What <c>GET /api/usage</c> answers.</summary>
-internal sealed record UsageReport(DateTimeOffset Now, IReadOnlyList<BudgetState> Budgets, IReadOnlyList<ModelSpend> Spend);
+internal sealed record UsageReport(DateTimeOffset Now, IReadOnlyList<BudgetState> Budgets, IReadOnlyList<ModelSpend> Spend)
+{
+    /// <summary>The Claude login's usage limit as the last turn that hit one reported it (<see cref="ClaudeUsageLimit"/>).</summary>
+    public UsageLimitState? UsageLimit { get; init; }
+}
+
+/// <summary><c>rejected</c> until <see cref="ResetsAt"/> while the login is at its usage limit; <c>allowed</c> otherwise.</summary>
+internal sealed record UsageLimitState(string Status, DateTimeOffset? ResetsAt);
 
 /// <summary>A budget in its current period.</summary>
 internal sealed record BudgetState(string Budget, string Period, double Usd, double SpentUsd, double RemainingUsd, DateTimeOffset ResetsAt);

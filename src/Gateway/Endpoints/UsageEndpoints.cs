@@ -11,13 +11,14 @@ internal static class UsageEndpoints
 {
     public static IEndpointRouteBuilder MapUsageEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/api/usage", async (HttpContext context, ClaudeBudgets budgets, IOptions<GatewayOptions> options, CancellationToken cancellationToken) =>
+        app.MapGet("/api/usage", async (HttpContext context, ClaudeBudgets budgets, ClaudeUsageLimit usageLimit, IOptions<GatewayOptions> options, CancellationToken cancellationToken) =>
             {
                 // With API keys, a key sees its own spend and the budgets it counts against; without, the one user sees all.
                 var report = await budgets.ReportAsync(ClaudeCallerClaims.Owner(context.User), everyone: options.Value.ApiKeys.Count == 0, cancellationToken);
-                return Results.Json(report, UsageJsonContext.Default.UsageReport);
+                var limitedUntil = usageLimit.LimitedUntil;
+                return Results.Json(report with { UsageLimit = new UsageLimitState(limitedUntil is null ? "allowed" : "rejected", limitedUntil) }, UsageJsonContext.Default.UsageReport);
             })
-            .WithSummary("Spend per API key and Claude model in the current day, week and month (UTC), and each budget with what is left")
+            .WithSummary("Spend per API key and Claude model in the current day, week and month (UTC), each budget with what is left, and the Claude login's usage limit")
             .WithTags("ClaudeProxy").Produces<UsageReport>();
         return app;
     }

@@ -30,6 +30,7 @@ internal sealed partial class ModelRoutingMiddleware(
     TimeProvider timeProvider,
     GenAiMetrics metrics,
     ClaudeBudgets budgets,
+    ClaudeUsageLimit usageLimit,
     IOptions<GatewayOptions> options,
     ILogger<ModelRoutingMiddleware> logger)
 {
@@ -81,6 +82,7 @@ internal sealed partial class ModelRoutingMiddleware(
             // Parsed only when a rule needs to look inside: a task's template, a budget's continued turn, a model swap.
             JsonObject? body = null;
             SpentBudget? spent;
+            string? fallbackReason;
             try
             {
                 if (claudeModel?.TaskModel is { Length: > 0 } taskModel && (body ??= await ReadJsonAsync(context)) is { } task && BackgroundTask.IsOne(task))
@@ -93,10 +95,19 @@ internal sealed partial class ModelRoutingMiddleware(
                 }
 
                 spent = isClaude ? await budgets.FindSpentAsync(ClaudeCallerClaims.Owner(context.User), context.RequestAborted) : null;
-                if (spent is not null && (body ??= await ReadJsonAsync(context)) is { } results && BackgroundTask.ContinuesATurn(results))
+                var limited = isClaude && usageLimit.LimitedUntil is not null;
+                if ((spent is not null || limited) && (body ??= await ReadJsonAsync(context)) is { } results && BackgroundTask.ContinuesATurn(results))
                 {
                     // The results a running turn waits on: it is never cut.
-                    spent = null;
+                    (spent, limited) = (null, false);
+                }
+
+                // A spent budget, or a login at its usage limit (which the CLI would only refuse), sends a Claude
+                // model's request to its local fallback when it has one.
+                fallbackReason = spent is not null ? "budget" : limited ? "usage_limit" : null;
+                if (fallbackReason is not null && claudeModel!.FallbackModel is { Length: > 0 })
+                {
+                    body ??= await ReadJsonAsync(context);
                 }
             }
             catch (BadHttpRequestException exception)
@@ -105,30 +116,27 @@ internal sealed partial class ModelRoutingMiddleware(
                 return;
             }
 
+            if (fallbackReason is not null && claudeModel!.FallbackModel is { Length: > 0 } fallback && body is not null
+                && ollama.IsConfigured && proxyState.TryGetCluster(OllamaClusterConfigFilter.ClusterId, out var fallbackCluster))
+            {
+                // Answered by the local model instead, forwarded like any Ollama request, and said so.
+                SwapModel(context, body, fallback);
+                context.ReassignProxyRequest(fallbackCluster);
+                context.Response.Headers[FallbackHeader] = $"{fallback}; reason={fallbackReason}";
+                metrics.RecordFallback(claudeModel.Name, fallback, fallbackReason);
+                Measure(context, metadata, started, GenAiMetrics.Ollama, fallback);
+                await next(context);
+            }
+            else if (spent is not null)
+            {
+                LogBudgetSpent(logger, spent.Budget);
+                context.Response.Headers.RetryAfter = Math.Max(1, (long)Math.Ceiling((spent.ResetsAt - timeProvider.GetUtcNow()).TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+                // The OpenAI and Anthropic SDKs retry a 429 unless told not to; a budget comes back at its reset, not in seconds.
+                context.Response.Headers[ErrorEnvelopes.ShouldRetryHeader] = "false";
+                await ErrorEnvelopes.WriteAsync(context.Response, style, HttpStatusCode.TooManyRequests, spent.Message, context.RequestAborted, code: BudgetSpentCode);
+            }
             // A Claude model, or a body without a readable model, stays on the claude cluster: the dialect transform
             // answers a malformed request in the client's own terms.
-            if (spent is not null)
-            {
-                if (claudeModel!.FallbackModel is { Length: > 0 } fallback && body is not null
-                    && ollama.IsConfigured && proxyState.TryGetCluster(OllamaClusterConfigFilter.ClusterId, out var fallbackCluster))
-                {
-                    // Answered by the local model instead, forwarded like any Ollama request, and said so.
-                    SwapModel(context, body, fallback);
-                    context.ReassignProxyRequest(fallbackCluster);
-                    context.Response.Headers[FallbackHeader] = $"{fallback}; reason=budget";
-                    metrics.RecordFallback(claudeModel.Name, fallback, "budget");
-                    Measure(context, metadata, started, GenAiMetrics.Ollama, fallback);
-                    await next(context);
-                }
-                else
-                {
-                    LogBudgetSpent(logger, spent.Budget);
-                    context.Response.Headers.RetryAfter = Math.Max(1, (long)Math.Ceiling((spent.ResetsAt - timeProvider.GetUtcNow()).TotalSeconds)).ToString(CultureInfo.InvariantCulture);
-                    // The OpenAI and Anthropic SDKs retry a 429 unless told not to; a budget comes back at its reset, not in seconds.
-                    context.Response.Headers[ErrorEnvelopes.ShouldRetryHeader] = "false";
-                    await ErrorEnvelopes.WriteAsync(context.Response, style, HttpStatusCode.TooManyRequests, spent.Message, context.RequestAborted, code: BudgetSpentCode);
-                }
-            }
             else if (model is null || isClaude)
             {
                 Measure(context, metadata, started, GenAiMetrics.Anthropic, model, isClaude ? claudeModel!.Name : null);
@@ -178,7 +186,12 @@ internal sealed partial class ModelRoutingMiddleware(
             var caller = ClaudeCallerClaims.Owner(context.User);
             context.Features.Set(new GenAiRequestTimer(metrics, timeProvider, started, operation, provider, model)
             {
-                OnCost = budgetModel is null ? null : cost => budgets.Record(caller, budgetModel, cost),
+                OnCost = budgetModel is null ? null : cost =>
+                {
+                    budgets.Record(caller, budgetModel, cost);
+                    usageLimit.Lift();
+                },
+                OnBackendError = budgetModel is null ? null : usageLimit.Observe,
             });
         }
     }

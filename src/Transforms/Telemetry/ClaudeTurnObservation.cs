@@ -24,7 +24,7 @@ internal static class ClaudeTurnObservation
                     result.Timings.TimeToFirstTokenMs is > 0 and var ttft ? TimeSpan.FromMilliseconds(ttft) : null);
                 break;
             case TurnFailed { Error: var error }:
-                timer?.Fail(ErrorEnvelopes.CodeOf(error.Kind));
+                timer?.Fail(error);
                 break;
         }
     }

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using ClaudeProxy.ClaudeBackend.Contract;
 
 namespace ClaudeProxy.Transforms.Telemetry;
 
@@ -213,6 +214,9 @@ public sealed class GenAiRequestTimer(GenAiMetrics metrics, TimeProvider timePro
     /// <summary>Told what the request cost, in US dollars, when it completes with a cost (a Claude turn's budget).</summary>
     public Action<double>? OnCost { get; init; }
 
+    /// <summary>Told the backend's error when a Claude turn fails with one (a usage limit, for the fallback).</summary>
+    public Action<ClaudeBackendError>? OnBackendError { get; init; }
+
     public void MarkFirstToken() => _firstToken ??= Elapsed;
 
     public void Complete(long? inputTokens, long? outputTokens, string? responseModel, long? cacheRead = null, long? cacheCreation = null,
@@ -227,6 +231,17 @@ public sealed class GenAiRequestTimer(GenAiMetrics metrics, TimeProvider timePro
                 OnCost?.Invoke(cost);
             }
         }
+    }
+
+    /// <summary>Records a Claude turn that failed with the backend's <paramref name="error"/>.</summary>
+    public void Fail(ClaudeBackendError error)
+    {
+        if (Volatile.Read(ref _recorded) == 0)
+        {
+            OnBackendError?.Invoke(error);
+        }
+
+        Fail(ErrorEnvelopes.CodeOf(error.Kind));
     }
 
     public void Fail(string errorType, string? responseModel = null)

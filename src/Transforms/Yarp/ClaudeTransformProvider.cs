@@ -174,7 +174,7 @@ public sealed class ClaudeTransformProvider(
                 response.Headers[ErrorEnvelopes.ShouldRetryHeader] = "false";
             }
 
-            timer?.Fail(ErrorEnvelopes.CodeOf(error.Kind));
+            timer?.Fail(error);
             response.StatusCode = (int)ErrorEnvelopes.StatusOf(style, error);
             ReplaceBody(context, ErrorEnvelopes.Create(style, error));
             return;

@@ -137,6 +137,39 @@ public sealed class BudgetTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Once_the_login_reaches_its_usage_limit_a_model_with_a_fallback_is_answered_by_it_until_the_reset()
+    {
+        using var ollama = FakeOllama.Start();
+        ollama.StreamLines("/api/chat", FakeOllama.ChatLines, TimeSpan.Zero);
+        var replay = Path.GetTempFileName();
+        var resets = DateTimeOffset.UtcNow.AddHours(1).ToUnixTimeSeconds();
+        await File.WriteAllTextAsync(replay, $$"""{"type":"result","subtype":"success","is_error":true,"result":"Claude AI usage limit reached|{{resets}}"}""" + "\n", Cancel);
+        await using var app = GatewayApp.WithFakeCli($"replay={replay};exit-code=1", configure: settings =>
+        {
+            GatewayApp.WithOllama(ollama.Url)(settings);
+            settings["ClaudeBackend:Models:0:FallbackModel"] = "llama3.2:3b";
+        });
+        using var client = app.CreateClient();
+        const string Chat = """{"model":"claude-sonnet:latest","stream":false,"messages":[{"role":"user","content":"hi"}]}""";
+
+        var before = await UsageAsync(client);
+        using var limited = await client.PostAsync("/api/chat", Json(Chat), Cancel);
+        using var fallback = await client.PostAsync("/api/chat", Json(Chat), Cancel);
+        var after = await UsageAsync(client);
+        var metrics = await client.GetStringAsync("/metrics", Cancel);
+
+        Assert.Equal("allowed", before.GetProperty("usage_limit").GetProperty("status").GetString());
+        Assert.Equal(HttpStatusCode.TooManyRequests, limited.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, fallback.StatusCode);
+        Assert.Equal("llama3.2:3b; reason=usage_limit", fallback.Headers.GetValues("x-claudeproxy-fallback").Single());
+        Assert.Equal("llama3.2:3b", JsonDocument.Parse(ollama.LastRequestTo("/api/chat").Body!).RootElement.GetProperty("model").GetString());
+        var limit = after.GetProperty("usage_limit");
+        Assert.Equal("rejected", limit.GetProperty("status").GetString());
+        Assert.InRange(limit.GetProperty("resets_at").GetDateTimeOffset().ToUnixTimeSeconds(), resets - 5, resets + 5);
+        Assert.InRange(long.Parse(MetricValue(metrics, "claudeproxy_usage_limit_resets_at_seconds", ""), System.Globalization.CultureInfo.InvariantCulture), resets - 5, resets + 5);
+    }
+
+    [Fact]
     public async Task A_conversation_on_its_kept_process_is_charged_each_turns_own_cost_not_the_runs_total()
     {
         await using var app = GatewayApp.WithRealCli(_api, configure: settings => settings["Gateway:Budget:Usd"] = "100");
