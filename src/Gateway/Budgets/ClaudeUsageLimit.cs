@@ -5,10 +5,10 @@ using ClaudeProxy.Transforms.Telemetry;
 namespace ClaudeProxy.Gateway.Budgets;
 
 /// <summary>
-/// Whether the Claude login has reached a usage limit, as the last Claude turn that hit one reported it (a
-/// <see cref="ClaudeErrorKind.RateLimited"/> failure with the time until it resets), so that requests for a Claude model
-/// with a fallback go to it until then instead of to a CLI that would refuse them. With workers, each with a login of
-/// its own, one worker's limit counts for all.
+/// Whether the Claude login is rate limited, as the last Claude turn that hit a limit reported it (a
+/// <see cref="ClaudeErrorKind.RateLimited"/> failure with the time until it resets: a subscription's usage limit, or the
+/// API's 429 and its retry-after), so that requests for a Claude model with a fallback go to it until then instead of
+/// to a CLI that would refuse them. With workers, each with a login of its own, one worker's limit counts for all.
 /// </summary>
 internal sealed class ClaudeUsageLimit
 {

@@ -1,9 +1,13 @@
 using System.ClientModel;
+using System.Diagnostics.Metrics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using ClaudeProxy.Gateway.Tests.Infrastructure;
 using ClaudeProxy.TestSupport;
+using ClaudeProxy.Transforms.Telemetry;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using OpenAI;
 using OpenAI.Chat;
 
@@ -46,13 +50,13 @@ public sealed class BudgetTests : IAsyncLifetime
 
     private static StringContent Json(string json) => new(json, System.Text.Encoding.UTF8, "application/json");
 
-    /// <summary>The value of the one series of <paramref name="metric"/> whose labels include <paramref name="labels"/>.</summary>
-    private static string MetricValue(string metrics, string metric, string labels)
+    /// <summary>A gauge of this gateway's own meters, now (for <paramref name="budget"/>, when it is per budget).</summary>
+    private static T GaugeOf<T>(GatewayApp app, string instrument, string? budget)
+        where T : struct
     {
-        var series = metrics.Split('\n').Where(line => line.StartsWith(metric, StringComparison.Ordinal)).ToList();
-        var line = series.SingleOrDefault(line => line.Contains(labels, StringComparison.Ordinal));
-        Assert.True(line is not null, $"no {metric}{labels}}} among: {string.Join("; ", series)}");
-        return line.Split(' ')[^1];
+        using var collector = new MetricCollector<T>(app.Services.GetRequiredService<IMeterFactory>(), GenAiMetrics.MeterName, instrument);
+        collector.RecordObservableInstruments();
+        return collector.GetMeasurementSnapshot().Single(m => budget is null || Equals(m.Tags["budget"], budget)).Value;
     }
 
     private static async Task<JsonElement> UsageAsync(HttpClient client) =>
@@ -103,8 +107,11 @@ public sealed class BudgetTests : IAsyncLifetime
         var spend = Assert.Single(usage.GetProperty("spend").EnumerateArray());
         Assert.Equal(("alice", "claude-sonnet:latest"), (spend.GetProperty("api_key").GetString(), spend.GetProperty("model").GetString()));
         Assert.Equal(budget.GetProperty("spent_usd").GetDouble(), spend.GetProperty("day_usd").GetDouble(), 9);
-        Assert.Equal("0.0005", MetricValue(metrics, "claudeproxy_budget_usd{", "budget=\"key:alice\",period=\"day\""));
-        Assert.Equal(budget.GetProperty("spent_usd").GetDouble(), double.Parse(MetricValue(metrics, "claudeproxy_budget_spent_usd{", "budget=\"key:alice\",period=\"day\""), System.Globalization.CultureInfo.InvariantCulture), 9);
+        // The values from this gateway's own meters (every gateway in the test process exports through every /metrics).
+        Assert.Equal(0.0005, GaugeOf<double>(app, "claudeproxy.budget.usd", "key:alice"));
+        Assert.Equal(budget.GetProperty("spent_usd").GetDouble(), GaugeOf<double>(app, "claudeproxy.budget.spent.usd", "key:alice"), 9);
+        Assert.Contains("claudeproxy_budget_usd{", metrics, StringComparison.Ordinal);
+        Assert.Contains("claudeproxy_budget_spent_usd{", metrics, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -120,6 +127,7 @@ public sealed class BudgetTests : IAsyncLifetime
             settings["ClaudeBackend:Models:0:FallbackModel"] = "llama3.2:3b";
         });
         using var client = app.CreateClient();
+        using var fallbacks = new MetricCollector<long>(app.Services.GetRequiredService<IMeterFactory>(), GenAiMetrics.MeterName, "claudeproxy.fallbacks");
 
         using var first = await client.PostAsync("/api/chat", Json("""{"model":"claude-sonnet:latest","stream":false,"messages":[{"role":"user","content":"hi"}]}"""), Cancel);
         using var fallback = await client.PostAsync("/api/chat", Json("""{"model":"claude-sonnet:latest","messages":[{"role":"user","content":"again"}]}"""), Cancel);
@@ -133,7 +141,10 @@ public sealed class BudgetTests : IAsyncLifetime
         var forwarded = JsonDocument.Parse(ollama.LastRequestTo("/api/chat").Body!).RootElement;
         Assert.Equal("llama3.2:3b", forwarded.GetProperty("model").GetString());
         Assert.Equal("again", forwarded.GetProperty("messages")[0].GetProperty("content").GetString());
-        Assert.Equal("1", MetricValue(metrics, "claudeproxy_fallbacks_total{", "claudeproxy_fallback_model=\"llama3.2:3b\",claudeproxy_fallback_reason=\"budget\",gen_ai_request_model=\"claude-sonnet:latest\""));
+        var counted = Assert.Single(fallbacks.GetMeasurementSnapshot());
+        Assert.Equal(1, counted.Value);
+        Assert.Equal(("claude-sonnet:latest", "llama3.2:3b", "budget"), (counted.Tags["gen_ai.request.model"], counted.Tags["claudeproxy.fallback_model"], counted.Tags["claudeproxy.fallback_reason"]));
+        Assert.Contains("claudeproxy_fallbacks_total{", metrics, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -166,7 +177,8 @@ public sealed class BudgetTests : IAsyncLifetime
         var limit = after.GetProperty("usage_limit");
         Assert.Equal("rejected", limit.GetProperty("status").GetString());
         Assert.InRange(limit.GetProperty("resets_at").GetDateTimeOffset().ToUnixTimeSeconds(), resets - 5, resets + 5);
-        Assert.InRange(long.Parse(MetricValue(metrics, "claudeproxy_usage_limit_resets_at_seconds", ""), System.Globalization.CultureInfo.InvariantCulture), resets - 5, resets + 5);
+        Assert.InRange(GaugeOf<long>(app, "claudeproxy.usage_limit.resets_at", budget: null), resets - 5, resets + 5);
+        Assert.Contains("claudeproxy_usage_limit_resets_at_seconds{", metrics, StringComparison.Ordinal);
     }
 
     [Fact]
