@@ -23,6 +23,19 @@ internal sealed record ConversationAffinity(string Key, bool IsNew = false)
     /// <summary>The address of the worker the conversation is on (<see cref="IConversationPlacements"/>); null if none is known.</summary>
     public string? Worker { get; init; }
 
+    /// <summary>The Responses API's <c>previous_response_id</c>: the request goes on from that response's conversation.</summary>
+    public string? PreviousResponseId { get; init; }
+
+    /// <summary>What a key by history is made of before its first user message: caller, model and system prompt.</summary>
+    private string? HistoryScope { get; init; }
+
+    /// <summary>
+    /// The key of the conversation a request goes on from (its <see cref="PreviousResponseId"/>), whose first user message
+    /// was <paramref name="opening"/>: the key its first turn had, so that it finds that turn's worker.
+    /// </summary>
+    public ConversationAffinity GoingOnFrom(string opening) =>
+        HistoryScope is null ? this : this with { Key = HistoryScope + opening, IsNew = false };
+
     /// <summary>
     /// A conversation's own key: its id (the original server's <c>id</c>, else <c>user</c>) and owner; else what a
     /// conversation without an id keeps from turn to turn, its first message (or <c>input</c>) with the system prompt
@@ -48,9 +61,10 @@ internal sealed record ConversationAffinity(string Key, bool IsNew = false)
             }
 
             var first = FirstUserText(root);
+            var scope = $"history\n{owner}\n{StringOf(root, "model")}\n{SystemText(root)}\n";
             return first is null
                 ? null
-                : new ConversationAffinity($"history\n{owner}\n{StringOf(root, "model")}\n{SystemText(root)}\n{first}", IsOpening(root));
+                : new ConversationAffinity(scope + first, IsOpening(root)) { PreviousResponseId = StringOf(root, "previous_response_id"), HistoryScope = scope };
         }
         catch (JsonException)
         {
@@ -106,13 +120,16 @@ internal sealed record ConversationAffinity(string Key, bool IsNew = false)
         && (items.ValueKind != JsonValueKind.Array
             || items.EnumerateArray().All(item => item.ValueKind == JsonValueKind.Object && StringOf(item, "role") is "system" or "developer" or "user"));
 
-    /// <summary>A content's text: a string, or the <c>text</c> of its blocks (<c>text</c>, <c>input_text</c>) in order.</summary>
+    /// <summary>
+    /// A content's text: a string, or the <c>text</c> of its blocks (<c>text</c>, <c>input_text</c>) in order, a line
+    /// apart, as the dialects join them (the first user message of a kept response's conversation is compared with it).
+    /// </summary>
     private static string TextOf(JsonElement content) => content.ValueKind switch
     {
         JsonValueKind.String => content.GetString()!,
-        JsonValueKind.Array => string.Concat(content.EnumerateArray()
-            .Where(block => block.ValueKind == JsonValueKind.Object)
-            .Select(block => StringOf(block, "text") ?? "")),
+        JsonValueKind.Array => string.Join('\n', content.EnumerateArray()
+            .Where(block => block.ValueKind == JsonValueKind.Object && StringOf(block, "text") is not null)
+            .Select(block => StringOf(block, "text"))),
         _ => "",
     };
 }

@@ -1,4 +1,6 @@
+using ClaudeProxy.ClaudeBackend.Contract;
 using ClaudeProxy.Transforms;
+using ClaudeProxy.Transforms.OpenAi;
 
 namespace ClaudeProxy.Gateway.Workers;
 
@@ -8,7 +10,7 @@ namespace ClaudeProxy.Gateway.Workers;
 /// the conversation's (<see cref="IConversationPlacements"/>): before the client can send the next turn, or the results
 /// of the calls it is being sent.
 /// </summary>
-internal sealed class ConversationPlacementMiddleware(RequestDelegate next, IConversationPlacements placements)
+internal sealed class ConversationPlacementMiddleware(RequestDelegate next, IConversationPlacements placements, IResponsesHistory responses)
 {
     public async Task InvokeAsync(HttpContext context)
     {
@@ -20,6 +22,12 @@ internal sealed class ConversationPlacementMiddleware(RequestDelegate next, ICon
         }
 
         var affinity = await AffinityOfAsync(context);
+        if (affinity?.PreviousResponseId is { } previous && await OpeningOfAsync(context, previous) is { } opening)
+        {
+            // A request that goes on from a response: its conversation's key is the one its first turn had.
+            affinity = affinity.GoingOnFrom(opening);
+        }
+
         if (affinity is not null)
         {
             var placement = await placements.FindAsync(affinity.Key, context.RequestAborted);
@@ -39,6 +47,21 @@ internal sealed class ConversationPlacementMiddleware(RequestDelegate next, ICon
         }
 
         await next(context);
+    }
+
+    /// <summary>The first user message of the conversation of the response a request goes on from; null if none is known.</summary>
+    private async Task<string?> OpeningOfAsync(HttpContext context, string previousResponseId)
+    {
+        try
+        {
+            var earlier = await responses.FindAsync(ClaudeCallerClaims.Owner(context.User), previousResponseId, context.RequestAborted);
+            return earlier?.FirstOrDefault(message => message.Role == ClaudeMessage.UserRole)?.Text;
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            // A store that does not answer: the dialect says so to the client; the placement goes by the request.
+            return null;
+        }
     }
 
     private static async Task<ConversationAffinity?> AffinityOfAsync(HttpContext context)

@@ -246,22 +246,31 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_response_given_by_one_front_is_gone_on_from_through_another()
+    public async Task A_response_given_by_one_front_is_gone_on_from_through_another_on_the_worker_of_its_first_turn()
     {
         await using var front = Front();
         await using var otherFront = Front();
         using var client = front.CreateClient();
         using var otherClient = otherFront.CreateClient();
+        const string Next = "What is my name?";
+        // An opening whose hash names the other worker than the next request's own text does: only the conversation's
+        // placement can bring the next turn to the first turn's worker.
+        var nextOnItsOwn = HashWorkerOf($$"""{"model":"claude-sonnet:latest","input":"{{Next}}"}""");
+        var opening = Enumerable.Range(0, 100).Select(i => $"My name is Ada, take {i}.")
+            .First(text => HashWorkerOf($$"""{"model":"claude-sonnet:latest","input":"{{text}}"}""") != nextOnItsOwn);
 
-        using var first = await client.PostAsJsonAsync("/v1/responses", new { model = "claude-sonnet:latest", input = "My name is Ada." }, Cancel);
+        using var first = await client.PostAsJsonAsync("/v1/responses", new { model = "claude-sonnet:latest", input = opening }, Cancel);
+        var firstWorker = await WorkerThatRanAsync(0);
         var id = (await first.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("id").GetString();
-        using var next = await otherClient.PostAsJsonAsync("/v1/responses", new { model = "claude-sonnet:latest", input = "What is my name?", previous_response_id = id }, Cancel);
+        using var next = await otherClient.PostAsJsonAsync("/v1/responses", new { model = "claude-sonnet:latest", input = Next, previous_response_id = id }, Cancel);
+        var nextWorker = await WorkerThatRanAsync(1);
 
         Assert.Equal(HttpStatusCode.OK, first.StatusCode);
         Assert.Equal(HttpStatusCode.OK, next.StatusCode);
+        Assert.Equal(firstWorker, nextWorker);
         var answer = (await next.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("output").EnumerateArray()
             .Single(item => item.GetProperty("type").GetString() == "message").GetProperty("content")[0].GetProperty("text").GetString()!;
-        Assert.Equal(["My name is Ada.", "What is my name?"], JsonDocument.Parse(answer).RootElement.GetProperty("user_texts").EnumerateArray().Select(t => t.GetString()));
+        Assert.Equal([opening, Next], JsonDocument.Parse(answer).RootElement.GetProperty("user_texts").EnumerateArray().Select(t => t.GetString()));
     }
 
     [Fact]
