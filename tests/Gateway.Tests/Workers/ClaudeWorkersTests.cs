@@ -337,8 +337,7 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
     }
 
     /// <summary>Whether the worker has run a turn: its own metrics count one.</summary>
-    private static async Task<bool> HasRunATurnAsync(GatewayProcess worker) =>
-        (await worker.Client.GetStringAsync("/metrics", Cancel)).Split('\n').Any(line => line.StartsWith("claudeproxy_cli_turns_total{", StringComparison.Ordinal));
+    private static async Task<bool> HasRunATurnAsync(GatewayProcess worker) => await TurnsOfAsync(worker) > 0;
 
     public async ValueTask DisposeAsync()
     {
