@@ -119,7 +119,7 @@ public sealed class BadInputTests
         Assert.Contains(400, statuses.Keys);
         Assert.Empty(app.Errors.Entries);
         // Only the processes kept for conversations with an id stay, within their bound, and they end with the gateway.
-        Assert.InRange(ProcessProbe.FindMarked(app.Marker).Count, 0, 3);
+        Assert.InRange(ProcessProbe.FindStartedByGateway(app.Marker).Count, 0, 3);
         var marker = app.Marker;
         await app.DisposeAsync();
         Assert.Empty(await ProcessProbe.WaitUntilGoneAsync(marker, TimeSpan.FromSeconds(10)));

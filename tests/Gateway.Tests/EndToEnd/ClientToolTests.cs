@@ -140,7 +140,7 @@ public sealed class ClientToolTests : IAsyncLifetime
         };
         var first = await (await http.PostAsJsonAsync("/v1/chat/completions", request, Cancel)).Content.ReadFromJsonAsync<JsonElement>(Cancel);
         var call = first.GetProperty("choices")[0].GetProperty("message").GetProperty("tool_calls")[0];
-        Assert.Single(ProcessProbe.FindMarked(app.Marker));
+        Assert.Single(ProcessProbe.FindStartedByGateway(app.Marker));
 
         // The wait is over: the process that held the call is ended.
         Assert.Empty(await ProcessProbe.WaitUntilGoneAsync(app.Marker, TimeSpan.FromSeconds(20)));

@@ -22,7 +22,7 @@ public sealed class WarmPoolTests
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while (true)
         {
-            var processes = ProcessProbe.FindMarked(app.Marker);
+            var processes = ProcessProbe.FindStartedByGateway(app.Marker);
             if (processes.Count >= count || DateTime.UtcNow > deadline)
             {
                 return processes;
@@ -111,12 +111,12 @@ public sealed class WarmPoolTests
         Assert.Equal(["cold", "cold", "kept", "warm", "kept", "kept"], turns.GetMeasurementSnapshot().Select(m => m.Tags["start"]));
         // The two kept processes and a spare, no more, once the new chat's process has exited.
         var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (ProcessProbe.FindMarked(app.Marker).Count > 3 && DateTime.UtcNow < deadline)
+        while (ProcessProbe.FindStartedByGateway(app.Marker).Count > 3 && DateTime.UtcNow < deadline)
         {
             await Task.Delay(100, Cancel);
         }
 
-        Assert.InRange(ProcessProbe.FindMarked(app.Marker).Count, 2, 3);
+        Assert.InRange(ProcessProbe.FindStartedByGateway(app.Marker).Count, 2, 3);
     }
 
     [Fact]
@@ -172,7 +172,7 @@ public sealed class WarmPoolTests
 
         Assert.Empty(recycled.GetMeasurementSnapshot().Select(m => m.Tags["reason"]));
         Assert.Equal(["cold", "kept", "kept"], turns.GetMeasurementSnapshot().Select(m => m.Tags["start"]));
-        Assert.Equal(kept, ProcessProbe.FindMarked(app.Marker));
+        Assert.Equal(kept, ProcessProbe.FindStartedByGateway(app.Marker));
         // The CLI recorded the interruption in the conversation, as it does for its own users.
         Assert.Equal(["first", "long one"], UserTexts(next).Take(2));
         Assert.Contains("after", UserTexts(next).Last(), StringComparison.Ordinal);
@@ -229,7 +229,7 @@ public sealed class WarmPoolTests
         await ChatAsync(client, Turn("crash", "before"));
         // It dies while it waits, once it has written its answer to the session file (a few milliseconds after the answer).
         await WaitForSessionAnswerAsync(app);
-        var kept = Assert.Single(ProcessProbe.FindMarked(app.Marker));
+        var kept = Assert.Single(ProcessProbe.FindStartedByGateway(app.Marker));
         using (var process = Process.GetProcessById(kept))
         {
             process.Kill(entireProcessTree: true);
@@ -239,7 +239,7 @@ public sealed class WarmPoolTests
         var after = await ChatAsync(client, Turn("crash", "after"));
 
         Assert.Equal(["before", "after"], UserTexts(after));
-        Assert.DoesNotContain(kept, ProcessProbe.FindMarked(app.Marker));
+        Assert.DoesNotContain(kept, ProcessProbe.FindStartedByGateway(app.Marker));
     }
 
     [Fact]
@@ -281,7 +281,7 @@ public sealed class WarmPoolTests
         // A new spare appears (the chat's own process may still be exiting beside it); the killed one is gone.
         var deadline = DateTime.UtcNow.AddSeconds(30);
         IReadOnlyList<int> processes;
-        while ((processes = ProcessProbe.FindMarked(app.Marker)).All(pid => pid == spare) && DateTime.UtcNow < deadline)
+        while ((processes = ProcessProbe.FindStartedByGateway(app.Marker)).All(pid => pid == spare) && DateTime.UtcNow < deadline)
         {
             await Task.Delay(100, Cancel);
         }
@@ -345,7 +345,7 @@ public sealed class WarmPoolTests
         int now;
         while (DateTime.UtcNow < deadline)
         {
-            now = ProcessProbe.FindMarked(app.Marker).Count;
+            now = ProcessProbe.FindStartedByGateway(app.Marker).Count;
             since = now == count ? since ?? DateTime.UtcNow : null;
             if (since is { } start && DateTime.UtcNow - start >= steady)
             {
@@ -355,7 +355,7 @@ public sealed class WarmPoolTests
             await Task.Delay(100, Cancel);
         }
 
-        now = ProcessProbe.FindMarked(app.Marker).Count;
+        now = ProcessProbe.FindStartedByGateway(app.Marker).Count;
         Assert.Fail($"{now} CLI processes, expected {count} for {steady.TotalSeconds} s on end; the gateway logged:\n{string.Join("\n", app.Logs)}");
     }
 
