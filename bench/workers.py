@@ -15,6 +15,7 @@ is left is what the gateway adds.
 
     python3 bench/workers.py        (after: dotnet build src/Gateway -c Release; the test build, for the CLI and
                                      tests/FakeClaude; redis-server)
+    python3 bench/workers.py --fake-only    (the FakeClaude round alone: what the front adds, in about a minute)
 """
 import http.client, json, os, random, socket, statistics, subprocess, sys, tempfile, threading, time
 
@@ -141,20 +142,22 @@ def main():
     processes = [subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     redis = f"127.0.0.1:{redis_port}"
+    fake_only = "--fake-only" in sys.argv
     try:
-        (w1, p1), (w2, p2) = (start(env, work, "w1", CLAUDEPROXY_ROLE="worker", CLAUDEPROXY_REDIS=redis),
-                              start(env, work, "w2", CLAUDEPROXY_ROLE="worker", CLAUDEPROXY_REDIS=redis))
-        processes += [w1, w2]
-        f1, front1 = start(env, work, "f1", CLAUDEPROXY_REDIS=redis, Gateway__Workers__0=f"http://127.0.0.1:{p1}")
-        f2, front2 = start(env, work, "f2", CLAUDEPROXY_REDIS=redis, Gateway__Workers__0=f"http://127.0.0.1:{p1}", Gateway__Workers__1=f"http://127.0.0.1:{p2}")
-        processes += [f1, f2]
-        time.sleep(6)  # the fronts' first active health checks
-        one, one_failed = saturate(front1)
-        two, two_failed = saturate(front2)
+        if not fake_only:
+            (w1, p1), (w2, p2) = (start(env, work, "w1", CLAUDEPROXY_ROLE="worker", CLAUDEPROXY_REDIS=redis),
+                                  start(env, work, "w2", CLAUDEPROXY_ROLE="worker", CLAUDEPROXY_REDIS=redis))
+            processes += [w1, w2]
+            f1, front1 = start(env, work, "f1", CLAUDEPROXY_REDIS=redis, Gateway__Workers__0=f"http://127.0.0.1:{p1}")
+            f2, front2 = start(env, work, "f2", CLAUDEPROXY_REDIS=redis, Gateway__Workers__0=f"http://127.0.0.1:{p1}", Gateway__Workers__1=f"http://127.0.0.1:{p2}")
+            processes += [f1, f2]
+            time.sleep(6)  # the fronts' first active health checks
+            one, one_failed = saturate(front1)
+            two, two_failed = saturate(front2)
 
-        single, single_port = start(env, work, "single")
-        processes.append(single)
-        ttft = time_to_first_token(front1, p1, single_port, TURNS, "real")
+            single, single_port = start(env, work, "single")
+            processes.append(single)
+            ttft = time_to_first_token(front1, p1, single_port, TURNS, "real")
 
         # The same with tests/FakeClaude as the CLI, which answers at once: what the front adds, without the real CLI's
         # and the fake API's spread (the quartiles of a real turn span 20 ms, so 100 rounds leave the medians ±2-3 ms).
@@ -170,11 +173,12 @@ def main():
             process.kill()
         api.kill()
 
-    print(f"| new chats per second, {CLIENTS} clients for {SECONDS} s | one worker | two workers | two / one |")
-    print("| --- | --- | --- | --- |")
-    print(f"| through the front | {one:.2f} ({one_failed} failed) | {two:.2f} ({two_failed} failed) | {two / one:.2f} |")
-    print()
-    print_ttft(ttft, f"time to first token, real CLI, kept conversation, {TURNS} rounds")
+    if not fake_only:
+        print(f"| new chats per second, {CLIENTS} clients for {SECONDS} s | one worker | two workers | two / one |")
+        print("| --- | --- | --- | --- |")
+        print(f"| through the front | {one:.2f} ({one_failed} failed) | {two:.2f} ({two_failed} failed) | {two / one:.2f} |")
+        print()
+        print_ttft(ttft, f"time to first token, real CLI, kept conversation, {TURNS} rounds")
     print_ttft(fake_ttft, f"time to first token, tests/FakeClaude as the CLI, kept conversation, {FAKE_TURNS} rounds")
 
 

@@ -26,7 +26,9 @@ public enum ClaudeErrorKind
 /// A failed turn: the <see cref="StreamJson.TurnFailed"/> event that ends it and, when it failed before the model
 /// answered, the status the client gets.
 /// </summary>
-public sealed record ClaudeBackendError(ClaudeErrorKind Kind, string Message, int? RetryAfterSeconds = null)
+/// <param name="RateLimit">A rate-limited turn's last reported rate-limit state (a subscription at its limit): the error
+/// carries it because a turn that fails before its answer gets no events to the client.</param>
+public sealed record ClaudeBackendError(ClaudeErrorKind Kind, string Message, int? RetryAfterSeconds = null, ClaudeRateLimit? RateLimit = null)
 {
     public HttpStatusCode StatusCode => Kind switch
     {

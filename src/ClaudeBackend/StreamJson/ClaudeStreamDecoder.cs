@@ -49,7 +49,7 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
     private readonly StringBuilder _streamedThinking = new();
     private readonly StringBuilder _answer = new();
     private double? _lastRetryDelayMs;
-    private long? _rateLimitResetsAt;
+    private ClaudeRateLimit? _lastRateLimit;
     private string? _responseModel;
     // The end of the answer not yet streamed because a stop sequence may begin in it.
     private readonly StringBuilder _stopTail = new();
@@ -133,8 +133,10 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
             case "system" when line.Subtype == "api_retry":
                 _lastRetryDelayMs = line.RetryDelayMs;
                 break;
-            case "rate_limit_event" when line.RateLimitInfo is { Status: "rejected", ResetsAt: { } resetsAt }:
-                _rateLimitResetsAt = resetsAt;
+            case "rate_limit_event" when line.RateLimitInfo is { Status: { } status } info && !IsFinished:
+                _lastRateLimit = new ClaudeRateLimit(status, info.RateLimitType, info.Utilization, TimeOf(info.ResetsAt),
+                    info.IsUsingOverage, info.OverageStatus, TimeOf(info.OverageResetsAt));
+                events.Add(new RateLimitReported(_lastRateLimit));
                 break;
             case "result":
                 DecodeResult(line, events);
@@ -545,15 +547,18 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
             >= 500 => ClaudeErrorKind.UpstreamError,
             _ => KindFromText(line.Subtype, message),
         };
+        var rejected = _lastRateLimit is { Status: ClaudeRateLimit.Rejected, ResetsAt: { } resetsAt } ? resetsAt.ToUnixTimeSeconds() : (long?)null;
         int? retryAfter = kind is ClaudeErrorKind.RateLimited or ClaudeErrorKind.Overloaded
-            ? SecondsUntil(UsageLimitResetsAt(message) ?? _rateLimitResetsAt) ?? (int)Math.Ceiling((_lastRetryDelayMs ?? 1000) / 1000)
+            ? SecondsUntil(UsageLimitResetsAt(message) ?? rejected) ?? (int)Math.Ceiling((_lastRetryDelayMs ?? 1000) / 1000)
             : null;
-        return new ClaudeBackendError(kind, message, retryAfter);
+        return new ClaudeBackendError(kind, message, retryAfter, kind is ClaudeErrorKind.RateLimited ? _lastRateLimit : null);
     }
 
     /// <summary>A subscription's "Claude AI usage limit reached|1763940000" names the epoch second it resets.</summary>
     private static long? UsageLimitResetsAt(string message) =>
         UsageLimit().Match(message) is { Success: true } match && long.TryParse(match.Groups[1].ValueSpan, out var epoch) ? epoch : null;
+
+    private static DateTimeOffset? TimeOf(long? epochSeconds) => epochSeconds is { } epoch ? DateTimeOffset.FromUnixTimeSeconds(epoch) : null;
 
     private int? SecondsUntil(long? epochSeconds) =>
         epochSeconds is { } epoch ? (int)Math.Max(1, epoch - _timeProvider.GetUtcNow().ToUnixTimeSeconds()) : null;

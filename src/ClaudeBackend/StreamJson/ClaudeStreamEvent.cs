@@ -14,6 +14,7 @@ namespace ClaudeProxy.ClaudeBackend.StreamJson;
 [JsonDerivedType(typeof(ToolCallRequested), "tool_call")]
 [JsonDerivedType(typeof(TurnCompleted), "completed")]
 [JsonDerivedType(typeof(TurnFailed), "failed")]
+[JsonDerivedType(typeof(RateLimitReported), "rate_limit")]
 public abstract record ClaudeStreamEvent;
 
 /// <summary>Answer text, in the order the model produced it.</summary>
@@ -34,3 +35,6 @@ public sealed record TurnCompleted(ClaudeTurnResult Result) : ClaudeStreamEvent;
 
 /// <summary>The turn ended in an error; nothing follows.</summary>
 public sealed record TurnFailed(ClaudeBackendError Error) : ClaudeStreamEvent;
+
+/// <summary>The login's rate-limit state after one of the turn's API calls; a subscription login reports it, an API key not.</summary>
+public sealed record RateLimitReported(ClaudeRateLimit RateLimit) : ClaudeStreamEvent;

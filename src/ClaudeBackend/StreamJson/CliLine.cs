@@ -53,7 +53,14 @@ internal sealed record CliLine(
 }
 
 /// <summary>A <c>rate_limit_event</c> line: <c>allowed</c>, <c>allowed_warning</c> (still served) or <c>rejected</c>.</summary>
-internal sealed record CliRateLimitInfo(string? Status, long? ResetsAt);
+internal sealed record CliRateLimitInfo(
+    string? Status,
+    long? ResetsAt,
+    string? RateLimitType,
+    double? Utilization,
+    bool? IsUsingOverage,
+    string? OverageStatus,
+    long? OverageResetsAt);
 
 internal sealed record CliStreamEvent(
     string? Type,

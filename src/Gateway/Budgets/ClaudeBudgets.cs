@@ -130,6 +130,9 @@ internal sealed record UsageReport(DateTimeOffset Now, IReadOnlyList<BudgetState
 {
     /// <summary>The Claude login's usage limit as the last turn that hit one reported it (<see cref="ClaudeUsageLimit"/>).</summary>
     public UsageLimitState? UsageLimit { get; init; }
+
+    /// <summary>Each Claude login's last reported rate-limit state (subscription logins report one).</summary>
+    public IReadOnlyList<ReportedRateLimit> RateLimits { get; init; } = [];
 }
 
 /// <summary><c>rejected</c> until <see cref="ResetsAt"/> while the login is at its usage limit; <c>allowed</c> otherwise.</summary>

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using ClaudeProxy.ClaudeBackend.Contract;
 using ClaudeProxy.Gateway.Budgets;
 using ClaudeProxy.Transforms;
 using Microsoft.Extensions.Options;
@@ -16,9 +17,13 @@ internal static class UsageEndpoints
                 // With API keys, a key sees its own spend and the budgets it counts against; without, the one user sees all.
                 var report = await budgets.ReportAsync(ClaudeCallerClaims.Owner(context.User), everyone: options.Value.ApiKeys.Count == 0, cancellationToken);
                 var limitedUntil = usageLimit.LimitedUntil;
-                return Results.Json(report with { UsageLimit = new UsageLimitState(limitedUntil is null ? "allowed" : "rejected", limitedUntil) }, UsageJsonContext.Default.UsageReport);
+                return Results.Json(report with
+                {
+                    UsageLimit = new UsageLimitState(limitedUntil is null ? "allowed" : ClaudeRateLimit.Rejected, limitedUntil),
+                    RateLimits = usageLimit.RateLimits,
+                }, UsageJsonContext.Default.UsageReport);
             })
-            .WithSummary("Spend per API key and Claude model in the current day, week and month (UTC), each budget with what is left, and the Claude login's usage limit")
+            .WithSummary("Spend per API key and Claude model in the current day, week and month (UTC), each budget with what is left, the Claude login's usage limit and each login's last reported rate-limit state")
             .WithTags("ClaudeProxy").Produces<UsageReport>();
         return app;
     }

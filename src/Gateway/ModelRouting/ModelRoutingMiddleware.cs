@@ -192,6 +192,9 @@ internal sealed partial class ModelRoutingMiddleware(
                     usageLimit.Lift();
                 },
                 OnBackendError = budgetModel is null ? null : usageLimit.Observe,
+                // The login is the destination's: this gateway's own CLI, or a worker with a login of its own.
+                OnRateLimit = budgetModel is null ? null : rateLimit =>
+                    usageLimit.Observe(context.GetReverseProxyFeature().ProxiedDestination?.DestinationId ?? "cli", rateLimit),
             });
         }
     }

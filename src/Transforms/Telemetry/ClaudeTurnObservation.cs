@@ -4,7 +4,7 @@ namespace ClaudeProxy.Transforms.Telemetry;
 
 internal static class ClaudeTurnObservation
 {
-    /// <summary>Feeds one event of a Claude turn to its timer: the first token, then the CLI's real figures or the error.</summary>
+    /// <summary>Feeds one event of a Claude turn to its timer: the first token, the login's rate limits, then the CLI's real figures or the error.</summary>
     public static void Observe(this GenAiRequestTimer? timer, ClaudeStreamEvent streamEvent)
     {
         switch (streamEvent)
@@ -25,6 +25,9 @@ internal static class ClaudeTurnObservation
                 break;
             case TurnFailed { Error: var error }:
                 timer?.Fail(error);
+                break;
+            case RateLimitReported { RateLimit: var rateLimit }:
+                timer?.ReportRateLimit(rateLimit);
                 break;
         }
     }

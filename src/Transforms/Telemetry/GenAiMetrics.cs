@@ -217,7 +217,12 @@ public sealed class GenAiRequestTimer(GenAiMetrics metrics, TimeProvider timePro
     /// <summary>Told the backend's error when a Claude turn fails with one (a usage limit, for the fallback).</summary>
     public Action<ClaudeBackendError>? OnBackendError { get; init; }
 
+    /// <summary>Told the login's rate-limit state each time a Claude turn reports it (a subscription login does).</summary>
+    public Action<ClaudeRateLimit>? OnRateLimit { get; init; }
+
     public void MarkFirstToken() => _firstToken ??= Elapsed;
+
+    public void ReportRateLimit(ClaudeRateLimit rateLimit) => OnRateLimit?.Invoke(rateLimit);
 
     public void Complete(long? inputTokens, long? outputTokens, string? responseModel, long? cacheRead = null, long? cacheCreation = null,
         double? costUsd = null, TimeSpan? backendDuration = null, TimeSpan? backendFirstChunk = null)
@@ -238,6 +243,12 @@ public sealed class GenAiRequestTimer(GenAiMetrics metrics, TimeProvider timePro
     {
         if (Volatile.Read(ref _recorded) == 0)
         {
+            if (error.RateLimit is { } rateLimit)
+            {
+                // A turn that failed before its answer had no events: its error carries the login's state.
+                ReportRateLimit(rateLimit);
+            }
+
             OnBackendError?.Invoke(error);
         }
 

@@ -359,4 +359,51 @@ public sealed class ClaudeStreamDecoderTests
 
         Assert.Equal(ClaudeErrorKind.RateLimited, failed.Error.Kind);
     }
+    private static List<ClaudeStreamEvent> DecodeRateLimits(string file, TimeProvider? timeProvider = null) =>
+        RecordedTurns.Decode(new ClaudeStreamDecoder(timeProvider), File.ReadAllLines(Fixtures.PathOf("rate_limits", file)).Where(line => line.Length > 0));
+
+    [Fact]
+    public void A_subscription_near_its_limit_reports_the_window_its_utilization_and_its_reset()
+    {
+        var events = DecodeRateLimits("subscription_warning.stdout.txt");
+
+        var reported = Assert.Single(events.OfType<RateLimitReported>()).RateLimit;
+        Assert.Equal(new ClaudeRateLimit("allowed_warning", "five_hour", 0.93, DateTimeOffset.FromUnixTimeSeconds(1796180400), IsUsingOverage: false), reported);
+        // The report is no part of the answer: it comes after the words, and the turn completes as any other.
+        Assert.IsType<RateLimitReported>(events[^2]);
+        Assert.Equal("hi", Assert.IsType<TurnCompleted>(events[^1]).Result.Text);
+        Assert.Equal("hi", Text(events));
+    }
+
+    [Fact]
+    public void A_subscription_with_no_window_near_its_limit_reports_allowed_and_nothing_else()
+    {
+        var reported = Assert.Single(DecodeRateLimits("subscription_allowed.stdout.txt").OfType<RateLimitReported>()).RateLimit;
+
+        Assert.Equal(new ClaudeRateLimit("allowed", IsUsingOverage: false), reported);
+    }
+
+    [Fact]
+    public void A_subscription_at_its_limit_reports_rejected_and_the_turn_fails_rate_limited_until_the_window_resets()
+    {
+        var now = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.FromUnixTimeSeconds(1796180400 - 3600));
+
+        var events = DecodeRateLimits("subscription_rejected.stdout.txt", now);
+
+        Assert.Equal(
+            new ClaudeRateLimit("rejected", "seven_day", ResetsAt: DateTimeOffset.FromUnixTimeSeconds(1796180400), IsUsingOverage: false, OverageStatus: "rejected"),
+            Assert.Single(events.OfType<RateLimitReported>()).RateLimit);
+        var failed = Assert.IsType<TurnFailed>(events[^1]);
+        Assert.Equal(ClaudeErrorKind.RateLimited, failed.Error.Kind);
+        // The CLI's message names no time ("You've hit your weekly limit · resets 3am (UTC)"): the report does.
+        Assert.Equal(3600, failed.Error.RetryAfterSeconds);
+        // A turn that fails before its answer gets no events to the client: its error carries the state.
+        Assert.Same(events.OfType<RateLimitReported>().Single().RateLimit, failed.Error.RateLimit);
+    }
+
+    [Fact]
+    public void A_login_with_an_api_key_reports_no_rate_limits()
+    {
+        Assert.Empty(DecodeRateLimits("api_key.stdout.txt").OfType<RateLimitReported>());
+    }
 }
