@@ -39,17 +39,30 @@ public sealed class RedisServer : IDisposable
     /// </summary>
     public async Task PauseClientsAsync(TimeSpan duration)
     {
-        using var client = new TcpClient();
-        await client.ConnectAsync("127.0.0.1", Port);
-        var stream = client.GetStream();
         var milliseconds = ((long)duration.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes($"CLIENT PAUSE {milliseconds}\r\n"));
-        var reply = new byte[5];
-        _ = await stream.ReadAsync(reply);
-        if (System.Text.Encoding.ASCII.GetString(reply) != "+OK\r\n")
+        if (await CommandAsync($"CLIENT PAUSE {milliseconds}") != "+OK")
         {
             throw new InvalidOperationException("redis-server did not pause its clients.");
         }
+    }
+
+    /// <summary>Closes every subscriber's connection (<c>CLIENT KILL TYPE pubsub</c>), as a network that drops one does.</summary>
+    public async Task DropSubscribersAsync()
+    {
+        if (await CommandAsync("CLIENT KILL TYPE pubsub") is not [':', ..])
+        {
+            throw new InvalidOperationException("redis-server did not drop its subscribers.");
+        }
+    }
+
+    /// <summary>Sends one inline command on a connection of its own; its reply's first line.</summary>
+    private async Task<string?> CommandAsync(string command)
+    {
+        using var client = new TcpClient();
+        await client.ConnectAsync("127.0.0.1", Port);
+        using var stream = client.GetStream();
+        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(command + "\r\n"));
+        return await new StreamReader(stream, System.Text.Encoding.ASCII).ReadLineAsync();
     }
 
     /// <summary>What <c>CLAUDEPROXY_REDIS</c> takes.</summary>

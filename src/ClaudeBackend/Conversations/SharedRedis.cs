@@ -45,8 +45,11 @@ public sealed class SharedRedis(IOptions<ClaudeBackendOptions> options) : IAsync
     /// </summary>
     public Task ConnectAsync() => IsConfigured ? _connection.Value : Task.CompletedTask;
 
-    public async Task<IDatabase> DatabaseAsync(CancellationToken cancellationToken) =>
-        (await _connection.Value.WaitAsync(Timeout, cancellationToken)).GetDatabase();
+    public async Task<IDatabase> DatabaseAsync(CancellationToken cancellationToken) => (await ConnectionAsync(cancellationToken)).GetDatabase();
+
+    /// <summary>The connection itself, for what a database does not do: subscriptions, and hearing it fail and come back.</summary>
+    public async Task<IConnectionMultiplexer> ConnectionAsync(CancellationToken cancellationToken) =>
+        await _connection.Value.WaitAsync(Timeout, cancellationToken);
 
     public async ValueTask DisposeAsync()
     {

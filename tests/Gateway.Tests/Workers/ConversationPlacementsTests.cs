@@ -27,19 +27,106 @@ public sealed class ConversationPlacementsTests : IAsyncDisposable
         using var other = await FrontAsync(redis.Configuration);
 
         var unplaced = await other.FindAsync("conversation-a", Cancel);
-        one.Place("conversation-a", "http://worker-1:22434/");
+        one.Place("conversation-a", "http://worker-1:22434/", found: null);
         var placed = await one.FindAsync("conversation-a", Cancel);
-        var elsewhere = await other.FindAsync("conversation-a", Cancel);
-        other.Place("conversation-a", "http://worker-2:22434/");
-        // Each front's commands are in order on its connection; another's read may come before.
-        Assert.Equal("http://worker-2:22434/", (await other.FindAsync("conversation-a", Cancel)).Worker);
-        var moved = await one.FindAsync("conversation-a", Cancel);
 
         Assert.Equal(new ConversationPlacement(null, Unplaced: true), unplaced);
         Assert.Equal(new ConversationPlacement("http://worker-1:22434/", Unplaced: false), placed);
-        Assert.Equal(placed, elsewhere);
-        // Another front's placement is the latest, over this front's own memory.
-        Assert.Equal("http://worker-2:22434/", moved.Worker);
+        // The other front finds it once the write lands (it is not awaited: a placement never holds a turn back).
+        await UntilRedisSaysAsync(other, "conversation-a", "http://worker-1:22434/");
+    }
+
+    [Fact]
+    public async Task A_front_that_hears_moves_finds_its_own_placements_without_asking_redis()
+    {
+        using var redis = await RedisServer.StartOrSkipAsync();
+        using var front = await FrontAsync(redis.Configuration);
+        await front.HearMovesAsync();
+
+        front.Place("conversation-a", "http://worker-1:22434/", found: null);
+        var own = front.FindAsync("conversation-a", Cancel);
+
+        // Answered from this front's memory, without a round trip.
+        Assert.True(own.IsCompletedSuccessfully);
+        Assert.Equal("http://worker-1:22434/", (await own).Worker);
+    }
+
+    [Fact]
+    public async Task A_front_forgets_its_placement_of_a_conversation_another_front_moved_and_finds_the_new_one()
+    {
+        using var redis = await RedisServer.StartOrSkipAsync();
+        using var one = await FrontAsync(redis.Configuration);
+        using var other = await FrontAsync(redis.Configuration);
+        await Task.WhenAll(one.HearMovesAsync(), other.HearMovesAsync());
+        one.Place("conversation-a", "http://worker-1:22434/", found: null);
+        await UntilRedisSaysAsync(other, "conversation-a", "http://worker-1:22434/");
+
+        // The other front moves it (its worker was down, as that front saw it).
+        other.Place("conversation-a", "http://worker-2:22434/", found: (await other.FindAsync("conversation-a", Cancel)).Worker);
+        string? heard = null;
+        for (var deadline = DateTime.UtcNow.AddSeconds(5); heard != "http://worker-2:22434/" && DateTime.UtcNow < deadline; await Task.Delay(10, Cancel))
+        {
+            heard = (await one.FindAsync("conversation-a", Cancel)).Worker;
+        }
+
+        Assert.Equal("http://worker-2:22434/", heard);
+    }
+
+    [Fact]
+    public async Task A_front_that_lost_redis_forgets_its_own_placements_once_back_for_it_may_have_missed_moves()
+    {
+        using var redis = await RedisServer.StartOrSkipAsync();
+        var (connection, options) = await _connections.ConnectAsync(redis.Configuration, connected: true);
+        using var one = new RedisConversationPlacements(connection, options, NullLogger<RedisConversationPlacements>.Instance);
+        using var other = await FrontAsync(redis.Configuration);
+        // A front that places nothing: it reads Redis, where each front's writes land in their own time.
+        using var reader = await FrontAsync(redis.Configuration);
+        await one.HearMovesAsync();
+        one.Place("conversation-a", "http://worker-1:22434/", found: null);
+        await UntilRedisSaysAsync(reader, "conversation-a", "http://worker-1:22434/");
+        var restored = new TaskCompletionSource();
+        (await connection.ConnectionAsync(Cancel)).ConnectionRestored += (_, _) => restored.TrySetResult();
+
+        // A move whose message this front did not hear (sent as no move at all), then the connection drops and comes back.
+        other.Place("conversation-a", "http://worker-2:22434/", found: "http://worker-2:22434/");
+        await UntilRedisSaysAsync(reader, "conversation-a", "http://worker-2:22434/");
+        var before = await one.FindAsync("conversation-a", Cancel);
+        await redis.DropSubscribersAsync();
+        await restored.Task.WaitAsync(TimeSpan.FromSeconds(10), Cancel);
+        // SE.Redis tells of the drop and of the return on pool threads: the front first asks Redis, then, once it hears
+        // moves again (a placement of its own is found without a round trip), answers from what it kept.
+        string? asked = null;
+        for (var deadline = DateTime.UtcNow.AddSeconds(5); asked != "http://worker-2:22434/" && DateTime.UtcNow < deadline; await Task.Delay(20, Cancel))
+        {
+            asked = (await one.FindAsync("conversation-a", Cancel)).Worker;
+        }
+
+        var hearing = false;
+        for (var deadline = DateTime.UtcNow.AddSeconds(5); !hearing && DateTime.UtcNow < deadline; await Task.Delay(20, Cancel))
+        {
+            one.Place("probe", "http://worker-1:22434/", found: "http://worker-1:22434/");
+            var probe = one.FindAsync("probe", Cancel);
+            hearing = probe.IsCompletedSuccessfully;
+            await probe;
+        }
+
+        var after = await one.FindAsync("conversation-a", Cancel);
+
+        Assert.Equal("http://worker-1:22434/", before.Worker);
+        Assert.Equal("http://worker-2:22434/", asked);
+        Assert.True(hearing);
+        Assert.Equal("http://worker-2:22434/", after.Worker);
+    }
+
+    private static async Task UntilRedisSaysAsync(RedisConversationPlacements reader, string conversation, string worker)
+    {
+        string? found = null;
+        for (var deadline = DateTime.UtcNow.AddSeconds(5); found != worker && DateTime.UtcNow < deadline; await Task.Delay(10, Cancel))
+        {
+            found = (await reader.FindAsync(conversation, Cancel)).Worker;
+        }
+
+        Assert.Equal(worker, found);
     }
 
     [Fact]
@@ -47,7 +134,7 @@ public sealed class ConversationPlacementsTests : IAsyncDisposable
     {
         using var redis = await RedisServer.StartOrSkipAsync();
         using var front = await FrontAsync(redis.Configuration);
-        front.Place("placed-here", "http://worker-1:22434/");
+        front.Place("placed-here", "http://worker-1:22434/", found: null);
 
         await redis.PauseClientsAsync(TimeSpan.FromSeconds(5));
         var started = TimeProvider.System.GetTimestamp();
@@ -68,7 +155,7 @@ public sealed class ConversationPlacementsTests : IAsyncDisposable
 
         var started = TimeProvider.System.GetTimestamp();
         var first = await front.FindAsync("conversation-a", Cancel);
-        front.Place("conversation-a", "http://worker-1:22434/");
+        front.Place("conversation-a", "http://worker-1:22434/", found: null);
         var again = await front.FindAsync("conversation-a", Cancel);
 
         Assert.Equal(default, first);
@@ -82,7 +169,7 @@ public sealed class ConversationPlacementsTests : IAsyncDisposable
         using var front = new LocalConversationPlacements(Options.Create(new ClaudeBackendOptions()));
 
         var before = await front.FindAsync("conversation-a", Cancel);
-        front.Place("conversation-a", "http://worker-1:22434/");
+        front.Place("conversation-a", "http://worker-1:22434/", found: null);
 
         Assert.Equal(default, before);
         Assert.Equal(new ConversationPlacement("http://worker-1:22434/", Unplaced: false), await front.FindAsync("conversation-a", Cancel));
