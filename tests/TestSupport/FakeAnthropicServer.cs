@@ -24,16 +24,16 @@ public sealed class FakeAnthropicServer : IAsyncDisposable
     public string LogPath => Path.Combine(_directory, "requests.jsonl");
 
     /// <param name="arguments">fake_anthropic.py options, e.g. <c>--reply history</c> or <c>--fail 429</c>.</param>
-    public static Task<FakeAnthropicServer> StartAsync(params string[] arguments) => StartAsync([RepoPaths.FakeAnthropicScript], arguments);
+    public static Task<FakeAnthropicServer> StartAsync(params string[] arguments) => StartScriptAsync([RepoPaths.FakeAnthropicScript], arguments);
 
     /// <summary>
     /// The fake with <paramref name="headers"/> on every <c>/v1/messages</c> answer (tests/TestSupport/fake_anthropic_with_headers.py),
     /// e.g. the <c>anthropic-ratelimit-unified-*</c> headers from which a subscription login's CLI reports its rate limits.
     /// </summary>
     public static Task<FakeAnthropicServer> StartWithHeadersAsync(IReadOnlyDictionary<string, string> headers, params string[] arguments) =>
-        StartAsync([Path.Combine(RepoPaths.Root, "tests", "TestSupport", "fake_anthropic_with_headers.py"), RepoPaths.FakeAnthropicScript, JsonSerializer.Serialize(headers)], arguments);
+        StartScriptAsync([RepoPaths.FakeAnthropicWithHeadersScript, RepoPaths.FakeAnthropicScript, JsonSerializer.Serialize(headers)], arguments);
 
-    private static async Task<FakeAnthropicServer> StartAsync(string[] script, string[] arguments)
+    private static async Task<FakeAnthropicServer> StartScriptAsync(string[] script, string[] arguments)
     {
         var directory = Directory.CreateTempSubdirectory("fake-anthropic-").FullName;
         var portFile = Path.Combine(directory, "port.txt");

@@ -14,6 +14,9 @@ public static class Fixtures
 
     public static string StdoutPath(string name) => PathOf(name, "stdout.txt");
 
-    public static string[] StdoutLines(string name) =>
-        File.ReadAllLines(StdoutPath(name)).Where(line => line.Length > 0).ToArray();
+    public static string[] StdoutLines(string name) => Lines(name, "stdout.txt");
+
+    /// <summary>The lines of a case's <paramref name="file"/>, blank ones left out.</summary>
+    public static string[] Lines(string name, string file) =>
+        File.ReadAllLines(PathOf(name, file)).Where(line => line.Length > 0).ToArray();
 }

@@ -14,6 +14,9 @@ public static class RepoPaths
 
     public static string FakeAnthropicScript => Path.Combine(Shared, "claude-cli", "fake_anthropic.py");
 
+    /// <summary>Runs <see cref="FakeAnthropicScript"/> with headers of a test's choosing on its answers.</summary>
+    public static string FakeAnthropicWithHeadersScript => Path.Combine(Root, "tests", "TestSupport", "fake_anthropic_with_headers.py");
+
     /// <summary>The real CLI the test build installs with npm (pinned to the version the fixtures were recorded with).</summary>
     public static string RealClaudeCli { get; } = Environment.GetEnvironmentVariable("CLAUDEPROXY_TEST_CLI") is { Length: > 0 } cli
         ? cli

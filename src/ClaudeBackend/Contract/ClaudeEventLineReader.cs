@@ -65,6 +65,11 @@ internal sealed class ClaudeEventLineReader(Stream lines) : IClaudeTurnEvents
             // The stream broke mid-line: the caller ends the turn as one that stopped before its outcome.
             return;
         }
+        catch (JsonException) when (IsOfAnotherKind(line))
+        {
+            // An event of a kind this gateway does not know, from a newer worker: nothing its clients would get.
+            return;
+        }
         catch (JsonException exception)
         {
             streamEvent = new TurnFailed(new ClaudeBackendError(ClaudeErrorKind.UpstreamError, $"The claude backend sent an unreadable event: {exception.Message}"));
@@ -77,6 +82,22 @@ internal sealed class ClaudeEventLineReader(Stream lines) : IClaudeTurnEvents
 
         events.Add(streamEvent);
         _ended = streamEvent is TurnCompleted or TurnFailed;
+    }
+
+    /// <summary>Whether <paramref name="line"/> is a JSON object whose <c>type</c> names no event kind of the contract.</summary>
+    private static bool IsOfAnotherKind(ReadOnlySequence<byte> line)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(line);
+            return document.RootElement is { ValueKind: JsonValueKind.Object } root
+                && root.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String
+                && !ClaudeBackendJsonContext.Default.ClaudeStreamEvent.PolymorphismOptions!.DerivedTypes.Any(d => d.TypeDiscriminator as string == type.GetString());
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
     }
 
     private static bool TryReadLine(ref ReadOnlySequence<byte> buffer, out ReadOnlySequence<byte> line)

@@ -20,5 +20,9 @@ public sealed record ClaudeRateLimit(
     string? OverageStatus = null,
     DateTimeOffset? OverageResetsAt = null)
 {
+    public const string Allowed = "allowed";
+
+    public const string AllowedWarning = "allowed_warning";
+
     public const string Rejected = "rejected";
 }

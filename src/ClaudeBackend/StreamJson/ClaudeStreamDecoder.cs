@@ -133,7 +133,7 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
             case "system" when line.Subtype == "api_retry":
                 _lastRetryDelayMs = line.RetryDelayMs;
                 break;
-            case "rate_limit_event" when line.RateLimitInfo is { Status: { } status } info && !IsFinished:
+            case "rate_limit_event" when line.RateLimitInfo is { Status: { } status } info:
                 _lastRateLimit = new ClaudeRateLimit(status, info.RateLimitType, info.Utilization, TimeOf(info.ResetsAt),
                     info.IsUsingOverage, info.OverageStatus, TimeOf(info.OverageResetsAt));
                 events.Add(new RateLimitReported(_lastRateLimit));
@@ -558,7 +558,11 @@ public sealed partial class ClaudeStreamDecoder(TimeProvider? timeProvider = nul
     private static long? UsageLimitResetsAt(string message) =>
         UsageLimit().Match(message) is { Success: true } match && long.TryParse(match.Groups[1].ValueSpan, out var epoch) ? epoch : null;
 
-    private static DateTimeOffset? TimeOf(long? epochSeconds) => epochSeconds is { } epoch ? DateTimeOffset.FromUnixTimeSeconds(epoch) : null;
+    /// <summary>An epoch second as a time; null for none, or for one no date has (a unit the CLI might change).</summary>
+    private static DateTimeOffset? TimeOf(long? epochSeconds) =>
+        epochSeconds is { } epoch && epoch >= DateTimeOffset.MinValue.ToUnixTimeSeconds() && epoch <= DateTimeOffset.MaxValue.ToUnixTimeSeconds()
+            ? DateTimeOffset.FromUnixTimeSeconds(epoch)
+            : null;
 
     private int? SecondsUntil(long? epochSeconds) =>
         epochSeconds is { } epoch ? (int)Math.Max(1, epoch - _timeProvider.GetUtcNow().ToUnixTimeSeconds()) : null;

@@ -14,7 +14,7 @@ namespace ClaudeProxy.Gateway.Budgets;
 /// </summary>
 internal sealed class ClaudeUsageLimit
 {
-    private static readonly string[] Statuses = ["allowed", "allowed_warning", ClaudeRateLimit.Rejected];
+    private static readonly string[] Statuses = [ClaudeRateLimit.Allowed, ClaudeRateLimit.AllowedWarning, ClaudeRateLimit.Rejected];
 
     private readonly TimeProvider _timeProvider;
     private readonly ConcurrentDictionary<string, ReportedRateLimit> _rateLimits = new(StringComparer.Ordinal);
@@ -28,9 +28,9 @@ internal sealed class ClaudeUsageLimit
             "When the Claude login's usage limit resets (Unix time), as the last turn that hit it reported; 0 while it is not limited.");
         meter.CreateObservableGauge("claudeproxy.rate_limit.status", ObserveStatuses, null,
             "1 for the rate-limit status a Claude login last reported (allowed, allowed_warning, rejected), 0 for the others; per login and window.");
-        meter.CreateObservableGauge("claudeproxy.rate_limit.utilization", () => Observe(r => r.Utilization), null,
+        meter.CreateObservableGauge("claudeproxy.rate_limit.utilization", () => MeasureEach(r => r.Utilization), null,
             "How much of the window a Claude login last reported on is used (0 to 1); reported with a warning.");
-        meter.CreateObservableGauge("claudeproxy.rate_limit.resets_at", () => Observe(r => r.ResetsAt?.ToUnixTimeSeconds()), "s",
+        meter.CreateObservableGauge("claudeproxy.rate_limit.resets_at", () => MeasureEach(r => r.ResetsAt?.ToUnixTimeSeconds()), "s",
             "When the window a Claude login last reported on resets (Unix time).");
     }
 
@@ -44,13 +44,18 @@ internal sealed class ClaudeUsageLimit
         }
     }
 
-    /// <summary>Each login's last reported rate-limit state, by login.</summary>
-    public IReadOnlyList<ReportedRateLimit> RateLimits => [.. _rateLimits.Values.OrderBy(r => r.Login, StringComparer.Ordinal)];
+    /// <summary>Each login's last reported rate-limit state, by login, while it holds: one whose window has reset is over.</summary>
+    public IReadOnlyList<ReportedRateLimit> RateLimits => [.. Current().OrderBy(r => r.Login, StringComparer.Ordinal)];
 
     /// <summary>Takes note of a failed Claude turn: a rate limit with its reset time limits the login until then.</summary>
     public void Observe(ClaudeBackendError error)
     {
-        if (error is { Kind: ClaudeErrorKind.RateLimited, RetryAfterSeconds: > 0 and var seconds })
+        if (error is { Kind: ClaudeErrorKind.RateLimited, RateLimit: { Status: ClaudeRateLimit.Rejected, ResetsAt: { } resetsAt } })
+        {
+            // The subscription's own reset time, to the second (the retry-after counts from when the line was read).
+            LimitUntil(resetsAt);
+        }
+        else if (error is { Kind: ClaudeErrorKind.RateLimited, RetryAfterSeconds: > 0 and var seconds })
         {
             LimitUntil(_timeProvider.GetUtcNow().AddSeconds(seconds));
         }
@@ -83,11 +88,17 @@ internal sealed class ClaudeUsageLimit
         }
     }
 
-    private IEnumerable<Measurement<int>> ObserveStatuses() =>
-        _rateLimits.Values.SelectMany(r => Statuses.Select(status => new Measurement<int>(r.Status == status ? 1 : 0, TagsOf(r).Append(new("status", status)))));
+    private IEnumerable<ReportedRateLimit> Current()
+    {
+        var now = _timeProvider.GetUtcNow();
+        return _rateLimits.Values.Where(r => r.ResetsAt is not { } resetsAt || resetsAt > now);
+    }
 
-    private IEnumerable<Measurement<double>> Observe(Func<ReportedRateLimit, double?> value) =>
-        _rateLimits.Values.Where(r => value(r) is not null).Select(r => new Measurement<double>(value(r)!.Value, TagsOf(r)));
+    private IEnumerable<Measurement<int>> ObserveStatuses() =>
+        Current().SelectMany(r => Statuses.Select(status => new Measurement<int>(r.Status == status ? 1 : 0, TagsOf(r).Append(new("status", status)))));
+
+    private IEnumerable<Measurement<double>> MeasureEach(Func<ReportedRateLimit, double?> value) =>
+        Current().Select(r => (Rate: r, Value: value(r))).Where(m => m.Value is not null).Select(m => new Measurement<double>(m.Value!.Value, TagsOf(m.Rate)));
 
     private static IEnumerable<KeyValuePair<string, object?>> TagsOf(ReportedRateLimit rateLimit) =>
         [new("login", rateLimit.Login), new("window", rateLimit.Window ?? "none")];

@@ -19,7 +19,7 @@ internal static class UsageEndpoints
                 var limitedUntil = usageLimit.LimitedUntil;
                 return Results.Json(report with
                 {
-                    UsageLimit = new UsageLimitState(limitedUntil is null ? "allowed" : ClaudeRateLimit.Rejected, limitedUntil),
+                    UsageLimit = new UsageLimitState(limitedUntil is null ? ClaudeRateLimit.Allowed : ClaudeRateLimit.Rejected, limitedUntil),
                     RateLimits = usageLimit.RateLimits,
                 }, UsageJsonContext.Default.UsageReport);
             })

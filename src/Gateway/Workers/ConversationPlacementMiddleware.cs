@@ -39,7 +39,7 @@ internal sealed class ConversationPlacementMiddleware(RequestDelegate next, ICon
             {
                 if (proxy.ProxiedDestination is { } worker && context.Response.StatusCode is >= 200 and < 300)
                 {
-                    placements.Place(affinity.Key, worker.Model.Config.Address, placement.Worker);
+                    placements.Place(affinity.Key, worker.Model.Config.Address);
                 }
 
                 return Task.CompletedTask;

@@ -20,11 +20,8 @@ internal interface IConversationPlacements
 {
     ValueTask<ConversationPlacement> FindAsync(string conversation, CancellationToken cancellationToken);
 
-    /// <summary>
-    /// Records that the conversation's turn went to <paramref name="worker"/>, where <see cref="FindAsync"/> had found
-    /// it on <paramref name="found"/> (null: nowhere); never waits.
-    /// </summary>
-    void Place(string conversation, string worker, string? found);
+    /// <summary>Records that the conversation's turn went to <paramref name="worker"/>; never waits.</summary>
+    void Place(string conversation, string worker);
 }
 
 /// <summary>
@@ -41,7 +38,7 @@ internal sealed class LocalConversationPlacements(IOptions<ClaudeBackendOptions>
     public ValueTask<ConversationPlacement> FindAsync(string conversation, CancellationToken cancellationToken) =>
         ValueTask.FromResult(new ConversationPlacement(_placements.Get<string>(SharedRedis.Digest(conversation)), Unplaced: false));
 
-    public void Place(string conversation, string worker, string? found) =>
+    public void Place(string conversation, string worker) =>
         _placements.Set(SharedRedis.Digest(conversation), worker, new MemoryCacheEntryOptions { Size = 1, SlidingExpiration = options.Value.ConversationIdleLimit });
 
     /// <summary>
@@ -63,21 +60,28 @@ internal sealed class LocalConversationPlacements(IOptions<ClaudeBackendOptions>
 
 /// <summary>
 /// Placements in Redis, shared by every front before the same workers, with this front's own in front of them: what it
-/// placed itself it finds even before Redis has it, or while Redis is away. A front that moves a conversation to another
-/// worker says so on a channel that every front hears, and forgets its own placement of a conversation another moved:
-/// so while it hears the channel, its own placement is the latest, and a conversation's next turn on the front of its
-/// last goes to its worker without a look-up (the time to first token). A Redis that is down, or slow to answer, costs
-/// the placement (the conversation goes by its hash), never a turn, and at most <see cref="SharedRedis.LookupTimeout"/> of one.
+/// placed itself it finds even before Redis has it, or while Redis is away. A front whose placement changes what Redis
+/// held (a move, or a new conversation) says so on a channel that every front hears, and a front forgets its own
+/// placement of a conversation another placed elsewhere. So while it hears the channel, its own placement is the
+/// latest, and a conversation's next turn on the front of its last goes to its worker without a look-up (the time to
+/// first token). What it placed while it did not hear (before its subscription, or while the subscription's connection
+/// was down) it forgets once it hears again. A Redis that is down, or slow to answer, costs the placement (the
+/// conversation goes by its hash), never a turn, and at most <see cref="SharedRedis.LookupTimeout"/> of one.
 /// </summary>
-internal sealed partial class RedisConversationPlacements(SharedRedis redis, IOptions<ClaudeBackendOptions> options, ILogger<RedisConversationPlacements> logger)
+internal sealed partial class RedisConversationPlacements(
+    SharedRedis redis, IOptions<ClaudeBackendOptions> options, TimeProvider timeProvider, ILogger<RedisConversationPlacements> logger)
     : IConversationPlacements, IDisposable
 {
     private static readonly RedisChannel Moves = RedisChannel.Literal("claudeproxy:placement:moved");
 
+    /// <summary>How long a front that could not subscribe asks Redis for every placement before it tries again.</summary>
+    private static readonly TimeSpan SubscribeRetry = TimeSpan.FromSeconds(30);
+
     private readonly LocalConversationPlacements _local = new(options);
     private readonly Lock _hearingLock = new();
     private Task? _hearing;
-    private volatile bool _hearsMoves;
+    private ISubscriber? _subscriber;
+    private long _retryAt;
 
     public async ValueTask<ConversationPlacement> FindAsync(string conversation, CancellationToken cancellationToken)
     {
@@ -87,12 +91,7 @@ internal sealed partial class RedisConversationPlacements(SharedRedis redis, IOp
             return here;
         }
 
-        if (Volatile.Read(ref _hearing) is null)
-        {
-            _ = HearMovesAsync();
-        }
-
-        if (here.Worker is not null && _hearsMoves)
+        if (here.Worker is not null && HearsMoves())
         {
             return here;
         }
@@ -113,69 +112,96 @@ internal sealed partial class RedisConversationPlacements(SharedRedis redis, IOp
         }
     }
 
-    public void Place(string conversation, string worker, string? found)
+    public void Place(string conversation, string worker)
     {
-        _local.Place(conversation, worker, found);
+        _local.Place(conversation, worker);
         if (redis.IsConnected)
         {
-            // Sent in order on the one connection: the conversation's next turn, on this front, reads it, and a front
-            // that hears of a move reads the new placement.
-            _ = PlaceAsync(conversation, worker, moved: worker != found);
+            // Sent in order on the one connection: the conversation's next turn, on this front, reads it.
+            _ = PlaceAsync(conversation, worker);
         }
     }
 
     /// <summary>
-    /// Subscribes to the moves of every front, once (again after a failure); done when this front hears them. Until it
-    /// does, and from a lost connection until it is back (when what was missed meanwhile is forgotten with the rest of
-    /// this front's own placements), every look-up asks Redis.
+    /// Subscribes to the placements of every front, once (again after <see cref="SubscribeRetry"/> if it failed); done
+    /// when this front hears them.
     /// </summary>
     internal Task HearMovesAsync()
     {
         lock (_hearingLock)
         {
-            return _hearing ??= SubscribeAsync();
-        }
+            if (_hearing is null || (_hearing.IsCompleted && Volatile.Read(ref _subscriber) is null && timeProvider.GetTimestamp() >= Interlocked.Read(ref _retryAt)))
+            {
+                _hearing = HearAsync();
+            }
 
-        async Task SubscribeAsync()
-        {
-            try
-            {
-                var connection = await redis.ConnectionAsync(CancellationToken.None);
-                connection.ConnectionFailed += (_, _) => _hearsMoves = false;
-                connection.ConnectionRestored += (_, _) =>
-                {
-                    _local.Clear();
-                    _hearsMoves = true;
-                };
-                await connection.GetSubscriber().SubscribeAsync(Moves, (_, message) =>
-                {
-                    // "<digest>:<worker>". A front's own placements, and those it agrees with, stay; any other is forgotten
-                    // rather than taken, for a message may come after a later placement: Redis has the latest.
-                    if (((string?)message)?.Split(':', 2) is [var digest, var worker])
-                    {
-                        _local.ForgetUnlessOn(digest, worker);
-                    }
-                });
-                _hearsMoves = true;
-            }
-            catch (Exception exception)
-            {
-                LogUnavailable(logger, exception);
-                lock (_hearingLock)
-                {
-                    _hearing = null;
-                }
-            }
+            return _hearing;
         }
     }
 
-    private async Task PlaceAsync(string conversation, string worker, bool moved)
+    /// <summary>Whether this front hears every placement now: subscribed, on a connection that is up.</summary>
+    private bool HearsMoves()
+    {
+        if (Volatile.Read(ref _subscriber) is { } subscriber)
+        {
+            return subscriber.IsConnected(Moves);
+        }
+
+        if (Volatile.Read(ref _hearing) is not { IsCompleted: false } && timeProvider.GetTimestamp() >= Interlocked.Read(ref _retryAt))
+        {
+            _ = HearMovesAsync();
+        }
+
+        return false;
+    }
+
+    private async Task HearAsync()
+    {
+        try
+        {
+            var connection = await redis.ConnectionAsync(CancellationToken.None);
+            var subscriber = connection.GetSubscriber();
+            await subscriber.SubscribeAsync(Moves, (_, message) =>
+            {
+                // "<digest>:<worker>". A front's own placements, and those it agrees with, stay; any other is forgotten
+                // rather than taken, for a message may come after a later placement: Redis has the latest.
+                if (((string?)message)?.Split(':', 2) is [var digest, var worker])
+                {
+                    _local.ForgetUnlessOn(digest, worker);
+                }
+            });
+            // The subscription's connection drops and comes back on its own (the library subscribes again): what this
+            // front placed meanwhile may have been moved unheard. The events come on pool threads, in any order.
+            connection.ConnectionFailed += (_, e) => ForgetUnheard(e.ConnectionType);
+            connection.ConnectionRestored += (_, e) => ForgetUnheard(e.ConnectionType);
+            // Placed before this front heard anything: unheard too.
+            _local.Clear();
+            Volatile.Write(ref _subscriber, subscriber);
+        }
+        catch (Exception exception)
+        {
+            LogNotSubscribed(logger, exception);
+            Interlocked.Exchange(ref _retryAt, timeProvider.GetTimestamp() + (long)(SubscribeRetry.TotalSeconds * timeProvider.TimestampFrequency));
+        }
+    }
+
+    private void ForgetUnheard(ConnectionType connection)
+    {
+        if (connection == ConnectionType.Subscription)
+        {
+            _local.Clear();
+        }
+    }
+
+    private async Task PlaceAsync(string conversation, string worker)
     {
         try
         {
             var database = await redis.DatabaseAsync(CancellationToken.None);
-            await database.StringSetAsync(KeyOf(conversation), worker, options.Value.ConversationIdleLimit, flags: CommandFlags.FireAndForget);
-            if (moved)
+            // What Redis held, not what this front found: a front that went by an entry it should have forgotten still
+            // tells the others, which then ask Redis.
+            var previous = (string?)await database.StringSetAndGetAsync(KeyOf(conversation), worker, options.Value.ConversationIdleLimit).WaitAsync(SharedRedis.Timeout);
+            if (previous != worker)
             {
                 await database.PublishAsync(Moves, $"{SharedRedis.Digest(conversation)}:{worker}", CommandFlags.FireAndForget);
             }
@@ -186,10 +212,17 @@ internal sealed partial class RedisConversationPlacements(SharedRedis redis, IOp
         }
     }
 
-    private static RedisKey KeyOf(string conversation) => SharedRedis.KeyOf("claudeproxy:placement:", conversation);
+    internal static RedisKey KeyOf(string conversation) => SharedRedis.KeyOf("claudeproxy:placement:", conversation);
 
-    public void Dispose() => _local.Dispose();
+    public void Dispose()
+    {
+        _ = Volatile.Read(ref _subscriber)?.UnsubscribeAsync(Moves, flags: CommandFlags.FireAndForget);
+        _local.Dispose();
+    }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Redis did not answer: conversations go to their workers by hash until it does")]
     private static partial void LogUnavailable(ILogger logger, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not subscribe to the placements channel on Redis (its ACL must allow the channel claudeproxy:placement:moved): every placement is looked up in Redis")]
+    private static partial void LogNotSubscribed(ILogger logger, Exception exception);
 }

@@ -22,6 +22,31 @@ public sealed class ClaudeBackendContractTests
     }
 
     [Fact]
+    public async Task A_subscriptions_rate_limit_crosses_a_socket_with_the_answer()
+    {
+        var sent = RecordedTurns.Decode(new ClaudeStreamDecoder(), TestSupport.Fixtures.Lines("rate_limits", "subscription_warning.stdout.txt"));
+
+        var arrived = await ReadAllAsync(await ReceiveAsync(new ClaudeTurnContent(new Replay(sent))));
+
+        Assert.Equal(sent, arrived);
+        Assert.Single(arrived.OfType<RateLimitReported>());
+    }
+
+    [Fact]
+    public async Task An_event_of_a_kind_this_gateway_does_not_know_is_skipped_not_taken_for_a_broken_stream()
+    {
+        var sent = Decode("print_stream_json_partial");
+        var lines = Encoding.UTF8.GetString(await new ClaudeTurnContent(new Replay(sent)).ReadAsByteArrayAsync(Cancel)).Split('\n');
+        // A newer worker's event, ahead of the outcome.
+        var withNewKind = string.Join('\n', [.. lines[..^2], """{"type":"kind_of_a_later_version","value":1}""", .. lines[^2..]]);
+        using var response = new HttpResponseMessage(HttpStatusCode.OK) { Content = new StringContent(withNewKind) };
+
+        var arrived = await ReadAllAsync(await ClaudeBackendContract.ReadEventsAsync(response, Cancel));
+
+        Assert.Equal(sent, arrived);
+    }
+
+    [Fact]
     public async Task A_stream_that_stops_before_the_outcome_ends_with_a_failure()
     {
         var sent = Decode("print_stream_json_partial").Where(e => e is not TurnCompleted).ToList();

@@ -207,8 +207,7 @@ public sealed class ClaudeStreamDecoderTests
         Assert.Equal(0.060432, total!.Value, 6);
     }
 
-    private static string[] TurnSettingsLines(string file) =>
-        File.ReadAllLines(Fixtures.PathOf("turn_settings", file)).Where(line => line.Length > 0).ToArray();
+    private static string[] TurnSettingsLines(string file) => Fixtures.Lines("turn_settings", file);
 
     private static StructuredAnswer Schema(string json) =>
         StructuredAnswer.TryCreate(JsonDocument.Parse(json).RootElement, out var problem) ?? throw new InvalidOperationException(problem);
@@ -359,8 +358,9 @@ public sealed class ClaudeStreamDecoderTests
 
         Assert.Equal(ClaudeErrorKind.RateLimited, failed.Error.Kind);
     }
+
     private static List<ClaudeStreamEvent> DecodeRateLimits(string file, TimeProvider? timeProvider = null) =>
-        RecordedTurns.Decode(new ClaudeStreamDecoder(timeProvider), File.ReadAllLines(Fixtures.PathOf("rate_limits", file)).Where(line => line.Length > 0));
+        RecordedTurns.Decode(new ClaudeStreamDecoder(timeProvider), Fixtures.Lines("rate_limits", file));
 
     [Fact]
     public void A_subscription_near_its_limit_reports_the_window_its_utilization_and_its_reset()

@@ -6,7 +6,7 @@
 import json, os, subprocess, sys, tempfile, time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..", "..")
-FAKE = os.path.join(ROOT, "..", "shared", "claude-cli", "fake_anthropic.py")
+FAKE = os.path.join(os.environ.get("CLAUDEPROXY_SHARED") or os.path.join(ROOT, "..", "shared"), "claude-cli", "fake_anthropic.py")
 WITH_HEADERS = os.path.join(ROOT, "tests", "TestSupport", "fake_anthropic_with_headers.py")
 CLI = os.path.join(ROOT, ".tools", "claude-cli", "node_modules", ".bin", "claude")
 RESET = 1796180400  # 2026-12-02T07:00:00Z: a fixed reset time, so the files do not change from one recording to the next

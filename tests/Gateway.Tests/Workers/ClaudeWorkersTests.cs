@@ -164,6 +164,39 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_conversation_with_an_id_whose_worker_is_killed_while_it_waits_for_the_clients_function_goes_on_at_the_other()
+    {
+        await _api.ConfigureAsync("""{"reply": "agent"}""");
+        await using var front = Front();
+        using var client = front.CreateClient();
+        const string Tools = """[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]""";
+        const string Question = """{"role":"user","content":"weather?\ncall:get_weather:{\"city\":\"Oslo\"}"}""";
+
+        using var one = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"claude-sonnet:latest","id":"tools-1","messages":[{{Question}}],"tools":{{Tools}}}"""), Cancel);
+        var call = (await one.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("choices")[0].GetProperty("message").GetProperty("tool_calls")[0];
+        // The worker whose CLI made the call waits for its result; kill -9 it.
+        var holder = (await Task.WhenAll(_workers.Select(async w => (Worker: w, Ran: await HasRunATurnAsync(w))))).Single(w => w.Ran).Worker;
+        holder.Process.Kill(entireProcessTree: true);
+        // The client sends its conversation with the call and its result, as OpenAI clients do.
+        using var two = await client.PostAsync("/v1/chat/completions", Json($$"""
+            {"model":"claude-sonnet:latest","id":"tools-1","tools":{{Tools}},"messages":[{{Question}},
+             {"role":"assistant","content":null,"tool_calls":[{{call.GetRawText()}}]},{"role":"tool","tool_call_id":"{{call.GetProperty("id").GetString()}}","content":"fog in Oslo"}]}
+            """), Cancel);
+
+        Assert.Equal(HttpStatusCode.OK, one.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, two.StatusCode);
+        // The other worker asked the question again, and the model's same call got the client's result at once: the
+        // model saw a real tool_use and tool_result, and answered from them.
+        Assert.True(await HasRunATurnAsync(_workers.Single(w => w != holder)));
+        var answer = (await two.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString();
+        Assert.StartsWith("done after 1 rounds", answer);
+        Assert.Contains("fog in Oslo", answer);
+        var last = _api.MessageRequests()[^1].GetProperty("messages").EnumerateArray().ToList();
+        Assert.Equal("tool_use", last[^2].GetProperty("content")[0].GetProperty("type").GetString());
+        Assert.Equal("tool_result", last[^1].GetProperty("content")[0].GetProperty("type").GetString());
+    }
+
+    [Fact]
     public async Task A_worker_that_comes_back_takes_new_chats_and_a_conversation_that_went_on_elsewhere_stays_there()
     {
         await using var front = Front();

@@ -16,7 +16,7 @@ public sealed class ConversationPlacementsTests : IAsyncDisposable
     private async Task<RedisConversationPlacements> FrontAsync(string redis, bool connected = true)
     {
         var (connection, options) = await _connections.ConnectAsync(redis, connected);
-        return new(connection, options, NullLogger<RedisConversationPlacements>.Instance);
+        return new(connection, options, TimeProvider.System, NullLogger<RedisConversationPlacements>.Instance);
     }
 
     [Fact]
@@ -27,7 +27,7 @@ public sealed class ConversationPlacementsTests : IAsyncDisposable
         using var other = await FrontAsync(redis.Configuration);
 
         var unplaced = await other.FindAsync("conversation-a", Cancel);
-        one.Place("conversation-a", "http://worker-1:22434/", found: null);
+        one.Place("conversation-a", "http://worker-1:22434/");
         var placed = await one.FindAsync("conversation-a", Cancel);
 
         Assert.Equal(new ConversationPlacement(null, Unplaced: true), unplaced);
@@ -43,7 +43,7 @@ public sealed class ConversationPlacementsTests : IAsyncDisposable
         using var front = await FrontAsync(redis.Configuration);
         await front.HearMovesAsync();
 
-        front.Place("conversation-a", "http://worker-1:22434/", found: null);
+        front.Place("conversation-a", "http://worker-1:22434/");
         var own = front.FindAsync("conversation-a", Cancel);
 
         // Answered from this front's memory, without a round trip.
@@ -58,11 +58,11 @@ public sealed class ConversationPlacementsTests : IAsyncDisposable
         using var one = await FrontAsync(redis.Configuration);
         using var other = await FrontAsync(redis.Configuration);
         await Task.WhenAll(one.HearMovesAsync(), other.HearMovesAsync());
-        one.Place("conversation-a", "http://worker-1:22434/", found: null);
+        one.Place("conversation-a", "http://worker-1:22434/");
         await UntilRedisSaysAsync(other, "conversation-a", "http://worker-1:22434/");
 
         // The other front moves it (its worker was down, as that front saw it).
-        other.Place("conversation-a", "http://worker-2:22434/", found: (await other.FindAsync("conversation-a", Cancel)).Worker);
+        other.Place("conversation-a", "http://worker-2:22434/");
         string? heard = null;
         for (var deadline = DateTime.UtcNow.AddSeconds(5); heard != "http://worker-2:22434/" && DateTime.UtcNow < deadline; await Task.Delay(10, Cancel))
         {
@@ -73,49 +73,62 @@ public sealed class ConversationPlacementsTests : IAsyncDisposable
     }
 
     [Fact]
-    public async Task A_front_that_lost_redis_forgets_its_own_placements_once_back_for_it_may_have_missed_moves()
+    public async Task A_front_whose_subscription_dropped_forgets_its_own_placements_for_it_may_have_missed_moves()
     {
         using var redis = await RedisServer.StartOrSkipAsync();
         var (connection, options) = await _connections.ConnectAsync(redis.Configuration, connected: true);
-        using var one = new RedisConversationPlacements(connection, options, NullLogger<RedisConversationPlacements>.Instance);
-        using var other = await FrontAsync(redis.Configuration);
+        using var one = new RedisConversationPlacements(connection, options, TimeProvider.System, NullLogger<RedisConversationPlacements>.Instance);
         // A front that places nothing: it reads Redis, where each front's writes land in their own time.
         using var reader = await FrontAsync(redis.Configuration);
         await one.HearMovesAsync();
-        one.Place("conversation-a", "http://worker-1:22434/", found: null);
+        one.Place("conversation-a", "http://worker-1:22434/");
+        one.Place("probe-before", "http://worker-1:22434/");
         await UntilRedisSaysAsync(reader, "conversation-a", "http://worker-1:22434/");
-        var restored = new TaskCompletionSource();
-        (await connection.ConnectionAsync(Cancel)).ConnectionRestored += (_, _) => restored.TrySetResult();
-
-        // A move whose message this front did not hear (sent as no move at all), then the connection drops and comes back.
-        other.Place("conversation-a", "http://worker-2:22434/", found: "http://worker-2:22434/");
-        await UntilRedisSaysAsync(reader, "conversation-a", "http://worker-2:22434/");
+        // Another front's move whose message this front never got, as one sent while its subscription was down.
+        await (await connection.DatabaseAsync(Cancel)).StringSetAsync(RedisConversationPlacements.KeyOf("conversation-a"), "http://worker-2:22434/");
         var before = await one.FindAsync("conversation-a", Cancel);
+
         await redis.DropSubscribersAsync();
-        await restored.Task.WaitAsync(TimeSpan.FromSeconds(10), Cancel);
-        // SE.Redis tells of the drop and of the return on pool threads: the front first asks Redis, then, once it hears
-        // moves again (a placement of its own is found without a round trip), answers from what it kept.
-        string? asked = null;
-        for (var deadline = DateTime.UtcNow.AddSeconds(5); asked != "http://worker-2:22434/" && DateTime.UtcNow < deadline; await Task.Delay(20, Cancel))
+        // The drop is heard (a placement from before it is no longer answered from memory), then the return (a new one is).
+        await UntilAsync(() => !one.FindAsync("probe-before", Cancel).IsCompletedSuccessfully);
+        var probes = 0;
+        await UntilAsync(() =>
         {
-            asked = (await one.FindAsync("conversation-a", Cancel)).Worker;
-        }
-
-        var hearing = false;
-        for (var deadline = DateTime.UtcNow.AddSeconds(5); !hearing && DateTime.UtcNow < deadline; await Task.Delay(20, Cancel))
-        {
-            one.Place("probe", "http://worker-1:22434/", found: "http://worker-1:22434/");
-            var probe = one.FindAsync("probe", Cancel);
-            hearing = probe.IsCompletedSuccessfully;
-            await probe;
-        }
-
+            var probe = $"probe-{++probes}";
+            one.Place(probe, "http://worker-1:22434/");
+            return one.FindAsync(probe, Cancel).IsCompletedSuccessfully;
+        });
         var after = await one.FindAsync("conversation-a", Cancel);
 
         Assert.Equal("http://worker-1:22434/", before.Worker);
-        Assert.Equal("http://worker-2:22434/", asked);
-        Assert.True(hearing);
         Assert.Equal("http://worker-2:22434/", after.Worker);
+    }
+
+    [Fact]
+    public async Task What_a_front_placed_before_it_heard_moves_is_looked_up_in_redis_once_it_does()
+    {
+        using var redis = await RedisServer.StartOrSkipAsync();
+        var (connection, options) = await _connections.ConnectAsync(redis.Configuration, connected: true);
+        using var one = new RedisConversationPlacements(connection, options, TimeProvider.System, NullLogger<RedisConversationPlacements>.Instance);
+        using var reader = await FrontAsync(redis.Configuration);
+
+        one.Place("conversation-a", "http://worker-1:22434/");
+        await UntilRedisSaysAsync(reader, "conversation-a", "http://worker-1:22434/");
+        // Moved by another front before this one subscribed: it could not hear it.
+        await (await connection.DatabaseAsync(Cancel)).StringSetAsync(RedisConversationPlacements.KeyOf("conversation-a"), "http://worker-2:22434/");
+        await one.HearMovesAsync();
+
+        Assert.Equal("http://worker-2:22434/", (await one.FindAsync("conversation-a", Cancel)).Worker);
+    }
+
+    private static async Task UntilAsync(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the condition never held");
+            await Task.Delay(10, Cancel);
+        }
     }
 
     private static async Task UntilRedisSaysAsync(RedisConversationPlacements reader, string conversation, string worker)
@@ -134,7 +147,7 @@ public sealed class ConversationPlacementsTests : IAsyncDisposable
     {
         using var redis = await RedisServer.StartOrSkipAsync();
         using var front = await FrontAsync(redis.Configuration);
-        front.Place("placed-here", "http://worker-1:22434/", found: null);
+        front.Place("placed-here", "http://worker-1:22434/");
 
         await redis.PauseClientsAsync(TimeSpan.FromSeconds(5));
         var started = TimeProvider.System.GetTimestamp();
@@ -155,7 +168,7 @@ public sealed class ConversationPlacementsTests : IAsyncDisposable
 
         var started = TimeProvider.System.GetTimestamp();
         var first = await front.FindAsync("conversation-a", Cancel);
-        front.Place("conversation-a", "http://worker-1:22434/", found: null);
+        front.Place("conversation-a", "http://worker-1:22434/");
         var again = await front.FindAsync("conversation-a", Cancel);
 
         Assert.Equal(default, first);
@@ -169,7 +182,7 @@ public sealed class ConversationPlacementsTests : IAsyncDisposable
         using var front = new LocalConversationPlacements(Options.Create(new ClaudeBackendOptions()));
 
         var before = await front.FindAsync("conversation-a", Cancel);
-        front.Place("conversation-a", "http://worker-1:22434/", found: null);
+        front.Place("conversation-a", "http://worker-1:22434/");
 
         Assert.Equal(default, before);
         Assert.Equal(new ConversationPlacement("http://worker-1:22434/", Unplaced: false), await front.FindAsync("conversation-a", Cancel));

@@ -124,7 +124,7 @@ public sealed class OpenAiResponsesDialectTests
     public async Task An_answer_cut_at_the_output_limit_is_an_incomplete_response_for_max_output_tokens()
     {
         var request = DialectHarness.Parse(ClaudeDialects.OpenAiResponses, """{"model":"m","stream":true,"input":"x","max_output_tokens":10}""");
-        var lines = File.ReadAllLines(Fixtures.PathOf("turn_settings", "output_limit.stdout.txt")).Where(l => l.Length > 0);
+        var lines = Fixtures.Lines("turn_settings", "output_limit.stdout.txt");
 
         var frames = DialectHarness.NamedEvents(await DialectHarness.StreamAsync(ClaudeDialects.OpenAiResponses, request, lines));
 
