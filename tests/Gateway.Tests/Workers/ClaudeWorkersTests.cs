@@ -197,6 +197,39 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_conversation_with_an_id_that_used_the_clients_function_goes_on_at_the_other_worker_with_its_calls_and_results()
+    {
+        await _api.ConfigureAsync("""{"reply": "agent"}""");
+        await using var front = Front();
+        using var client = front.CreateClient();
+        const string Tools = """[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]""";
+        const string Question = """{"role":"user","content":"weather?\ncall:get_weather:{\"city\":\"Oslo\"}"}""";
+
+        using var one = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"claude-sonnet:latest","id":"tools-2","messages":[{{Question}}],"tools":{{Tools}}}"""), Cancel);
+        var call = (await one.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("choices")[0].GetProperty("message").GetProperty("tool_calls")[0];
+        using var two = await client.PostAsync("/v1/chat/completions", Json($$"""
+            {"model":"claude-sonnet:latest","id":"tools-2","tools":{{Tools}},"messages":[{{Question}},
+             {"role":"assistant","content":null,"tool_calls":[{{call.GetRawText()}}]},{"role":"tool","tool_call_id":"{{call.GetProperty("id").GetString()}}","content":"fog in Oslo"}]}
+            """), Cancel);
+        var holder = (await Task.WhenAll(_workers.Select(async w => (Worker: w, Ran: await HasRunATurnAsync(w))))).Single(w => w.Ran).Worker;
+        holder.Process.Kill(entireProcessTree: true);
+        // Only the new message, as a client of ids sends it: the rest, the call and its result included, is the conversation's.
+        using var three = await client.PostAsync("/v1/chat/completions", Json($$"""
+            {"model":"claude-sonnet:latest","id":"tools-2","tools":{{Tools}},"messages":[{"role":"user","content":"And tomorrow?"}]}
+            """), Cancel);
+
+        Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.OK], new[] { one.StatusCode, two.StatusCode, three.StatusCode });
+        Assert.True(await HasRunATurnAsync(_workers.Single(w => w != holder)));
+        // The other worker's model saw the whole conversation as real messages: the call, its result, the answer, the question.
+        var sent = _api.MessageRequests()[^1].GetProperty("messages").EnumerateArray().ToList();
+        var blocks = sent.SelectMany(m => m.GetProperty("content") is { ValueKind: JsonValueKind.Array } content ? content.EnumerateArray() : Enumerable.Empty<JsonElement>()).ToList();
+        Assert.Contains(blocks, b => b.GetProperty("type").GetString() == "tool_use");
+        Assert.Contains(blocks, b => b.GetProperty("type").GetString() == "tool_result" && b.GetRawText().Contains("fog in Oslo", StringComparison.Ordinal));
+        Assert.Contains(blocks, b => b.GetProperty("type").GetString() == "text" && b.GetProperty("text").GetString()!.StartsWith("done after 1 rounds", StringComparison.Ordinal));
+        Assert.Contains("And tomorrow?", sent[^1].GetRawText(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_worker_that_comes_back_takes_new_chats_and_a_conversation_that_went_on_elsewhere_stays_there()
     {
         await using var front = Front();
