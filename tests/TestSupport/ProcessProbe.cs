@@ -53,6 +53,19 @@ public static class ProcessProbe
         return found;
     }
 
+    /// <summary>A process's command line, its arguments separated by NULs; empty once it is gone.</summary>
+    public static string CommandLineOf(int pid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/cmdline");
+        }
+        catch (IOException)
+        {
+            return "";
+        }
+    }
+
     private static int ParentOf(string status)
     {
         var line = status.Split('\n').FirstOrDefault(l => l.StartsWith("PPid:", StringComparison.Ordinal));

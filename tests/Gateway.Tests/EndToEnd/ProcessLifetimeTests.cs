@@ -110,7 +110,7 @@ public sealed class ProcessLifetimeTests
     {
         var session = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(data, "conversations.json"))).RootElement
             .GetProperty("conversations").GetProperty("-:" + conversationId).GetProperty("sessionId").GetString()!;
-        return Assert.Single(ProcessProbe.FindMarked(marker), pid => File.ReadAllText($"/proc/{pid}/cmdline").Contains(session, StringComparison.Ordinal));
+        return Assert.Single(ProcessProbe.FindStartedByGateway(marker), pid => ProcessProbe.CommandLineOf(pid).Contains(session, StringComparison.Ordinal));
     }
 
     private static long StartTicks(int pid)

@@ -130,8 +130,7 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
         using var one = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"claude-sonnet:latest","messages":[{{First}}]}"""), Cancel);
         var answer = (await one.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString()!;
         // The worker that answered is the one whose CLI the fake API saw; kill -9 it.
-        var holder = (await Task.WhenAll(_workers.Select(async w => (Worker: w, Ran: await HasRunATurnAsync(w))))).Single(w => w.Ran).Worker;
-        holder.Process.Kill(entireProcessTree: true);
+        var holder = await KillTheWorkerThatRanATurnAsync();
         using var two = await client.PostAsync("/v1/chat/completions", Json($$"""
             {"model":"claude-sonnet:latest","messages":[{{First}},{"role":"assistant","content":{{JsonSerializer.Serialize(answer)}}},{"role":"user","content":"What is my name?"}]}
             """), Cancel);
@@ -151,8 +150,7 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
         using var client = front.CreateClient();
 
         using var one = await client.PostAsync("/api/chat", Json("""{"model":"claude-sonnet:latest","id":"shared-1","stream":false,"messages":[{"role":"user","content":"My name is Ada."}]}"""), Cancel);
-        var holder = (await Task.WhenAll(_workers.Select(async w => (Worker: w, Ran: await HasRunATurnAsync(w))))).Single(w => w.Ran).Worker;
-        holder.Process.Kill(entireProcessTree: true);
+        var holder = await KillTheWorkerThatRanATurnAsync();
         // Only the new message, as a client of the original server's ids sends it: the rest is the conversation's.
         using var two = await client.PostAsync("/api/chat", Json("""{"model":"claude-sonnet:latest","id":"shared-1","stream":false,"messages":[{"role":"user","content":"What is my name?"}]}"""), Cancel);
 
@@ -169,21 +167,12 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
         await _api.ConfigureAsync("""{"reply": "agent"}""");
         await using var front = Front();
         using var client = front.CreateClient();
-        const string Tools = """[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]""";
-        const string Question = """{"role":"user","content":"weather?\ncall:get_weather:{\"city\":\"Oslo\"}"}""";
 
-        using var one = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"claude-sonnet:latest","id":"tools-1","messages":[{{Question}}],"tools":{{Tools}}}"""), Cancel);
-        var call = (await one.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("choices")[0].GetProperty("message").GetProperty("tool_calls")[0];
+        var call = await AskForTheWeatherAsync(client, "tools-1");
         // The worker whose CLI made the call waits for its result; kill -9 it.
-        var holder = (await Task.WhenAll(_workers.Select(async w => (Worker: w, Ran: await HasRunATurnAsync(w))))).Single(w => w.Ran).Worker;
-        holder.Process.Kill(entireProcessTree: true);
-        // The client sends its conversation with the call and its result, as OpenAI clients do.
-        using var two = await client.PostAsync("/v1/chat/completions", Json($$"""
-            {"model":"claude-sonnet:latest","id":"tools-1","tools":{{Tools}},"messages":[{{Question}},
-             {"role":"assistant","content":null,"tool_calls":[{{call.GetRawText()}}]},{"role":"tool","tool_call_id":"{{call.GetProperty("id").GetString()}}","content":"fog in Oslo"}]}
-            """), Cancel);
+        var holder = await KillTheWorkerThatRanATurnAsync();
+        using var two = await SendTheWeatherAsync(client, "tools-1", call);
 
-        Assert.Equal(HttpStatusCode.OK, one.StatusCode);
         Assert.Equal(HttpStatusCode.OK, two.StatusCode);
         // The other worker asked the question again, and the model's same call got the client's result at once: the
         // model saw a real tool_use and tool_result, and answered from them.
@@ -202,23 +191,15 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
         await _api.ConfigureAsync("""{"reply": "agent"}""");
         await using var front = Front();
         using var client = front.CreateClient();
-        const string Tools = """[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]""";
-        const string Question = """{"role":"user","content":"weather?\ncall:get_weather:{\"city\":\"Oslo\"}"}""";
 
-        using var one = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"claude-sonnet:latest","id":"tools-2","messages":[{{Question}}],"tools":{{Tools}}}"""), Cancel);
-        var call = (await one.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("choices")[0].GetProperty("message").GetProperty("tool_calls")[0];
-        using var two = await client.PostAsync("/v1/chat/completions", Json($$"""
-            {"model":"claude-sonnet:latest","id":"tools-2","tools":{{Tools}},"messages":[{{Question}},
-             {"role":"assistant","content":null,"tool_calls":[{{call.GetRawText()}}]},{"role":"tool","tool_call_id":"{{call.GetProperty("id").GetString()}}","content":"fog in Oslo"}]}
-            """), Cancel);
-        var holder = (await Task.WhenAll(_workers.Select(async w => (Worker: w, Ran: await HasRunATurnAsync(w))))).Single(w => w.Ran).Worker;
-        holder.Process.Kill(entireProcessTree: true);
+        using var two = await SendTheWeatherAsync(client, "tools-2", await AskForTheWeatherAsync(client, "tools-2"));
+        var holder = await KillTheWorkerThatRanATurnAsync();
         // Only the new message, as a client of ids sends it: the rest, the call and its result included, is the conversation's.
         using var three = await client.PostAsync("/v1/chat/completions", Json($$"""
-            {"model":"claude-sonnet:latest","id":"tools-2","tools":{{Tools}},"messages":[{"role":"user","content":"And tomorrow?"}]}
+            {"model":"claude-sonnet:latest","id":"tools-2","tools":{{WeatherTools}},"messages":[{"role":"user","content":"And tomorrow?"}]}
             """), Cancel);
 
-        Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.OK], new[] { one.StatusCode, two.StatusCode, three.StatusCode });
+        Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK], new[] { two.StatusCode, three.StatusCode });
         Assert.True(await HasRunATurnAsync(_workers.Single(w => w != holder)));
         // The other worker's model saw the whole conversation as real messages: the call, its result, the answer, the question.
         var sent = _api.MessageRequests()[^1].GetProperty("messages").EnumerateArray().ToList();
@@ -237,9 +218,8 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
         string Turn(string text) => $$"""{"model":"claude-sonnet:latest","id":"rejoin-1","stream":false,"messages":[{"role":"user","content":"{{text}}"}]}""";
 
         using var one = await client.PostAsync("/api/chat", Json(Turn("one")), Cancel);
-        var holder = (await Task.WhenAll(_workers.Select(async w => (Worker: w, Ran: await HasRunATurnAsync(w))))).Single(w => w.Ran).Worker;
+        var holder = await KillTheWorkerThatRanATurnAsync();
         var port = holder.Client.BaseAddress!.Port;
-        holder.Process.Kill(entireProcessTree: true);
         using var two = await client.PostAsync("/api/chat", Json(Turn("two")), Cancel);
         var back = await StartWorkerAsync(port);
         _workers[_workers.IndexOf(holder)] = back;
@@ -404,6 +384,34 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
 
     /// <summary>Whether the worker has run a turn: its own metrics count one.</summary>
     private static async Task<bool> HasRunATurnAsync(GatewayProcess worker) => await TurnsOfAsync(worker) > 0;
+
+    /// <summary>Kills (-9) the one worker that has run a turn, with its CLI processes; that worker.</summary>
+    private async Task<GatewayProcess> KillTheWorkerThatRanATurnAsync()
+    {
+        var holder = (await Task.WhenAll(_workers.Select(async w => (Worker: w, Ran: await HasRunATurnAsync(w))))).Single(w => w.Ran).Worker;
+        holder.Process.Kill(entireProcessTree: true);
+        return holder;
+    }
+
+    private const string WeatherTools = """[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]""";
+
+    /// <summary>A question whose answer, for the fake API's agent, is a call of <c>get_weather</c>.</summary>
+    private const string WeatherQuestion = """{"role":"user","content":"weather?\ncall:get_weather:{\"city\":\"Oslo\"}"}""";
+
+    /// <summary>Asks the weather in conversation <paramref name="id"/>, with the client's function; the model's call of it.</summary>
+    private static async Task<JsonElement> AskForTheWeatherAsync(HttpClient client, string id)
+    {
+        using var response = await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"claude-sonnet:latest","id":"{{id}}","messages":[{{WeatherQuestion}}],"tools":{{WeatherTools}}}"""), Cancel);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return (await response.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("choices")[0].GetProperty("message").GetProperty("tool_calls")[0].Clone();
+    }
+
+    /// <summary>Sends the conversation with <paramref name="call"/> and its result, "fog in Oslo", as OpenAI clients do.</summary>
+    private static Task<HttpResponseMessage> SendTheWeatherAsync(HttpClient client, string id, JsonElement call) =>
+        client.PostAsync("/v1/chat/completions", Json($$"""
+            {"model":"claude-sonnet:latest","id":"{{id}}","tools":{{WeatherTools}},"messages":[{{WeatherQuestion}},
+             {"role":"assistant","content":null,"tool_calls":[{{call.GetRawText()}}]},{"role":"tool","tool_call_id":"{{call.GetProperty("id").GetString()}}","content":"fog in Oslo"}]}
+            """), Cancel);
 
     public async ValueTask DisposeAsync()
     {
