@@ -270,9 +270,7 @@ public sealed partial class ClaudeCliBackend(
                 leases.Add(await conversations.EnterTurnAsync("session:" + session.Id, cancellationToken));
             }
 
-            // The shared store has the round up to its calls (kept when the turn paused): the results follow them.
-            turn.Resume(results, processLease, new Leases(leases), ConversationTurnOf(request.Messages, keys, historyKnown: true),
-                SharedHistorySaverOf([.. request.Messages.Skip(TurnPrompt.HistoryCount(request.Messages))], keys, history: 0, startsHere: false));
+            turn.Resume(results, processLease, new Leases(leases), ConversationTurnOf(request.Messages, keys, historyKnown: true));
             resumed = true;
             error = await WaitForAnswerAsync(turn, cancellationToken);
         }
@@ -488,8 +486,6 @@ public sealed partial class ClaudeCliBackend(
             var historyKnown = true;
             // Whether the conversation's session starts with this turn (no session of it was kept here).
             var startsHere = false;
-            // What the shared store had of the conversation before the client's messages, when the turn goes on from it.
-            IReadOnlyList<ClaudeMessage> sharedPrefix = [];
             var history = TurnPrompt.HistoryCount(request.Messages);
             if (keys is not null)
             {
@@ -538,13 +534,10 @@ public sealed partial class ClaudeCliBackend(
                 else
                 {
                     if (!keys.ByHistory && history == 0 && sharedHistory is not null
-                        && await sharedHistory.LoadAsync(keys.Key, cancellationToken) is { Count: > 0 } kept)
+                        && await sharedHistory.LoadAsync(keys.Key, cancellationToken) is { Count: > 0 } shared)
                     {
                         // A conversation this worker has no session of, whose history another worker kept in the shared
-                        // store (it is gone, or left): it goes on from there, as the real messages it was. A round the
-                        // client replays was kept up to its calls: it is asked again from its question.
-                        var shared = replay is not null && kept[^1].ToolCalls is { Count: > 0 } ? BeforeLastQuestion(kept) : kept;
-                        sharedPrefix = shared;
+                        // store (it is gone, or left): it goes on from there, as the real messages it was.
                         request = request with { Messages = [.. shared, .. request.Messages] };
                         (history, historyKnown) = (TurnPrompt.HistoryCount(request.Messages), false);
                         LogSessionRebuiltFromSharedStore(logger, request.ConversationId!, shared.Count);
@@ -583,8 +576,7 @@ public sealed partial class ClaudeCliBackend(
                 Replay = replay,
                 // Found again by its calls' ids, or by the history up to the calls for a client that drops the ids.
                 OnPaused = keys is null ? null : (paused, calls, historyKey) => _paused.Add(paused, request.Owner, keys.Scope, calls, historyKey),
-                // A replayed round is recorded as the client sent it, its calls and results with it.
-                OnAnswered = SharedHistorySaverOf(replay is null ? request.Messages : [.. sharedPrefix, .. clientMessages], keys, history, startsHere),
+                OnCompleted = keys is { ByHistory: false } && sharedHistory is not null ? SharedHistorySaver(request, keys.Key, history, startsHere) : null,
             };
         }
         catch
@@ -596,32 +588,22 @@ public sealed partial class ClaudeCliBackend(
     }
 
     /// <summary>
-    /// What a finished turn of a conversation with an id adds to the shared store: its new <paramref name="messages"/>
-    /// and the answer, or, when the client sent its whole history, all of it in place of what was kept. With the
-    /// client's functions, the messages hold the calls and their results as the client sent them. Null for a
-    /// conversation without an id, or without a shared store.
+    /// What a finished turn of a conversation with an id adds to the shared store: its new messages and the answer, or,
+    /// when the client sent its whole history, all of it in place of what was kept.
     /// </summary>
-    private Func<ClaudeTurnResult, ClaudeCliSession, Task>? SharedHistorySaverOf(IReadOnlyList<ClaudeMessage> messages, ConversationKeys? keys, int history, bool startsHere) =>
-        keys is { ByHistory: false, Key: var key } && sharedHistory is not null
-            ? (result, session) => sharedHistory.SaveAsync(
+    /// <remarks>
+    /// A turn with the client's functions is not kept: its calls and results (and a replayed round) are not recorded
+    /// yet, so what was kept is let go rather than left without them.
+    /// </remarks>
+    private Func<ClaudeTurnResult, ClaudeCliSession, Task> SharedHistorySaver(ClaudeTurnRequest request, string key, int history, bool startsHere) =>
+        (result, session) => request.Tools is { Count: > 0 }
+            ? sharedHistory!.SaveAsync(key, [], replace: true, session.Id, CancellationToken.None)
+            : sharedHistory!.SaveAsync(
                 key,
-                [.. messages, new ClaudeMessage(ClaudeMessage.AssistantRole, result.Text, ToolCalls: result.ToolCalls)],
+                [.. request.Messages, new ClaudeMessage(ClaudeMessage.AssistantRole, result.Text, ToolCalls: result.ToolCalls)],
                 replace: history > 0 || startsHere,
                 session.Id,
-                CancellationToken.None)
-            : null;
-
-    /// <summary>The messages before the last question (a user message that is not function results).</summary>
-    private static IReadOnlyList<ClaudeMessage> BeforeLastQuestion(IReadOnlyList<ClaudeMessage> messages)
-    {
-        var question = messages.Count - 1;
-        while (question >= 0 && (messages[question].Role != ClaudeMessage.UserRole || messages[question].ToolResults is { Count: > 0 }))
-        {
-            question--;
-        }
-
-        return [.. messages.Take(Math.Max(question, 0))];
-    }
+                CancellationToken.None);
 
     /// <summary>Ends a session no conversation holds any more: its waiting or kept process, its folder and the CLI's files for it.</summary>
     private async Task DiscardAsync(ClaudeCliSession session)

@@ -34,7 +34,6 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
     private ClaudeStreamDecoder _decoder;
     private int _lines;
     private bool _ended;
-    private Func<ClaudeTurnResult, ClaudeCliSession, Task>? _onAnswered;
     private bool _paused;
     // Which request's part of the turn is current: a part read or disposed after the turn went on does nothing.
     private readonly Lock _partGate = new();
@@ -83,12 +82,8 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
     /// </summary>
     public Action<ClaudeTurn, IReadOnlyList<ClaudeToolCall>, string>? OnPaused { get; init; }
 
-    /// <summary>
-    /// Called with each answer of a turn of a kept conversation, once it is remembered: the turn's result, or the calls
-    /// it pauses on. A resumed turn calls the one of the request that resumed it (<see cref="Resume"/>), whose messages
-    /// the answer follows.
-    /// </summary>
-    public Func<ClaudeTurnResult, ClaudeCliSession, Task>? OnAnswered { get => _onAnswered; init => _onAnswered = value; }
+    /// <summary>Called once a turn of a kept conversation is complete and remembered, with its result.</summary>
+    public Func<ClaudeTurnResult, ClaudeCliSession, Task>? OnCompleted { get; init; }
 
     /// <summary>The calls the paused turn waits on.</summary>
     public IReadOnlyList<ClaudeToolCall> WaitingCalls => [.. _previousCalls.Select(p => p.Call)];
@@ -109,9 +104,7 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
     /// <param name="processLease">The turn's new place under the process cap.</param>
     /// <param name="conversation">What the conversation has seen once this request's answer is in.</param>
     /// <param name="turnLease">The conversation's turn lock, taken again for the rest of the turn.</param>
-    public void Resume(
-        IReadOnlyList<ClaudeToolResult> results, IDisposable processLease, IDisposable? turnLease, ConversationTurn? conversation,
-        Func<ClaudeTurnResult, ClaudeCliSession, Task>? onAnswered)
+    public void Resume(IReadOnlyList<ClaudeToolResult> results, IDisposable processLease, IDisposable? turnLease, ConversationTurn? conversation)
     {
         var server = (_run as ResidentClaudeTurn)?.Process.ToolServer
             ?? throw new InvalidOperationException("Only a turn that serves the client's functions can pause.");
@@ -119,7 +112,7 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
         {
             // The earlier response's part is over before the process goes on.
             _part++;
-            (_processLease, _turnLease, _conversation, _onAnswered, _paused, _ended, PausedAt) = (processLease, turnLease, conversation, onAnswered, false, false, null);
+            (_processLease, _turnLease, _conversation, _paused, _ended, PausedAt) = (processLease, turnLease, conversation, false, false, null);
             _decoder = NewDecoder(_decoder.ReportedUsage);
             _pending.Clear();
         }
@@ -357,9 +350,9 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
                 _keptByLineage = await _conversations.TryAddAsync(history, _session, CancellationToken.None);
             }
 
-            if (_onAnswered is { } onAnswered)
+            if (OnCompleted is not null)
             {
-                await onAnswered(result, _session);
+                await OnCompleted(result, _session);
             }
         }
     }
@@ -388,12 +381,6 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
             {
                 // The store could not be written: the turn ends as a failed one would, and nothing waits.
                 return;
-            }
-
-            if (_onAnswered is { } onAnswered)
-            {
-                // The calls too: should this worker go, another rebuilds the round from them and the client's results.
-                await onAnswered(result, _session);
             }
         }
 

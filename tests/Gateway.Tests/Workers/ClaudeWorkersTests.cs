@@ -186,31 +186,6 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_conversation_with_an_id_that_used_the_clients_function_goes_on_at_the_other_worker_with_its_calls_and_results()
-    {
-        await _api.ConfigureAsync("""{"reply": "agent"}""");
-        await using var front = Front();
-        using var client = front.CreateClient();
-
-        using var two = await SendTheWeatherAsync(client, "tools-2", await AskForTheWeatherAsync(client, "tools-2"));
-        var holder = await KillTheWorkerThatRanATurnAsync();
-        // Only the new message, as a client of ids sends it: the rest, the call and its result included, is the conversation's.
-        using var three = await client.PostAsync("/v1/chat/completions", Json($$"""
-            {"model":"claude-sonnet:latest","id":"tools-2","tools":{{WeatherTools}},"messages":[{"role":"user","content":"And tomorrow?"}]}
-            """), Cancel);
-
-        Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK], new[] { two.StatusCode, three.StatusCode });
-        Assert.True(await HasRunATurnAsync(_workers.Single(w => w != holder)));
-        // The other worker's model saw the whole conversation as real messages: the call, its result, the answer, the question.
-        var sent = _api.MessageRequests()[^1].GetProperty("messages").EnumerateArray().ToList();
-        var blocks = sent.SelectMany(m => m.GetProperty("content") is { ValueKind: JsonValueKind.Array } content ? content.EnumerateArray() : Enumerable.Empty<JsonElement>()).ToList();
-        Assert.Contains(blocks, b => b.GetProperty("type").GetString() == "tool_use");
-        Assert.Contains(blocks, b => b.GetProperty("type").GetString() == "tool_result" && b.GetRawText().Contains("fog in Oslo", StringComparison.Ordinal));
-        Assert.Contains(blocks, b => b.GetProperty("type").GetString() == "text" && b.GetProperty("text").GetString()!.StartsWith("done after 1 rounds", StringComparison.Ordinal));
-        Assert.Contains("And tomorrow?", sent[^1].GetRawText(), StringComparison.Ordinal);
-    }
-
-    [Fact]
     public async Task A_worker_that_comes_back_takes_new_chats_and_a_conversation_that_went_on_elsewhere_stays_there()
     {
         await using var front = Front();
