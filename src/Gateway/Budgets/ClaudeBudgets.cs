@@ -46,9 +46,10 @@ internal sealed class ClaudeBudgets
     {
         var now = _timeProvider.GetUtcNow();
         SpentBudget? latest = null;
-        foreach (var budget in Budgets().Where(b => b.ApiKey is null || b.ApiKey == apiKey))
+        Dictionary<BudgetPeriod, IReadOnlyDictionary<SpendKey, double>> periods = [];
+        foreach (var budget in BudgetsOf(apiKey))
         {
-            var spent = await SpentAsync(budget, now, cancellationToken);
+            var spent = await SpentAsync(budget, periods, now, cancellationToken);
             var resetsAt = BudgetWindow.Of(budget.Limit.Period, now).End;
             if (spent >= budget.Limit.Usd && (latest is null || resetsAt > latest.ResetsAt))
             {
@@ -63,7 +64,7 @@ internal sealed class ClaudeBudgets
     public void Record(string? apiKey, string model, double usd)
     {
         _ledger.Add(new SpendKey(apiKey ?? "", model), usd, _timeProvider.GetUtcNow());
-        foreach (var budget in Budgets().Where(b => b.ApiKey is null || b.ApiKey == apiKey))
+        foreach (var budget in BudgetsOf(apiKey))
         {
             _lastSpent.AddOrUpdate(budget.Name, usd, (_, spent) => spent + usd);
         }
@@ -76,18 +77,18 @@ internal sealed class ClaudeBudgets
     public async ValueTask<UsageReport> ReportAsync(string? apiKey, bool everyone, CancellationToken cancellationToken)
     {
         var now = _timeProvider.GetUtcNow();
-        List<BudgetState> budgets = [];
-        foreach (var budget in Budgets().Where(b => everyone || b.ApiKey is null || b.ApiKey == apiKey))
-        {
-            var spent = await SpentAsync(budget, now, cancellationToken);
-            budgets.Add(new BudgetState(budget.Name, budget.Limit.Period.ToString().ToLowerInvariant(), budget.Limit.Usd, spent,
-                Math.Max(0, budget.Limit.Usd - spent), BudgetWindow.Of(budget.Limit.Period, now).End));
-        }
-
-        var periods = new Dictionary<BudgetPeriod, IReadOnlyDictionary<SpendKey, double>>();
+        Dictionary<BudgetPeriod, IReadOnlyDictionary<SpendKey, double>> periods = [];
         foreach (var period in Enum.GetValues<BudgetPeriod>())
         {
             periods[period] = await _ledger.SpentAsync(period, now, cancellationToken);
+        }
+
+        List<BudgetState> budgets = [];
+        foreach (var budget in everyone ? Budgets() : BudgetsOf(apiKey))
+        {
+            var spent = await SpentAsync(budget, periods, now, cancellationToken);
+            budgets.Add(new BudgetState(budget.Name, budget.Limit.Period.ToString().ToLowerInvariant(), budget.Limit.Usd, spent,
+                Math.Max(0, budget.Limit.Usd - spent), BudgetWindow.Of(budget.Limit.Period, now).End));
         }
 
         var spend = periods.Values.SelectMany(p => p.Keys).Distinct()
@@ -99,13 +100,25 @@ internal sealed class ClaudeBudgets
         return new UsageReport(now, budgets, spend);
     }
 
-    private async ValueTask<double> SpentAsync((string Name, string? ApiKey, BudgetOptions Limit) budget, DateTimeOffset now, CancellationToken cancellationToken)
+    /// <param name="periods">The counts of the periods read so far in this call: budgets of the same period (the gateway's
+    /// and a key's) read the ledger, Redis before every Claude turn, once.</param>
+    private async ValueTask<double> SpentAsync(
+        (string Name, string? ApiKey, BudgetOptions Limit) budget, Dictionary<BudgetPeriod, IReadOnlyDictionary<SpendKey, double>> periods, DateTimeOffset now,
+        CancellationToken cancellationToken)
     {
-        var counts = await _ledger.SpentAsync(budget.Limit.Period, now, cancellationToken);
+        if (!periods.TryGetValue(budget.Limit.Period, out var counts))
+        {
+            periods[budget.Limit.Period] = counts = await _ledger.SpentAsync(budget.Limit.Period, now, cancellationToken);
+        }
+
         var spent = counts.Where(c => budget.ApiKey is null || c.Key.ApiKey == budget.ApiKey).Sum(c => c.Value);
         _lastSpent[budget.Name] = spent;
         return spent;
     }
+
+    /// <summary>The budgets a caller's turns count against: the gateway's, and its key's (null: no key).</summary>
+    private IEnumerable<(string Name, string? ApiKey, BudgetOptions Limit)> BudgetsOf(string? apiKey) =>
+        Budgets().Where(b => b.ApiKey is null || b.ApiKey == apiKey);
 
     /// <summary>The gateway's budget (for every caller) and each key's (<c>key:name</c>).</summary>
     private IEnumerable<(string Name, string? ApiKey, BudgetOptions Limit)> Budgets()
