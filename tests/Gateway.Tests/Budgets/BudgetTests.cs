@@ -53,12 +53,8 @@ public sealed class BudgetTests : IAsyncLifetime
 
     /// <summary>A gauge of this gateway's own meters, now (for <paramref name="budget"/>, when it is per budget).</summary>
     private static T GaugeOf<T>(GatewayApp app, string instrument, string? budget)
-        where T : struct
-    {
-        using var collector = new MetricCollector<T>(app.Services.GetRequiredService<IMeterFactory>(), GenAiMetrics.MeterName, instrument);
-        collector.RecordObservableInstruments();
-        return collector.GetMeasurementSnapshot().Single(m => budget is null || Equals(m.Tags["budget"], budget)).Value;
-    }
+        where T : struct =>
+        app.MeasureNow<T>(GenAiMetrics.MeterName, instrument).Single(m => budget is null || Equals(m.Tags["budget"], budget)).Value;
 
     private static async Task<JsonElement> UsageAsync(HttpClient client) =>
         await client.GetFromJsonAsync<JsonElement>("/api/usage", Cancel);

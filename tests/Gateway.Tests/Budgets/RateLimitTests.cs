@@ -1,12 +1,9 @@
-using System.Diagnostics.Metrics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using ClaudeProxy.Gateway.Tests.Infrastructure;
 using ClaudeProxy.TestSupport;
 using ClaudeProxy.Transforms.Telemetry;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 
 namespace ClaudeProxy.Gateway.Tests.Budgets;
 
@@ -25,15 +22,6 @@ public sealed class RateLimitTests
     {
         settings["ClaudeBackend:Environment:ANTHROPIC_API_KEY"] = "";
         settings["ClaudeBackend:Environment:CLAUDE_CODE_OAUTH_TOKEN"] = "fake-oauth-token";
-    }
-
-    /// <summary>This gateway's own measurements of a gauge, now (every gateway in the test process exports through every /metrics).</summary>
-    private static IReadOnlyList<CollectedMeasurement<T>> GaugeOf<T>(GatewayApp app, string instrument)
-        where T : struct
-    {
-        using var collector = new MetricCollector<T>(app.Services.GetRequiredService<IMeterFactory>(), GenAiMetrics.MeterName, instrument);
-        collector.RecordObservableInstruments();
-        return collector.GetMeasurementSnapshot();
     }
 
     [Fact]
@@ -72,10 +60,10 @@ public sealed class RateLimitTests
         // A warning is no limit: Claude models still go to Claude.
         Assert.Equal("allowed", usage.GetProperty("usage_limit").GetProperty("status").GetString());
 
-        var utilization = Assert.Single(GaugeOf<double>(app, "claudeproxy.rate_limit.utilization"));
+        var utilization = Assert.Single(app.MeasureNow<double>(GenAiMetrics.MeterName, "claudeproxy.rate_limit.utilization"));
         Assert.Equal((0.93, "cli", "five_hour"), (utilization.Value, utilization.Tags["login"], utilization.Tags["window"]));
-        Assert.Equal(resets, Assert.Single(GaugeOf<double>(app, "claudeproxy.rate_limit.resets_at")).Value);
-        Assert.Equal(["allowed_warning"], GaugeOf<int>(app, "claudeproxy.rate_limit.status").Where(m => m.Value == 1).Select(m => m.Tags["status"]));
+        Assert.Equal(resets, Assert.Single(app.MeasureNow<double>(GenAiMetrics.MeterName, "claudeproxy.rate_limit.resets_at")).Value);
+        Assert.Equal(["allowed_warning"], app.MeasureNow<int>(GenAiMetrics.MeterName, "claudeproxy.rate_limit.status").Where(m => m.Value == 1).Select(m => m.Tags["status"]));
         Assert.Contains("claudeproxy_rate_limit_utilization{", metrics, StringComparison.Ordinal);
         Assert.Contains("claudeproxy_rate_limit_resets_at_seconds{", metrics, StringComparison.Ordinal);
         Assert.Contains("claudeproxy_rate_limit_status{", metrics, StringComparison.Ordinal);

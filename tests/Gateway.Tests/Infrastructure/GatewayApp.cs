@@ -1,6 +1,9 @@
+using System.Diagnostics.Metrics;
 using ClaudeProxy.TestSupport;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using Microsoft.Extensions.Logging;
 
 namespace ClaudeProxy.Gateway.Tests.Infrastructure;
@@ -55,6 +58,18 @@ public sealed class GatewayApp : WebApplicationFactory<Program>
     public static Action<Dictionary<string, string?>> WithOllama(string ollamaUrl) => settings => settings["Gateway:OllamaUrl"] = ollamaUrl;
 
     public string FakeCliLog => Path.Combine(DataDirectory, "fake-claude.jsonl");
+
+    /// <summary>
+    /// This app's own measurements of an observable instrument, now. Every gateway in a test process exports through
+    /// every /metrics, so a value of this app's is read from its own meters.
+    /// </summary>
+    public IReadOnlyList<CollectedMeasurement<T>> MeasureNow<T>(string meterName, string instrument)
+        where T : struct
+    {
+        using var collector = new MetricCollector<T>(Services.GetRequiredService<IMeterFactory>(), meterName, instrument);
+        collector.RecordObservableInstruments();
+        return collector.GetMeasurementSnapshot();
+    }
 
     private static Dictionary<string, string?> BaseSettings(string cliPath, GatewayApp? sameStoreAs) => new()
     {
