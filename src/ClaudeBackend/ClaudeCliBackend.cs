@@ -270,7 +270,9 @@ public sealed partial class ClaudeCliBackend(
                 leases.Add(await conversations.EnterTurnAsync("session:" + session.Id, cancellationToken));
             }
 
-            turn.Resume(results, processLease, new Leases(leases), ConversationTurnOf(request.Messages, keys, historyKnown: true));
+            // The request holds the whole history when there is one before its question, or when none was before it.
+            var wholeHistory = (ToolReplay.Of(request.Messages) is { } replay && TurnPrompt.HistoryCount(replay.Asked) > 0) || turn.StartsConversation;
+            turn.Resume(results, processLease, new Leases(leases), ConversationTurnOf(request.Messages, keys, historyKnown: true, wholeHistory));
             resumed = true;
             error = await WaitForAnswerAsync(turn, cancellationToken);
         }
@@ -302,10 +304,16 @@ public sealed partial class ClaudeCliBackend(
         return ClaudeTurnEvents.Failed(error);
     }
 
-    private ConversationTurn ConversationTurnOf(IReadOnlyList<ClaudeMessage> messages, ConversationKeys keys, bool historyKnown) => new(
-        result => historyKnown ? keys.HistoryKeyOf([.. messages, new ClaudeMessage(ClaudeMessage.AssistantRole, result.Text, ToolCalls: result.ToolCalls)]) : null,
+    /// <param name="messages">The conversation as the request has it, with any rounds of the client's functions it brought.</param>
+    /// <param name="historyKnown">Whether the session will have seen exactly these messages and the answer.</param>
+    /// <param name="wholeHistory">Whether the messages start at the conversation's beginning.</param>
+    private ConversationTurn ConversationTurnOf(IReadOnlyList<ClaudeMessage> messages, ConversationKeys keys, bool historyKnown, bool wholeHistory) => new(
+        result => historyKnown ? keys.HistoryKeyOf([.. messages, AnswerOf(result)]) : null,
         DiscardAsync,
-        keys.ByHistory);
+        keys.ByHistory,
+        keys.ByHistory || sharedHistory is null ? null : SharedHistorySaver(keys.Key, messages, wholeHistory));
+
+    private static ClaudeMessage AnswerOf(ClaudeTurnResult result) => new(ClaudeMessage.AssistantRole, result.Text, ToolCalls: result.ToolCalls);
 
     /// <summary>
     /// Where the turn's session is stored: under the client's id, or, for a request without one that brings a history,
@@ -484,7 +492,7 @@ public sealed partial class ClaudeCliBackend(
             var wroteHistory = false;
             // Whether the session will have seen exactly the request's messages and the answer.
             var historyKnown = true;
-            // Whether the conversation's session starts with this turn (no session of it was kept here).
+            // Whether the conversation starts with this turn: no session of it is kept here, nor its history in the shared store.
             var startsHere = false;
             var history = TurnPrompt.HistoryCount(request.Messages);
             if (keys is not null)
@@ -539,6 +547,8 @@ public sealed partial class ClaudeCliBackend(
                         // A conversation this worker has no session of, whose history another worker kept in the shared
                         // store (it is gone, or left): it goes on from there, as the real messages it was.
                         request = request with { Messages = [.. shared, .. request.Messages] };
+                        clientMessages = [.. shared, .. clientMessages];
+                        startsHere = false;
                         (history, historyKnown) = (TurnPrompt.HistoryCount(request.Messages), false);
                         LogSessionRebuiltFromSharedStore(logger, request.ConversationId!, shared.Count);
                     }
@@ -566,7 +576,7 @@ public sealed partial class ClaudeCliBackend(
                 ClaudeCliSettings.Of(request.Options), request.Options?.OutputSchema, request.Options?.KeepAlive);
             var run = await launcher.StartAsync(invocation, cancellationToken);
             var session = sessionId is { } id ? run.Session ?? new ClaudeCliSession(id, workingDirectory) : null;
-            var conversation = keys is null ? null : ConversationTurnOf(clientMessages, keys, historyKnown);
+            var conversation = keys is null ? null : ConversationTurnOf(clientMessages, keys, historyKnown, wholeHistory: history > 0 || startsHere);
             var shape = new AnswerShape(
                 request.Options?.StopSequences,
                 request.Options?.OutputSchema is { } schema ? StructuredAnswer.TryCreate(schema, out _) : null);
@@ -576,7 +586,7 @@ public sealed partial class ClaudeCliBackend(
                 Replay = replay,
                 // Found again by its calls' ids, or by the history up to the calls for a client that drops the ids.
                 OnPaused = keys is null ? null : (paused, calls, historyKey) => _paused.Add(paused, request.Owner, keys.Scope, calls, historyKey),
-                OnCompleted = keys is { ByHistory: false } && sharedHistory is not null ? SharedHistorySaver(request, keys.Key, history, startsHere) : null,
+                StartsConversation = startsHere,
             };
         }
         catch
@@ -588,22 +598,39 @@ public sealed partial class ClaudeCliBackend(
     }
 
     /// <summary>
-    /// What a finished turn of a conversation with an id adds to the shared store: its new messages and the answer, or,
-    /// when the client sent its whole history, all of it in place of what was kept.
+    /// What a finished turn of a conversation with an id adds to the shared store: the messages its completing request
+    /// sent (its question, and the rounds of the client's functions that request brought: calls and results paired as
+    /// the client paired them) and the answer, after what is kept; or, when they are the whole history, all of it in
+    /// place of what was kept.
     /// </summary>
     /// <remarks>
-    /// A turn with the client's functions is not kept: its calls and results (and a replayed round) are not recorded
-    /// yet, so what was kept is let go rather than left without them.
+    /// Kept only when the turn completes, so a round the client never answers is never kept. A request whose results
+    /// answer calls it does not hold (a client that sends only its last message) cannot say what the model saw: what
+    /// was kept is let go rather than left without them.
     /// </remarks>
-    private Func<ClaudeTurnResult, ClaudeCliSession, Task> SharedHistorySaver(ClaudeTurnRequest request, string key, int history, bool startsHere) =>
-        (result, session) => request.Tools is { Count: > 0 }
-            ? sharedHistory!.SaveAsync(key, [], replace: true, session.Id, CancellationToken.None)
-            : sharedHistory!.SaveAsync(
-                key,
-                [.. request.Messages, new ClaudeMessage(ClaudeMessage.AssistantRole, result.Text, ToolCalls: result.ToolCalls)],
-                replace: history > 0 || startsHere,
-                session.Id,
-                CancellationToken.None);
+    private Func<ClaudeTurnResult, ClaudeCliSession, Task> SharedHistorySaver(string key, IReadOnlyList<ClaudeMessage> sent, bool wholeHistory) =>
+        (result, session) => sharedHistory!.SaveAsync(
+            key,
+            ResultsFollowTheirCalls(sent) ? [.. sent, AnswerOf(result)] : [],
+            replace: wholeHistory,
+            session.Id,
+            CancellationToken.None);
+
+    /// <summary>Whether every function result among <paramref name="messages"/> answers a call made before it there.</summary>
+    private static bool ResultsFollowTheirCalls(IReadOnlyList<ClaudeMessage> messages)
+    {
+        HashSet<string> calls = new(StringComparer.Ordinal);
+        foreach (var message in messages)
+        {
+            calls.UnionWith((message.ToolCalls ?? []).Select(call => call.Id));
+            if ((message.ToolResults ?? []).Any(result => !calls.Contains(result.ToolCallId)))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
 
     /// <summary>Ends a session no conversation holds any more: its waiting or kept process, its folder and the CLI's files for it.</summary>
     private async Task DiscardAsync(ClaudeCliSession session)

@@ -82,8 +82,8 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
     /// </summary>
     public Action<ClaudeTurn, IReadOnlyList<ClaudeToolCall>, string>? OnPaused { get; init; }
 
-    /// <summary>Called once a turn of a kept conversation is complete and remembered, with its result.</summary>
-    public Func<ClaudeTurnResult, ClaudeCliSession, Task>? OnCompleted { get; init; }
+    /// <summary>Whether the conversation started with this turn: nothing of it was kept here or in the shared store.</summary>
+    public bool StartsConversation { get; init; }
 
     /// <summary>The calls the paused turn waits on.</summary>
     public IReadOnlyList<ClaudeToolCall> WaitingCalls => [.. _previousCalls.Select(p => p.Call)];
@@ -350,9 +350,9 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
                 _keptByLineage = await _conversations.TryAddAsync(history, _session, CancellationToken.None);
             }
 
-            if (OnCompleted is not null)
+            if (_conversation?.Completed is { } completed)
             {
-                await OnCompleted(result, _session);
+                await completed(result, _session);
             }
         }
     }
@@ -538,7 +538,13 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
 /// <param name="HistoryAfterAnswer">What the session has seen once the answer is in it, or null when the client did not send it all.</param>
 /// <param name="Discard">Lets go of a session no key leads to: its kept process, folder and files.</param>
 /// <param name="KeyedByHistory">Whether the conversation's key is its history, which moves on with the answer.</param>
-internal sealed record ConversationTurn(Func<ClaudeTurnResult, string?> HistoryAfterAnswer, Func<ClaudeCliSession, Task> Discard, bool KeyedByHistory);
+/// <param name="Completed">Called once the turn is complete and remembered, with its result: by the request that
+/// completes it, which for a turn that paused for function results is the one that brought the last results.</param>
+internal sealed record ConversationTurn(
+    Func<ClaudeTurnResult, string?> HistoryAfterAnswer,
+    Func<ClaudeCliSession, Task> Discard,
+    bool KeyedByHistory,
+    Func<ClaudeTurnResult, ClaudeCliSession, Task>? Completed = null);
 
 /// <summary>What the backend does to the answer itself: end it at a stop sequence, check it against an output schema.</summary>
 internal sealed record AnswerShape(IReadOnlyList<string>? StopSequences, StructuredAnswer? Structured);

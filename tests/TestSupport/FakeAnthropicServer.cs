@@ -67,6 +67,34 @@ public sealed class FakeAnthropicServer : IAsyncDisposable
     /// <summary>The <c>/v1/messages</c> requests the CLI sent, oldest first, with the Claude session each came from.</summary>
     public IReadOnlyList<(JsonElement Body, string? SessionId)> MessageRequestsWithSession() => LoggedMessageRequests();
 
+    /// <summary>
+    /// What the real API would refuse with a 400 in the requests sent so far: a <c>tool_use</c> without its
+    /// <c>tool_result</c> in the next message, or a <c>tool_result</c> whose call is not in the message before it.
+    /// </summary>
+    public IReadOnlyList<string> UnpairedToolBlocks()
+    {
+        static IEnumerable<string> IdsOf(JsonElement message, string type, string property) =>
+            message.GetProperty("content") is { ValueKind: JsonValueKind.Array } content
+                ? content.EnumerateArray().Where(b => b.GetProperty("type").GetString() == type).Select(b => b.GetProperty(property).GetString()!)
+                : [];
+
+        List<string> unpaired = [];
+        foreach (var (request, index) in MessageRequests().Select((request, index) => (request, index)))
+        {
+            var messages = request.GetProperty("messages").EnumerateArray().ToList();
+            for (var i = 0; i < messages.Count; i++)
+            {
+                var calls = IdsOf(messages[i], "tool_use", "id").ToHashSet();
+                var next = i + 1 < messages.Count ? IdsOf(messages[i + 1], "tool_result", "tool_use_id").ToHashSet() : [];
+                var before = i > 0 ? IdsOf(messages[i - 1], "tool_use", "id").ToHashSet() : [];
+                unpaired.AddRange(calls.Where(call => !next.Contains(call)).Select(call => $"request {index}: tool_use {call} has no tool_result after it"));
+                unpaired.AddRange(IdsOf(messages[i], "tool_result", "tool_use_id").Where(id => !before.Contains(id)).Select(id => $"request {index}: tool_result {id} answers no tool_use before it"));
+            }
+        }
+
+        return unpaired;
+    }
+
     private List<(JsonElement Body, string? SessionId)> LoggedMessageRequests()
     {
         if (!File.Exists(LogPath))

@@ -55,6 +55,23 @@ public sealed class RedisServer : IDisposable
         }
     }
 
+    /// <summary>The items of every list whose key matches <paramref name="pattern"/>, read on a connection of its own.</summary>
+    public async Task<IReadOnlyList<IReadOnlyList<byte[]>>> ListsAsync(string pattern)
+    {
+        await using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(Configuration);
+        var database = redis.GetDatabase();
+        List<IReadOnlyList<byte[]>> lists = [];
+        await foreach (var key in redis.GetServer(redis.GetEndPoints()[0]).KeysAsync(pattern: pattern))
+        {
+            if (await database.KeyTypeAsync(key) == StackExchange.Redis.RedisType.List)
+            {
+                lists.Add([.. (await database.ListRangeAsync(key)).Select(item => (byte[])item!)]);
+            }
+        }
+
+        return lists;
+    }
+
     /// <summary>Sends one inline command on a connection of its own; its reply's first line.</summary>
     private async Task<string?> CommandAsync(string command)
     {

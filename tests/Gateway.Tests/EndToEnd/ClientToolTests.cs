@@ -2,6 +2,7 @@ using System.ClientModel;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using ClaudeProxy.ClaudeBackend.Contract;
 using ClaudeProxy.Gateway.Tests.Infrastructure;
 using ClaudeProxy.TestSupport;
 using Microsoft.Extensions.AI;
@@ -159,6 +160,58 @@ public sealed class ClientToolTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Results_for_a_conversation_with_an_id_sent_after_its_waiting_process_is_gone_reach_the_model_once_after_the_question()
+    {
+        using var redis = await RedisServer.StartOrSkipAsync();
+        await using var app = GatewayApp.WithRealCli(_api, configure: s => (s["ClaudeBackend:ToolResultTimeout"], s["ClaudeBackend:Redis"]) = ("00:00:01", redis.Configuration));
+        using var http = app.CreateClient();
+        var tools = new[] { new { type = "function", function = new { name = "get_weather", parameters = new { type = "object", properties = new { city = new { type = "string" } } } } } };
+        var messages = new List<object> { new { role = "user", content = "hello there" } };
+        var greeting = await (await http.PostAsJsonAsync("/v1/chat/completions", new { model = "claude-sonnet:latest", id = "replayed-here", messages, tools }, Cancel)).Content.ReadFromJsonAsync<JsonElement>(Cancel);
+        var greetingText = greeting.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString()!;
+        messages.Add(new { role = "assistant", content = greetingText });
+        messages.Add(new { role = "user", content = "weather?\ncall:get_weather:{\"city\":\"Oslo\"}" });
+        var first = await (await http.PostAsJsonAsync("/v1/chat/completions", new { model = "claude-sonnet:latest", id = "replayed-here", messages, tools }, Cancel)).Content.ReadFromJsonAsync<JsonElement>(Cancel);
+        var call = first.GetProperty("choices")[0].GetProperty("message").GetProperty("tool_calls")[0];
+
+        // The wait is over: the process that held the call is stopped, and the same gateway, which keeps the
+        // conversation's session, takes the results.
+        using var waited = CancellationTokenSource.CreateLinkedTokenSource(Cancel);
+        waited.CancelAfter(TimeSpan.FromSeconds(20));
+        while (!app.Logs.Any(l => l.Contains("got none within", StringComparison.Ordinal)))
+        {
+            await Task.Delay(50, waited.Token);
+        }
+
+        messages.Add(new { role = "assistant", content = (string?)null, tool_calls = new[] { call } });
+        messages.Add(new { role = "tool", tool_call_id = call.GetProperty("id").GetString(), content = "fog in Oslo" });
+        var second = await http.PostAsJsonAsync("/v1/chat/completions", new { model = "claude-sonnet:latest", id = "replayed-here", messages, tools }, Cancel);
+
+        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+        var answer = (await second.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString();
+        Assert.StartsWith("done after 1 rounds", answer);
+        // The model saw the conversation as the client has it: the greeting, the question once, the call and its result.
+        var sent = _api.MessageRequests()[^1].GetProperty("messages").EnumerateArray().Select(Describe).ToList();
+        Assert.Equal(["user:hello there", "assistant:text", "user:weather?", "assistant:tool_use", "user:tool_result"], sent);
+        // The shared store keeps it so too, each message once, and the answer.
+        var kept = Assert.Single(await redis.ListsAsync("claudeproxy:conversation:*")).Select(item => ClaudeBackendContract.ParseMessage(item)).ToList();
+        Assert.Equal(["hello there", greetingText, "weather?", "", "", answer], kept.Select(m => m.Text.Split('\n')[0]));
+        Assert.Equal("fog in Oslo", Assert.Single(kept[4].ToolResults!).Content);
+        Assert.Empty(_api.UnpairedToolBlocks());
+    }
+
+    /// <summary>A message the model was sent, in short: its role and its first block's text's first line, or the block's type.</summary>
+    private static string Describe(JsonElement message)
+    {
+        var content = message.GetProperty("content");
+        var first = content.ValueKind == JsonValueKind.String ? content : content.EnumerateArray().First(b => b.GetProperty("type").GetString() != "text" || !b.GetProperty("text").GetString()!.StartsWith("<system-reminder>", StringComparison.Ordinal));
+        var what = first.ValueKind == JsonValueKind.String ? first.GetString()!
+            : first.GetProperty("type").GetString() == "text" && message.GetProperty("role").GetString() == "user" ? first.GetProperty("text").GetString()!
+            : first.GetProperty("type").GetString()!;
+        return $"{message.GetProperty("role").GetString()}:{what.Split('\n')[0]}";
+    }
+
+    [Fact]
     public async Task A_finished_round_in_a_history_no_session_holds_reaches_the_model_as_real_blocks()
     {
         var chat = new ChatClient("claude-sonnet:latest", new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(_baseAddress, "/v1") });
@@ -302,6 +355,8 @@ public sealed class ClientToolTests : IAsyncLifetime
         {
             Assert.Equal(result, results[id]);
         }
+
+        Assert.Empty(_api.UnpairedToolBlocks());
     }
 
     /// <summary>The loop's three API requests came from one CLI session: the paused process went on, nothing was replayed.</summary>

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using ClaudeProxy.ClaudeBackend.Contract;
 using ClaudeProxy.Gateway.Tests.Infrastructure;
 using ClaudeProxy.TestSupport;
 using static ClaudeProxy.Gateway.Tests.Infrastructure.StreamingReads;
@@ -183,7 +184,89 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
         var last = _api.MessageRequests()[^1].GetProperty("messages").EnumerateArray().ToList();
         Assert.Equal("tool_use", last[^2].GetProperty("content")[0].GetProperty("type").GetString());
         Assert.Equal("tool_result", last[^1].GetProperty("content")[0].GetProperty("type").GetString());
+        // The store keeps the round once, as the client sent it: nothing of the killed worker's unanswered call.
+        Assert.Equal(["user", "assistant", "user", "assistant"], (await KeptConversationAsync()).Select(m => m.Role));
+        Assert.Empty(_api.UnpairedToolBlocks());
     }
+
+    [Theory]
+    [InlineData("openai")]
+    [InlineData("ollama")]
+    public async Task A_conversation_with_an_id_that_called_the_clients_function_goes_on_at_the_other_worker_with_its_calls_and_results(string dialect)
+    {
+        await _api.ConfigureAsync("""{"reply": "agent"}""");
+        await using var front = Front();
+        using var client = front.CreateClient();
+        string? callId = null;
+        if (dialect == "openai")
+        {
+            var call = await AskForTheWeatherAsync(client, "tools-kept");
+            callId = call.GetProperty("id").GetString();
+            using var done = await SendTheWeatherAsync(client, "tools-kept", call);
+            Assert.Equal(HttpStatusCode.OK, done.StatusCode);
+        }
+        else
+        {
+            // A client of the original server's ids sends only what is new, a round with its question, and without ids:
+            // the result pairs with its call by the function's name.
+            const string Tools = """[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]""";
+            using var hello = await client.PostAsync("/api/chat", Json("""{"model":"claude-sonnet:latest","id":"tools-kept","stream":false,"messages":[{"role":"user","content":"hello"}]}"""), Cancel);
+            Assert.Equal(HttpStatusCode.OK, hello.StatusCode);
+            using var asked = await client.PostAsync("/api/chat", Json($$"""{"model":"claude-sonnet:latest","id":"tools-kept","stream":false,"tools":{{Tools}},"messages":[{{WeatherQuestion}}]}"""), Cancel);
+            var function = (await asked.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("message").GetProperty("tool_calls")[0].GetProperty("function");
+            using var done = await client.PostAsync("/api/chat", Json($$"""
+                {"model":"claude-sonnet:latest","id":"tools-kept","stream":false,"tools":{{Tools}},"messages":[{{WeatherQuestion}},
+                 {"role":"assistant","content":"","tool_calls":[{"function":{{function.GetRawText()}}}]},{"role":"tool","tool_name":"get_weather","content":"fog in Oslo"}]}
+                """), Cancel);
+            Assert.Equal(HttpStatusCode.OK, done.StatusCode);
+        }
+
+        // The shared store keeps the round as the client sent it, each result beside its call, and the answer: after
+        // the greeting kept before it, for the client that sent only what was new.
+        var kept = (await KeptConversationAsync()).ToList();
+        if (dialect == "ollama")
+        {
+            Assert.Equal(["hello", "hello"], kept.Take(2).Select(m => m.Text));
+            kept.RemoveRange(0, 2);
+        }
+
+        Assert.Equal(["user", "assistant", "user", "assistant"], kept.Select(m => m.Role));
+        var keptCall = Assert.Single(kept[1].ToolCalls!);
+        Assert.Equal(("get_weather", callId ?? keptCall.Id), (keptCall.Name, keptCall.Id));
+        Assert.Equal((keptCall.Id, "fog in Oslo"), (Assert.Single(kept[2].ToolResults!).ToolCallId, kept[2].ToolResults![0].Content));
+        Assert.StartsWith("done after 1 rounds", kept[3].Text, StringComparison.Ordinal);
+
+        await KillTheWorkerThatRanATurnAsync();
+        // Only the new message, as a client of the original server's ids sends it.
+        using var next = dialect == "openai"
+            ? await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"claude-sonnet:latest","id":"tools-kept","tools":{{WeatherTools}},"messages":[{"role":"user","content":"and tomorrow?"}]}"""), Cancel)
+            : await client.PostAsync("/api/chat", Json("""{"model":"claude-sonnet:latest","id":"tools-kept","stream":false,"messages":[{"role":"user","content":"and tomorrow?"}]}"""), Cancel);
+
+        Assert.Equal(HttpStatusCode.OK, next.StatusCode);
+        // The other worker went on from the store: the model saw the question, its call, the result and the answer.
+        var sent = _api.MessageRequests()[^1].GetProperty("messages").EnumerateArray().ToList();
+        if (dialect == "ollama")
+        {
+            Assert.Equal(["user", "assistant"], sent.Take(2).Select(m => m.GetProperty("role").GetString()));
+            sent.RemoveRange(0, 2);
+        }
+
+        Assert.Equal(["user", "assistant", "user", "assistant", "user"], sent.Select(m => m.GetProperty("role").GetString()));
+        var toolUse = Blocks(sent[1]).Single(b => b.GetProperty("type").GetString() == "tool_use");
+        var toolResult = Blocks(sent[2]).Single(b => b.GetProperty("type").GetString() == "tool_result");
+        Assert.Equal("mcp__client__get_weather", toolUse.GetProperty("name").GetString());
+        Assert.Equal(toolUse.GetProperty("id").GetString(), toolResult.GetProperty("tool_use_id").GetString());
+        Assert.Contains("fog in Oslo", toolResult.GetProperty("content").ToString(), StringComparison.Ordinal);
+        Assert.Contains(Blocks(sent[4]), b => b.GetProperty("type").GetString() == "text" && b.GetProperty("text").GetString() == "and tomorrow?");
+        Assert.Empty(_api.UnpairedToolBlocks());
+    }
+
+    private static IEnumerable<JsonElement> Blocks(JsonElement message) =>
+        message.GetProperty("content") is { ValueKind: JsonValueKind.Array } content ? content.EnumerateArray() : [];
+
+    /// <summary>The messages the shared store keeps of the one conversation in it, read from Redis itself.</summary>
+    private async Task<IReadOnlyList<ClaudeMessage>> KeptConversationAsync() =>
+        [.. Assert.Single(await _redis.ListsAsync("claudeproxy:conversation:*")).Select(item => ClaudeBackendContract.ParseMessage(item))];
 
     [Fact]
     public async Task A_worker_that_comes_back_takes_new_chats_and_a_conversation_that_went_on_elsewhere_stays_there()
