@@ -186,7 +186,16 @@ public sealed partial class ClaudeCliBackend(
         ClaudeTurnRequest request, ConversationKeys keys)
     {
         var results = request.Messages[^1].ToolResults ?? [];
-        var paused = _paused.Take(request.Owner, results.Select(r => r.ToolCallId), CallsHistoryKeyOf(request, keys), out var scope);
+        var paused = _paused.Take(request.Owner, results.Select(r => r.ToolCallId), CallsHistoryKeyOf(request, keys), null, out var scope);
+        var bySession = false;
+        if (paused is null && !keys.ByHistory && await conversations.FindAsync(keys.Key, CancellationToken.None) is { } session)
+        {
+            // A client that drops the ids and sends only its new messages is known by neither: a conversation with an
+            // id waits in its session. Should the results not be that turn's round, the question is asked again.
+            paused = _paused.Take(request.Owner, [], "", session.Id, out scope);
+            bySession = true;
+        }
+
         if (paused is null)
         {
             return (null, results, null);
@@ -205,8 +214,10 @@ public sealed partial class ClaudeCliBackend(
         }
 
         PutBack(paused, request, keys);
-        return (null, results, new ClaudeBackendError(ClaudeErrorKind.InvalidRequest,
-            $"the results of all calls of a round must come together; missing: {string.Join(", ", missing)}"));
+        return bySession
+            ? (null, results, null)
+            : (null, results, new ClaudeBackendError(ClaudeErrorKind.InvalidRequest,
+                $"the results of all calls of a round must come together; missing: {string.Join(", ", missing)}"));
     }
 
     /// <summary>Lets a paused turn taken for a request wait on, for the rest of its time.</summary>
@@ -521,6 +532,17 @@ public sealed partial class ClaudeCliBackend(
                     stored = null;
                 }
 
+                if (stored is { } unanswered && replay is not null && !keys.ByHistory && history == 0 && sharedHistory is not null
+                    && await conversations.HistoryOfAsync(keys.Key, cancellationToken) == ClaudeTurn.UnfinishedHistory)
+                {
+                    // Its session ends in the question and the calls whose process is gone, which the CLI would show the
+                    // model as refused, before the question asked again: the shared store has what came before it.
+                    LogUnansweredSessionLetGo(logger, request.ConversationId!);
+                    await DiscardAsync(unanswered);
+                    await conversations.ForgetAsync(keys.Key, cancellationToken);
+                    stored = null;
+                }
+
                 startsHere = stored is null;
                 if (stored is { } known)
                 {
@@ -599,37 +621,69 @@ public sealed partial class ClaudeCliBackend(
 
     /// <summary>
     /// What a finished turn of a conversation with an id adds to the shared store: the messages its completing request
-    /// sent (its question, and the rounds of the client's functions that request brought: calls and results paired as
-    /// the client paired them) and the answer, after what is kept; or, when they are the whole history, all of it in
-    /// place of what was kept.
+    /// sent (its question, and the rounds of the client's functions that request brought) and the answer, after what is
+    /// kept; or, when they are the whole history, all of it in place of what was kept.
     /// </summary>
     /// <remarks>
-    /// Kept only when the turn completes, so a round the client never answers is never kept. A request whose results
-    /// answer calls it does not hold (a client that sends only its last message) cannot say what the model saw: what
-    /// was kept is let go rather than left without them.
+    /// Kept only when the turn completes, so a round the client never answers is never kept. The rounds are kept as the
+    /// client sent them, which, when a process that was gone asked the question again, may differ from what the model
+    /// last saw (it answered without calling again): the client's history is the conversation's. Rounds that the API
+    /// would refuse (a call without its result, a result without its call) are not kept, and neither is what was kept
+    /// before them: another worker would fail on them.
     /// </remarks>
     private Func<ClaudeTurnResult, ClaudeCliSession, Task> SharedHistorySaver(string key, IReadOnlyList<ClaudeMessage> sent, bool wholeHistory) =>
         (result, session) => sharedHistory!.SaveAsync(
             key,
-            ResultsFollowTheirCalls(sent) ? [.. sent, AnswerOf(result)] : [],
+            WithRoundsOfTheirOwn(sent) is { } kept ? [.. kept, AnswerOf(result)] : [],
             replace: wholeHistory,
             session.Id,
             CancellationToken.None);
 
-    /// <summary>Whether every function result among <paramref name="messages"/> answers a call made before it there.</summary>
-    private static bool ResultsFollowTheirCalls(IReadOnlyList<ClaudeMessage> messages)
+    /// <summary>
+    /// The messages with each round's calls under ids of their own, their results with them; null unless every call is
+    /// answered in the next message and every result answers a call of the message before, as the API requires.
+    /// </summary>
+    /// <remarks>
+    /// A client that gives its calls no ids gets ones by place (<c>call_1_0</c>), and one that sends only its new round
+    /// gets the same ones every round: kept one after another they would be two calls of one id, which the API refuses.
+    /// </remarks>
+    private static List<ClaudeMessage>? WithRoundsOfTheirOwn(IReadOnlyList<ClaudeMessage> messages)
     {
-        HashSet<string> calls = new(StringComparer.Ordinal);
+        List<ClaudeMessage> kept = new(messages.Count);
+        // The previous message's calls: the client's id, and the one kept.
+        Dictionary<string, string> calls = new(StringComparer.Ordinal);
         foreach (var message in messages)
         {
-            calls.UnionWith((message.ToolCalls ?? []).Select(call => call.Id));
-            if ((message.ToolResults ?? []).Any(result => !calls.Contains(result.ToolCallId)))
+            var renamed = message;
+            var results = message.ToolResults ?? [];
+            if (results.Count != calls.Count || results.Any(result => !calls.ContainsKey(result.ToolCallId)) || results.DistinctBy(r => r.ToolCallId).Count() != results.Count)
             {
-                return false;
+                return null;
             }
+
+            if (results.Count > 0)
+            {
+                renamed = renamed with { ToolResults = [.. results.Select(result => result with { ToolCallId = calls[result.ToolCallId] })] };
+            }
+
+            calls = new(StringComparer.Ordinal);
+            foreach (var call in message.ToolCalls ?? [])
+            {
+                if (!calls.TryAdd(call.Id, "toolu_kept_" + Guid.NewGuid().ToString("N")))
+                {
+                    return null;
+                }
+            }
+
+            if (calls.Count > 0)
+            {
+                renamed = renamed with { ToolCalls = [.. message.ToolCalls!.Select(call => call with { Id = calls[call.Id] })] };
+            }
+
+            kept.Add(renamed);
         }
 
-        return true;
+        return calls.Count == 0 ? kept : null;
     }
 
     /// <summary>Ends a session no conversation holds any more: its waiting or kept process, its folder and the CLI's files for it.</summary>
@@ -651,6 +705,9 @@ public sealed partial class ClaudeCliBackend(
             }
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Conversation {Conversation} comes back with the results of calls whose process is gone: it goes on from the shared store, not from the session that waited for them")]
+    private static partial void LogUnansweredSessionLetGo(ILogger logger, string conversation);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Conversation {Conversation} went on at another worker: its session here is let go")]
     private static partial void LogSessionBehindSharedStore(ILogger logger, string conversation);

@@ -12,7 +12,8 @@ namespace ClaudeProxy.ClaudeBackend;
 internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
 {
     /// <summary>The history a conversation's session is known by while a turn of it waits for function results: no client's.</summary>
-    private const string UnfinishedHistory = "unfinished";
+    /// <summary>What a conversation's session has seen when its last turn paused and never got its results.</summary>
+    internal const string UnfinishedHistory = "unfinished";
 
     /// <summary>How long a CLI that has finished its turn may take to exit by itself (it needs about 30 ms).</summary>
     private static readonly TimeSpan ExitGrace = TimeSpan.FromSeconds(5);

@@ -53,7 +53,9 @@ public static partial class GatewayExtensions
                 .AddClaudeDialects(builder.Configuration.GetSection(Transforms.DialectOptions.SectionName))
                 .AddTransforms<OllamaUsageTransformProvider>()
                 .AddTransforms<WorkerKeyTransformProvider>();
+            builder.Services.AddSingleton<WorkerLoads>();
             builder.Services.AddSingleton<Yarp.ReverseProxy.LoadBalancing.ILoadBalancingPolicy, ConversationHashPolicy>();
+            builder.Services.AddSingleton<Yarp.ReverseProxy.Health.IActiveHealthCheckPolicy, WorkerLoadHealthPolicy>();
         }
 
         if (gateway.HasWorkers)

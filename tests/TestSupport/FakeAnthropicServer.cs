@@ -69,7 +69,8 @@ public sealed class FakeAnthropicServer : IAsyncDisposable
 
     /// <summary>
     /// What the real API would refuse with a 400 in the requests sent so far: a <c>tool_use</c> without its
-    /// <c>tool_result</c> in the next message, or a <c>tool_result</c> whose call is not in the message before it.
+    /// <c>tool_result</c> in the next message, a <c>tool_result</c> whose call is not in the message before it, or two
+    /// <c>tool_use</c> blocks of one id.
     /// </summary>
     public IReadOnlyList<string> UnpairedToolBlocks()
     {
@@ -82,6 +83,8 @@ public sealed class FakeAnthropicServer : IAsyncDisposable
         foreach (var (request, index) in MessageRequests().Select((request, index) => (request, index)))
         {
             var messages = request.GetProperty("messages").EnumerateArray().ToList();
+            unpaired.AddRange(messages.SelectMany(message => IdsOf(message, "tool_use", "id")).GroupBy(id => id).Where(ids => ids.Count() > 1)
+                .Select(ids => $"request {index}: tool_use id {ids.Key} is used {ids.Count()} times"));
             for (var i = 0; i < messages.Count; i++)
             {
                 var calls = IdsOf(messages[i], "tool_use", "id").ToHashSet();

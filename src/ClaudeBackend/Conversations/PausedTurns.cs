@@ -94,16 +94,17 @@ internal sealed partial class PausedTurns<TTurn>(TimeProvider timeProvider, IOpt
 
     /// <summary>
     /// The paused turn that made any of <paramref name="callIds"/> for <paramref name="owner"/>, else the one paused at
-    /// <paramref name="historyKey"/>, or null; it no longer waits here.
+    /// <paramref name="historyKey"/>, else the one paused in <paramref name="sessionId"/>, or null; it no longer waits here.
     /// </summary>
     /// <param name="scope">What the turn's process was started with: results sent with another cannot go on in it.</param>
-    public TTurn? Take(string? owner, IEnumerable<string> callIds, string historyKey, out string? scope)
+    public TTurn? Take(string? owner, IEnumerable<string> callIds, string historyKey, Guid? sessionId, out string? scope)
     {
         Paused? found;
         lock (_gate)
         {
             found = callIds.Select(id => _byKey.GetValueOrDefault(CallKey(owner, id))).FirstOrDefault(p => p is not null)
-                ?? _byKey.GetValueOrDefault(historyKey);
+                ?? _byKey.GetValueOrDefault(historyKey)
+                ?? (sessionId is { } session ? _byKey.GetValueOrDefault(SessionKey(session)) : null);
             scope = found?.Scope;
             if (found is null)
             {

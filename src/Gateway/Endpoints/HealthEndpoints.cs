@@ -14,8 +14,14 @@ internal static class HealthEndpoints
     public static IEndpointRouteBuilder MapHealthEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapMethods("/healthz", ["GET", "HEAD"], () => Results.Text("ok")).WithSummary("Liveness of the gateway process (HEAD too)").WithTags("Health");
-        app.MapGet("/readyz", async (ClaudeCliProbe cli, OllamaUpstream ollama, IOptions<GatewayOptions> options, IProxyStateLookup proxy, CancellationToken cancellationToken) =>
+        app.MapGet("/readyz", async (ClaudeCliProbe cli, OllamaUpstream ollama, IOptions<GatewayOptions> options, IProxyStateLookup proxy, HttpResponse response, CancellationToken cancellationToken) =>
         {
+            if (!options.Value.HasWorkers && proxy.TryGetCluster(Workers.ClaudeWorkers.ClusterId, out var claude))
+            {
+                // The turns this gateway's own CLI runs now, for whichever fronts probe it (a worker's load).
+                response.Headers[Workers.WorkerLoads.Header] = claude.Destinations.Values.Sum(d => d.ConcurrentRequestCount).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+
             var backends = new Dictionary<string, BackendReadiness>
             {
                 ["claude"] = options.Value.HasWorkers ? WorkersReadiness(proxy) : await CliReadinessAsync(cli, cancellationToken),

@@ -65,7 +65,8 @@ internal sealed class ClaudeWorkersConfigFilter(IOptions<GatewayOptions> options
                     // Above the worker's own check of its CLI (--version, up to 10 s on a loaded machine).
                     Timeout = TimeSpan.FromSeconds(15),
                     Path = "/readyz",
-                    Policy = HealthCheckConstants.ActivePolicy.ConsecutiveFailures,
+                    // Consecutive failures, and each worker's load from its answer.
+                    Policy = WorkerLoadHealthPolicy.PolicyName,
                 },
                 Passive = new PassiveHealthCheckConfig
                 {

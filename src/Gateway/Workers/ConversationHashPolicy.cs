@@ -136,11 +136,12 @@ internal sealed record ConversationAffinity(string Key, bool IsNew = false)
 
 /// <summary>
 /// Sends a conversation to the worker it is on (<see cref="ConversationAffinity.Worker"/>) while that one is healthy,
-/// a new chat and a request of no conversation to the least busy worker, and any other conversation (its worker gone,
+/// a new chat and a request of no conversation to the least busy worker (<see cref="WorkerLoads"/>: every front's
+/// turns as the worker last reported them, or this front's if more), and any other conversation (its worker gone,
 /// or not known to this front) to the healthy worker its key hashes to: rendezvous hashing, the same on every front and
 /// after a restart, and a worker that leaves moves only its own conversations.
 /// </summary>
-internal sealed class ConversationHashPolicy : ILoadBalancingPolicy
+internal sealed class ConversationHashPolicy(WorkerLoads loads) : ILoadBalancingPolicy
 {
     public const string PolicyName = "ConversationHash";
 
@@ -162,8 +163,8 @@ internal sealed class ConversationHashPolicy : ILoadBalancingPolicy
         if (affinity is null || affinity is { IsNew: true, Worker: null })
         {
             // Of the least busy, the one the key hashes to (any one for no conversation): new chats one after another spread.
-            var least = availableDestinations.Min(destination => destination.ConcurrentRequestCount);
-            List<DestinationState> leastBusy = [.. availableDestinations.Where(destination => destination.ConcurrentRequestCount == least)];
+            var least = availableDestinations.Min(loads.Of);
+            List<DestinationState> leastBusy = [.. availableDestinations.Where(destination => loads.Of(destination) == least)];
             return affinity is null ? leastBusy[Random.Shared.Next(leastBusy.Count)] : ByHash(affinity.Key, leastBusy);
         }
 

@@ -23,9 +23,9 @@ public sealed class PausedTurnsTests
         var turn = new FakeTurn();
         paused.Add(turn, "alice", "scope", [Call("toolu_1"), Call("toolu_2")], "history");
 
-        Assert.Null(paused.Take("bob", ["toolu_2"], "bob's history", out _));
-        Assert.Same(turn, paused.Take("alice", ["toolu_2"], "other history", out _));
-        Assert.Null(paused.Take("alice", ["toolu_1"], "history", out _));
+        Assert.Null(paused.Take("bob", ["toolu_2"], "bob's history", null, out _));
+        Assert.Same(turn, paused.Take("alice", ["toolu_2"], "other history", null, out _));
+        Assert.Null(paused.Take("alice", ["toolu_1"], "history", null, out _));
         Assert.False(turn.Ended);
     }
 
@@ -36,7 +36,19 @@ public sealed class PausedTurnsTests
         var turn = new FakeTurn();
         paused.Add(turn, null, "scope", [Call("toolu_1")], "history");
 
-        Assert.Same(turn, paused.Take(null, ["call_1_0"], "history", out _));
+        Assert.Same(turn, paused.Take(null, ["call_1_0"], "history", null, out _));
+    }
+
+    [Fact]
+    public void A_turn_of_a_conversation_with_an_id_is_found_in_its_session_when_neither_ids_nor_history_find_it()
+    {
+        var paused = Create();
+        var session = new ClaudeCliSession(Guid.NewGuid(), "/tmp/conversation");
+        var turn = new FakeTurn { Session = session };
+        paused.Add(turn, null, "scope", [Call("toolu_1")], "unknown history");
+
+        Assert.Null(paused.Take(null, ["call_1_0"], "the question alone", Guid.NewGuid(), out _));
+        Assert.Same(turn, paused.Take(null, ["call_1_0"], "the question alone", session.Id, out _));
     }
 
     [Fact]
@@ -46,7 +58,7 @@ public sealed class PausedTurnsTests
         var turn = new FakeTurn();
         paused.Add(turn, null, "scope", [Call("toolu_1")], "history");
         _time.Advance(TimeSpan.FromMinutes(6));
-        Assert.Same(turn, paused.Take(null, ["toolu_1"], "history", out _));
+        Assert.Same(turn, paused.Take(null, ["toolu_1"], "history", null, out _));
         // Its results came incomplete: it waits on, for what is left of its ten minutes.
         paused.Add(turn, null, "scope", [Call("toolu_1")], "history");
 
@@ -71,7 +83,7 @@ public sealed class PausedTurnsTests
         await turns[0].WaitEndedAsync();
         Assert.False(turns[1].Ended);
         Assert.Equal(2, paused.Count);
-        Assert.Null(paused.Take(null, ["toolu_0"], "history 0", out _));
+        Assert.Null(paused.Take(null, ["toolu_0"], "history 0", null, out _));
     }
 
     [Fact]
@@ -81,7 +93,7 @@ public sealed class PausedTurnsTests
         var turn = new FakeTurn();
         paused.Add(turn, null, "model A", [Call("toolu_1")], "history");
 
-        Assert.Same(turn, paused.Take(null, ["toolu_1"], "history", out var scope));
+        Assert.Same(turn, paused.Take(null, ["toolu_1"], "history", null, out var scope));
         Assert.Equal("model A", scope);
     }
 
@@ -93,7 +105,7 @@ public sealed class PausedTurnsTests
         paused.Add(first, null, "scope", [Call("toolu_1")], "history 1");
         _time.Advance(TimeSpan.FromSeconds(1));
         paused.Add(second, null, "scope", [Call("toolu_2")], "history 2");
-        Assert.Same(first, paused.Take(null, ["toolu_1"], "history 1", out _));
+        Assert.Same(first, paused.Take(null, ["toolu_1"], "history 1", null, out _));
         paused.Add(first, null, "scope", [Call("toolu_1")], "history 1");
 
         paused.Add(third, null, "scope", [Call("toolu_3")], "history 3");
@@ -112,7 +124,7 @@ public sealed class PausedTurnsTests
         await paused.EndSessionAsync(turn.Session.Id);
 
         Assert.True(turn.Ended);
-        Assert.Null(paused.Take(null, ["toolu_1"], "history", out _));
+        Assert.Null(paused.Take(null, ["toolu_1"], "history", null, out _));
     }
 
     private sealed class FakeTurn : IPausedTurn

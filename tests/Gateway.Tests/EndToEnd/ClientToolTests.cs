@@ -176,13 +176,7 @@ public sealed class ClientToolTests : IAsyncLifetime
 
         // The wait is over: the process that held the call is stopped, and the same gateway, which keeps the
         // conversation's session, takes the results.
-        using var waited = CancellationTokenSource.CreateLinkedTokenSource(Cancel);
-        waited.CancelAfter(TimeSpan.FromSeconds(20));
-        while (!app.Logs.Any(l => l.Contains("got none within", StringComparison.Ordinal)))
-        {
-            await Task.Delay(50, waited.Token);
-        }
-
+        await WaitUntilTheWaitIsOverAsync(app);
         messages.Add(new { role = "assistant", content = (string?)null, tool_calls = new[] { call } });
         messages.Add(new { role = "tool", tool_call_id = call.GetProperty("id").GetString(), content = "fog in Oslo" });
         var second = await http.PostAsJsonAsync("/v1/chat/completions", new { model = "claude-sonnet:latest", id = "replayed-here", messages, tools }, Cancel);
@@ -198,6 +192,48 @@ public sealed class ClientToolTests : IAsyncLifetime
         Assert.Equal(["hello there", greetingText, "weather?", "", "", answer], kept.Select(m => m.Text.Split('\n')[0]));
         Assert.Equal("fog in Oslo", Assert.Single(kept[4].ToolResults!).Content);
         Assert.Empty(_api.UnpairedToolBlocks());
+    }
+
+    [Fact]
+    public async Task Results_that_a_client_of_ids_sends_without_them_after_the_waiting_process_is_gone_reach_the_model_once_after_the_question()
+    {
+        using var redis = await RedisServer.StartOrSkipAsync();
+        await using var app = GatewayApp.WithRealCli(_api, configure: s => (s["ClaudeBackend:ToolResultTimeout"], s["ClaudeBackend:Redis"]) = ("00:00:01", redis.Configuration));
+        using var http = app.CreateClient();
+        const string Question = """{"role":"user","content":"weather?\ncall:get_weather:{\"city\":\"Oslo\"}"}""";
+        // Only what is new each time, and no ids, as a client of the original server's ids sends it.
+        const string Tools = """[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]""";
+        static StringContent Chat(string messages) => new(
+            $$"""{"model":"claude-sonnet:latest","id":"unanswered","stream":false,"tools":{{Tools}},"messages":[{{messages}}]}""",
+            System.Text.Encoding.UTF8,
+            "application/json");
+        using var hello = await http.PostAsync("/api/chat", Chat("""{"role":"user","content":"hello there"}"""), Cancel);
+        using var asked = await http.PostAsync("/api/chat", Chat(Question), Cancel);
+        var function = (await asked.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("message").GetProperty("tool_calls")[0].GetProperty("function");
+
+        await WaitUntilTheWaitIsOverAsync(app);
+        using var done = await http.PostAsync("/api/chat", Chat($$"""
+            {{Question}},{"role":"assistant","content":"","tool_calls":[{"function":{{function.GetRawText()}}}]},{"role":"tool","tool_name":"get_weather","content":"fog in Oslo"}
+            """), Cancel);
+
+        Assert.Equal(HttpStatusCode.OK, done.StatusCode);
+        Assert.StartsWith("done after 1 rounds", (await done.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("message").GetProperty("content").GetString(), StringComparison.Ordinal);
+        // Not the session that waited, which the CLI would show the model with its calls refused: the greeting from the
+        // shared store, then the question once, its call and the client's result.
+        var sent = _api.MessageRequests()[^1].GetProperty("messages").EnumerateArray().Select(Describe).ToList();
+        Assert.Equal(["user:hello there", "assistant:text", "user:weather?", "assistant:tool_use", "user:tool_result"], sent);
+        Assert.Empty(_api.UnpairedToolBlocks());
+    }
+
+    /// <summary>Waits until the gateway has stopped a turn's wait for function results (<c>ToolResultTimeout</c>).</summary>
+    private static async Task WaitUntilTheWaitIsOverAsync(GatewayApp app)
+    {
+        using var waited = CancellationTokenSource.CreateLinkedTokenSource(Cancel);
+        waited.CancelAfter(TimeSpan.FromSeconds(20));
+        while (!app.Logs.Any(l => l.Contains("got none within", StringComparison.Ordinal)))
+        {
+            await Task.Delay(50, waited.Token);
+        }
     }
 
     /// <summary>A message the model was sent, in short: its role and its first block's text's first line, or the block's type.</summary>

@@ -4,6 +4,7 @@ using System.Text.Json;
 using ClaudeProxy.ClaudeBackend.Contract;
 using ClaudeProxy.Gateway.Tests.Infrastructure;
 using ClaudeProxy.TestSupport;
+using Microsoft.Extensions.DependencyInjection;
 using static ClaudeProxy.Gateway.Tests.Infrastructure.StreamingReads;
 
 namespace ClaudeProxy.Gateway.Tests.Workers;
@@ -197,32 +198,40 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
         await _api.ConfigureAsync("""{"reply": "agent"}""");
         await using var front = Front();
         using var client = front.CreateClient();
-        string? callId = null;
+        int rounds;
         if (dialect == "openai")
         {
             var call = await AskForTheWeatherAsync(client, "tools-kept");
-            callId = call.GetProperty("id").GetString();
             using var done = await SendTheWeatherAsync(client, "tools-kept", call);
             Assert.Equal(HttpStatusCode.OK, done.StatusCode);
+            rounds = 1;
         }
         else
         {
-            // A client of the original server's ids sends only what is new, a round with its question, and without ids:
-            // the result pairs with its call by the function's name.
-            const string Tools = """[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]""";
+            // A client of the original server's ids sends only what is new: each round with its question, and without
+            // ids, so its calls get ones by place, the same every round.
             using var hello = await client.PostAsync("/api/chat", Json("""{"model":"claude-sonnet:latest","id":"tools-kept","stream":false,"messages":[{"role":"user","content":"hello"}]}"""), Cancel);
             Assert.Equal(HttpStatusCode.OK, hello.StatusCode);
-            using var asked = await client.PostAsync("/api/chat", Json($$"""{"model":"claude-sonnet:latest","id":"tools-kept","stream":false,"tools":{{Tools}},"messages":[{{WeatherQuestion}}]}"""), Cancel);
-            var function = (await asked.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("message").GetProperty("tool_calls")[0].GetProperty("function");
-            using var done = await client.PostAsync("/api/chat", Json($$"""
-                {"model":"claude-sonnet:latest","id":"tools-kept","stream":false,"tools":{{Tools}},"messages":[{{WeatherQuestion}},
-                 {"role":"assistant","content":"","tool_calls":[{"function":{{function.GetRawText()}}}]},{"role":"tool","tool_name":"get_weather","content":"fog in Oslo"}]}
-                """), Cancel);
-            Assert.Equal(HttpStatusCode.OK, done.StatusCode);
+            foreach (var city in new[] { "Oslo", "Bergen" })
+            {
+                var question = $$"""{"role":"user","content":"weather?\ncall:get_weather:{\"city\":\"{{city}}\"}"}""";
+                using var asked = await client.PostAsync("/api/chat", Json($$"""{"model":"claude-sonnet:latest","id":"tools-kept","stream":false,"tools":{{WeatherTools}},"messages":[{{question}}]}"""), Cancel);
+                var function = (await asked.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("message").GetProperty("tool_calls")[0].GetProperty("function");
+                using var done = await client.PostAsync("/api/chat", Json($$"""
+                    {"model":"claude-sonnet:latest","id":"tools-kept","stream":false,"tools":{{WeatherTools}},"messages":[{{question}},
+                     {"role":"assistant","content":"","tool_calls":[{"function":{{function.GetRawText()}}}]},{"role":"tool","tool_name":"get_weather","content":"fog in {{city}}"}]}
+                    """), Cancel);
+                Assert.Equal(HttpStatusCode.OK, done.StatusCode);
+                // The results went on in the process that waited for them (found in the conversation's session): the
+                // model saw the question once, not asked again.
+                Assert.Single(_api.MessageRequests()[^1].GetProperty("messages").EnumerateArray(), m => m.GetRawText().Contains($"call:get_weather:{{\\\"city\\\":\\\"{city}", StringComparison.Ordinal));
+            }
+
+            rounds = 2;
         }
 
-        // The shared store keeps the round as the client sent it, each result beside its call, and the answer: after
-        // the greeting kept before it, for the client that sent only what was new.
+        // The shared store keeps each round as the client sent it, each result beside its call, and the answer: after
+        // the greeting kept before them, for the client that sent only what was new.
         var kept = (await KeptConversationAsync()).ToList();
         if (dialect == "ollama")
         {
@@ -230,20 +239,22 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
             kept.RemoveRange(0, 2);
         }
 
-        Assert.Equal(["user", "assistant", "user", "assistant"], kept.Select(m => m.Role));
-        var keptCall = Assert.Single(kept[1].ToolCalls!);
-        Assert.Equal(("get_weather", callId ?? keptCall.Id), (keptCall.Name, keptCall.Id));
-        Assert.Equal((keptCall.Id, "fog in Oslo"), (Assert.Single(kept[2].ToolResults!).ToolCallId, kept[2].ToolResults![0].Content));
+        Assert.Equal(Enumerable.Repeat<string[]>(["user", "assistant", "user", "assistant"], rounds).SelectMany(r => r), kept.Select(m => m.Role));
+        var keptCalls = kept.Where(m => m.ToolCalls is not null).Select(m => Assert.Single(m.ToolCalls!)).ToList();
+        Assert.All(keptCalls, call => Assert.Equal("get_weather", call.Name));
+        Assert.Equal(keptCalls.Select(c => c.Id), kept.Where(m => m.ToolResults is not null).Select(m => Assert.Single(m.ToolResults!).ToolCallId));
+        Assert.Equal(rounds, keptCalls.Select(c => c.Id).Distinct().Count());
+        Assert.Equal("fog in Oslo", kept[2].ToolResults![0].Content);
         Assert.StartsWith("done after 1 rounds", kept[3].Text, StringComparison.Ordinal);
 
         await KillTheWorkerThatRanATurnAsync();
         // Only the new message, as a client of the original server's ids sends it.
         using var next = dialect == "openai"
             ? await client.PostAsync("/v1/chat/completions", Json($$"""{"model":"claude-sonnet:latest","id":"tools-kept","tools":{{WeatherTools}},"messages":[{"role":"user","content":"and tomorrow?"}]}"""), Cancel)
-            : await client.PostAsync("/api/chat", Json("""{"model":"claude-sonnet:latest","id":"tools-kept","stream":false,"messages":[{"role":"user","content":"and tomorrow?"}]}"""), Cancel);
+            : await client.PostAsync("/api/chat", Json($$"""{"model":"claude-sonnet:latest","id":"tools-kept","stream":false,"tools":{{WeatherTools}},"messages":[{"role":"user","content":"and tomorrow?"}]}"""), Cancel);
 
         Assert.Equal(HttpStatusCode.OK, next.StatusCode);
-        // The other worker went on from the store: the model saw the question, its call, the result and the answer.
+        // The other worker went on from the store: the model saw each question, its call, the result and the answer.
         var sent = _api.MessageRequests()[^1].GetProperty("messages").EnumerateArray().ToList();
         if (dialect == "ollama")
         {
@@ -251,13 +262,13 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
             sent.RemoveRange(0, 2);
         }
 
-        Assert.Equal(["user", "assistant", "user", "assistant", "user"], sent.Select(m => m.GetProperty("role").GetString()));
+        Assert.Equal([.. Enumerable.Repeat<string[]>(["user", "assistant", "user", "assistant"], rounds).SelectMany(r => r), "user"], sent.Select(m => m.GetProperty("role").GetString()));
         var toolUse = Blocks(sent[1]).Single(b => b.GetProperty("type").GetString() == "tool_use");
         var toolResult = Blocks(sent[2]).Single(b => b.GetProperty("type").GetString() == "tool_result");
         Assert.Equal("mcp__client__get_weather", toolUse.GetProperty("name").GetString());
         Assert.Equal(toolUse.GetProperty("id").GetString(), toolResult.GetProperty("tool_use_id").GetString());
         Assert.Contains("fog in Oslo", toolResult.GetProperty("content").ToString(), StringComparison.Ordinal);
-        Assert.Contains(Blocks(sent[4]), b => b.GetProperty("type").GetString() == "text" && b.GetProperty("text").GetString() == "and tomorrow?");
+        Assert.Contains(Blocks(sent[^1]), b => b.GetProperty("type").GetString() == "text" && b.GetProperty("text").GetString() == "and tomorrow?");
         Assert.Empty(_api.UnpairedToolBlocks());
     }
 
@@ -350,6 +361,38 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_new_chat_at_another_front_goes_to_the_worker_that_is_not_busy_with_the_first_fronts_turn()
+    {
+        await using var front = Front();
+        await using var otherFront = Front();
+        using var client = front.CreateClient();
+        static string Chat(string text, bool stream = false) => $$"""{"model":"claude-sonnet:latest","stream":{{(stream ? "true" : "false")}},"messages":[{"role":"user","content":"{{text}}"}]}""";
+        // An answer that takes about 12 s (24 chunks, 500 ms apart): longer than the other front's probes take to see it.
+        await _api.ConfigureAsync("""{"reply":"fixed:one two three four five six seven eight nine ten eleven","chunk_chars":3,"chunk_delay_ms":500}""");
+        var running = await client.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/api/chat") { Content = Json(Chat("the first chat", stream: true)) }, HttpCompletionOption.ResponseHeadersRead, Cancel);
+        var reader = new StreamReader(await running.Content.ReadAsStreamAsync(Cancel));
+        Assert.NotNull(await reader.ReadLineAsync(Cancel));
+        var busy = await WorkerThatRanAsync(0);
+        await _api.ConfigureAsync("""{"reply":"echo","chunk_delay_ms":0}""");
+
+        // The other front runs nothing: it knows of the first front's turn only from the busy worker's /readyz.
+        using var ready = await _workers[busy].Client.GetAsync("/readyz", Cancel);
+        var loads = otherFront.Services.GetRequiredService<Gateway.Workers.WorkerLoads>();
+        Assert.True(otherFront.Services.GetRequiredService<Yarp.ReverseProxy.IProxyStateLookup>().TryGetCluster(Gateway.Workers.ClaudeWorkers.ClusterId, out var cluster));
+        await WaitUntilAsync(() => Task.FromResult(loads.Of(cluster.Destinations[$"worker-{busy}"]) == 1));
+        // A chat whose hash names the busy worker: only the load reported there can send it elsewhere.
+        var second = Enumerable.Range(0, 100).Select(i => $"the second chat, take {i}").First(text => HashWorkerOf(Chat(text)) == busy);
+        using var otherClient = otherFront.CreateClient();
+        using var secondAnswer = await otherClient.PostAsync("/api/chat", Json(Chat(second)), Cancel);
+        var secondWorker = await WorkerThatRanAsync(1);
+        running.Dispose();
+
+        Assert.Equal("1", Assert.Single(ready.Headers.GetValues(Gateway.Workers.WorkerLoads.Header)));
+        Assert.Equal(HttpStatusCode.OK, secondAnswer.StatusCode);
+        Assert.NotEqual(busy, secondWorker);
+    }
+
+    [Fact]
     public async Task A_response_given_by_one_front_is_gone_on_from_through_another_on_the_worker_of_its_first_turn()
     {
         await using var front = Front();
@@ -407,7 +450,7 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
             $"worker-{i}", new Yarp.ReverseProxy.Model.DestinationModel(new Yarp.ReverseProxy.Configuration.DestinationConfig { Address = w.Client.BaseAddress!.ToString() }))).ToList();
         var context = new Microsoft.AspNetCore.Http.DefaultHttpContext();
         context.Features.Set(Gateway.Workers.ConversationAffinity.Of(System.Text.Encoding.UTF8.GetBytes(body), owner: null)! with { IsNew = false });
-        return destinations.IndexOf(new Gateway.Workers.ConversationHashPolicy().PickDestination(context, null!, destinations)!);
+        return destinations.IndexOf(new Gateway.Workers.ConversationHashPolicy(new Gateway.Workers.WorkerLoads()).PickDestination(context, null!, destinations)!);
     }
 
     /// <summary>

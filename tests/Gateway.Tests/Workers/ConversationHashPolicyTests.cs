@@ -8,15 +8,18 @@ namespace ClaudeProxy.Gateway.Tests.Workers;
 
 public sealed class ConversationHashPolicyTests
 {
-    private static readonly ConversationHashPolicy Policy = new();
+    private readonly WorkerLoads _loads = new();
+    private readonly ConversationHashPolicy _policy;
+
+    public ConversationHashPolicyTests() => _policy = new ConversationHashPolicy(_loads);
 
     private static DestinationState Worker(int port) =>
         new($"worker-{port}", new DestinationModel(new DestinationConfig { Address = $"http://10.0.0.1:{port}/" }));
 
-    private static DestinationState? Pick(string? key, IReadOnlyList<DestinationState> workers) =>
+    private DestinationState? Pick(string? key, IReadOnlyList<DestinationState> workers) =>
         Pick(key is null ? null : new ConversationAffinity(key), workers);
 
-    private static DestinationState? Pick(ConversationAffinity? affinity, IReadOnlyList<DestinationState> workers)
+    private DestinationState? Pick(ConversationAffinity? affinity, IReadOnlyList<DestinationState> workers)
     {
         var context = new DefaultHttpContext();
         if (affinity is not null)
@@ -24,7 +27,7 @@ public sealed class ConversationHashPolicyTests
             context.Features.Set(affinity);
         }
 
-        return Policy.PickDestination(context, null!, workers);
+        return _policy.PickDestination(context, null!, workers);
     }
 
     [Fact]
@@ -86,6 +89,40 @@ public sealed class ConversationHashPolicyTests
 
         Assert.Same(idle, Pick(new ConversationAffinity("conversation", IsNew: true), workers));
         Assert.Same(byHash, Pick(new ConversationAffinity("conversation"), workers));
+    }
+
+    [Fact]
+    public void A_new_chat_goes_to_the_worker_with_the_fewest_turns_of_any_front_as_the_workers_last_reported_them()
+    {
+        List<DestinationState> workers = [Worker(1), Worker(2), Worker(3)];
+        var byHash = Pick(new ConversationAffinity("chat"), workers)!;
+        var (second, third) = (workers.First(w => w != byHash), workers.Last(w => w != byHash));
+        // Other fronts' turns, which this front sees only in what the workers say.
+        Report(byHash, "2");
+        Report(second, "1");
+        // This front's own turns on the third, started since it last reported.
+        third.ConcurrentRequestCount = 2;
+        Report(third, "0");
+
+        var fewest = Pick(new ConversationAffinity("chat", IsNew: true), workers);
+        Report(byHash, null);
+        var afterAnAnswerWithoutIt = Pick(new ConversationAffinity("chat", IsNew: true), workers);
+
+        Assert.Same(second, fewest);
+        Assert.Equal(2, _loads.Of(third));
+        // A worker whose answer says nothing (an earlier version) counts only this front's turns.
+        Assert.Same(byHash, afterAnAnswerWithoutIt);
+    }
+
+    private void Report(DestinationState worker, string? turns)
+    {
+        using var answer = new HttpResponseMessage();
+        if (turns is not null)
+        {
+            answer.Headers.Add(WorkerLoads.Header, turns);
+        }
+
+        _loads.Report(worker, answer);
     }
 
     [Fact]
