@@ -188,10 +188,11 @@ public sealed partial class ClaudeCliBackend(
         var results = request.Messages[^1].ToolResults ?? [];
         var paused = _paused.Take(request.Owner, results.Select(r => r.ToolCallId), CallsHistoryKeyOf(request, keys), null, out var scope);
         var bySession = false;
-        if (paused is null && !keys.ByHistory && await conversations.FindAsync(keys.Key, CancellationToken.None) is { } session)
+        if (paused is null && !keys.ByHistory && ToolReplay.Of(request.Messages) is { } round && TurnPrompt.HistoryCount(round.Asked) == 0
+            && await conversations.FindAsync(keys.Key, CancellationToken.None) is { } session)
         {
             // A client that drops the ids and sends only its new messages is known by neither: a conversation with an
-            // id waits in its session. Should the results not be that turn's round, the question is asked again.
+            // id waits in its session.
             paused = _paused.Take(request.Owner, [], "", session.Id, out scope);
             bySession = true;
         }
@@ -201,8 +202,10 @@ public sealed partial class ClaudeCliBackend(
             return (null, results, null);
         }
 
-        if (paused.ProcessEnded || scope != keys.Scope)
+        if (paused.ProcessEnded || scope != keys.Scope || (bySession && !AreTheCallsOf(paused, request.Messages)))
         {
+            // Not a round it can go on with (in the session: another round's calls): the question is asked again, in a
+            // conversation that would end this turn anyway.
             await paused.EndPausedAsync();
             return (null, results, null);
         }
@@ -214,10 +217,17 @@ public sealed partial class ClaudeCliBackend(
         }
 
         PutBack(paused, request, keys);
-        return bySession
-            ? (null, results, null)
-            : (null, results, new ClaudeBackendError(ClaudeErrorKind.InvalidRequest,
-                $"the results of all calls of a round must come together; missing: {string.Join(", ", missing)}"));
+        return (null, results, new ClaudeBackendError(ClaudeErrorKind.InvalidRequest,
+            $"the results of all calls of a round must come together; missing: {string.Join(", ", missing)}"));
+    }
+
+    /// <summary>Whether the calls the request sends back are the ones the paused turn waits on: the same functions, with the same arguments.</summary>
+    private static bool AreTheCallsOf(ClaudeTurn paused, IReadOnlyList<ClaudeMessage> messages)
+    {
+        var echoed = messages.LastOrDefault(m => m.ToolCalls is { Count: > 0 })?.ToolCalls ?? [];
+        var waiting = paused.WaitingCalls;
+        return echoed.Count == waiting.Count && echoed.Zip(waiting).All(pair => pair.First.Name == pair.Second.Name
+            && ConversationLineage.CanonicalJson(pair.First.Arguments) == ConversationLineage.CanonicalJson(pair.Second.Arguments));
     }
 
     /// <summary>Lets a paused turn taken for a request wait on, for the rest of its time.</summary>
@@ -533,10 +543,13 @@ public sealed partial class ClaudeCliBackend(
                 }
 
                 if (stored is { } unanswered && replay is not null && !keys.ByHistory && history == 0 && sharedHistory is not null
-                    && await conversations.HistoryOfAsync(keys.Key, cancellationToken) == ClaudeTurn.UnfinishedHistory)
+                    && await conversations.HistoryOfAsync(keys.Key, cancellationToken) == ClaudeTurn.UnfinishedHistory
+                    && await sharedHistory.SessionOfAsync(keys.Key, cancellationToken) == unanswered.Id
+                    && await sharedHistory.LoadAsync(keys.Key, cancellationToken) is { Count: > 0 })
                 {
                     // Its session ends in the question and the calls whose process is gone, which the CLI would show the
-                    // model as refused, before the question asked again: the shared store has what came before it.
+                    // model as refused, before the question asked again; the shared store has what came before it, up to
+                    // this session's last answer. (Without it, the session is resumed so, rather than lose what it holds.)
                     LogUnansweredSessionLetGo(logger, request.ConversationId!);
                     await DiscardAsync(unanswered);
                     await conversations.ForgetAsync(keys.Key, cancellationToken);

@@ -16,12 +16,6 @@ internal static class HealthEndpoints
         app.MapMethods("/healthz", ["GET", "HEAD"], () => Results.Text("ok")).WithSummary("Liveness of the gateway process (HEAD too)").WithTags("Health");
         app.MapGet("/readyz", async (ClaudeCliProbe cli, OllamaUpstream ollama, IOptions<GatewayOptions> options, IProxyStateLookup proxy, HttpResponse response, CancellationToken cancellationToken) =>
         {
-            if (!options.Value.HasWorkers && proxy.TryGetCluster(Workers.ClaudeWorkers.ClusterId, out var claude))
-            {
-                // The turns this gateway's own CLI runs now, for whichever fronts probe it (a worker's load).
-                response.Headers[Workers.WorkerLoads.Header] = claude.Destinations.Values.Sum(d => d.ConcurrentRequestCount).ToString(System.Globalization.CultureInfo.InvariantCulture);
-            }
-
             var backends = new Dictionary<string, BackendReadiness>
             {
                 ["claude"] = options.Value.HasWorkers ? WorkersReadiness(proxy) : await CliReadinessAsync(cli, cancellationToken),
@@ -32,6 +26,13 @@ internal static class HealthEndpoints
                 backends["ollama"] = version is null
                     ? new BackendReadiness(false, "Ollama did not answer /api/version")
                     : new BackendReadiness(true, System.Text.Encoding.UTF8.GetString(version));
+            }
+
+            if (!options.Value.HasWorkers && proxy.TryGetCluster(Workers.ClaudeWorkers.ClusterId, out var claude))
+            {
+                // The turns this gateway's own CLI runs now (after the checks above, which may take seconds), for
+                // whichever fronts probe it: a worker's load.
+                response.Headers[Workers.WorkerLoads.Header] = claude.Destinations.Values.Sum(d => d.ConcurrentRequestCount).ToString(System.Globalization.CultureInfo.InvariantCulture);
             }
 
             var ready = backends.Values.All(b => b.Ready);

@@ -15,28 +15,42 @@ internal sealed class WorkerLoads
     /// <summary>The turns a gateway's Claude backend runs now, on its <c>/readyz</c> answer.</summary>
     public const string Header = "X-ClaudeProxy-Running-Turns";
 
-    private readonly ConditionalWeakTable<DestinationState, StrongBox<int>> _reported = [];
+    private readonly ConditionalWeakTable<DestinationState, ReportedLoad> _reported = [];
 
     /// <summary>
-    /// The worker's load: the more of this front's turns on it now and the turns it reported (which counted this
-    /// front's own at the time).
+    /// The worker's load: the turns it reported, with this front's own started (or ended) since; never less than this
+    /// front's own.
     /// </summary>
-    public int Of(DestinationState destination) =>
-        Math.Max(destination.ConcurrentRequestCount, _reported.TryGetValue(destination, out var reported) ? Volatile.Read(ref reported.Value) : 0);
+    public int Of(DestinationState destination)
+    {
+        var own = destination.ConcurrentRequestCount;
+        return _reported.TryGetValue(destination, out var reported) ? Math.Max(own, reported.Turns + own - reported.OwnAtProbe) : own;
+    }
 
-    /// <summary>Takes what a probe's answer says; an answer without it (a worker of an earlier version) says nothing.</summary>
+    /// <summary>
+    /// Takes what a probe's answer says. An answer without it (a worker of an earlier version) says nothing; a probe
+    /// without an answer (a timeout, most likely on a busy worker) leaves the last report as it was.
+    /// </summary>
     public void Report(DestinationState destination, HttpResponseMessage? response)
     {
-        if (response is not null && response.Headers.TryGetValues(Header, out var values)
+        if (response is null)
+        {
+            return;
+        }
+
+        if (response.Headers.TryGetValues(Header, out var values)
             && int.TryParse(values.FirstOrDefault(), NumberStyles.None, CultureInfo.InvariantCulture, out var turns))
         {
-            Volatile.Write(ref _reported.GetOrCreateValue(destination).Value, turns);
+            _reported.AddOrUpdate(destination, new ReportedLoad(turns, destination.ConcurrentRequestCount));
         }
         else
         {
             _reported.Remove(destination);
         }
     }
+
+    /// <param name="OwnAtProbe">This front's own turns on the worker when the report came, which it counted.</param>
+    private sealed record ReportedLoad(int Turns, int OwnAtProbe);
 }
 
 /// <summary>

@@ -217,13 +217,15 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
                 var question = $$"""{"role":"user","content":"weather?\ncall:get_weather:{\"city\":\"{{city}}\"}"}""";
                 using var asked = await client.PostAsync("/api/chat", Json($$"""{"model":"claude-sonnet:latest","id":"tools-kept","stream":false,"tools":{{WeatherTools}},"messages":[{{question}}]}"""), Cancel);
                 var function = (await asked.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("message").GetProperty("tool_calls")[0].GetProperty("function");
+                var requestsBefore = _api.MessageRequests().Count;
                 using var done = await client.PostAsync("/api/chat", Json($$"""
                     {"model":"claude-sonnet:latest","id":"tools-kept","stream":false,"tools":{{WeatherTools}},"messages":[{{question}},
                      {"role":"assistant","content":"","tool_calls":[{"function":{{function.GetRawText()}}}]},{"role":"tool","tool_name":"get_weather","content":"fog in {{city}}"}]}
                     """), Cancel);
                 Assert.Equal(HttpStatusCode.OK, done.StatusCode);
-                // The results went on in the process that waited for them (found in the conversation's session): the
-                // model saw the question once, not asked again.
+                // The results went on in the process that waited for them (found in the conversation's session): one
+                // request of the model's, its answer to the result, not the question asked again first.
+                Assert.Equal(requestsBefore + 1, _api.MessageRequests().Count);
                 Assert.Single(_api.MessageRequests()[^1].GetProperty("messages").EnumerateArray(), m => m.GetRawText().Contains($"call:get_weather:{{\\\"city\\\":\\\"{city}", StringComparison.Ordinal));
             }
 
@@ -367,8 +369,9 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
         await using var otherFront = Front();
         using var client = front.CreateClient();
         static string Chat(string text, bool stream = false) => $$"""{"model":"claude-sonnet:latest","stream":{{(stream ? "true" : "false")}},"messages":[{"role":"user","content":"{{text}}"}]}""";
-        // An answer that takes about 12 s (24 chunks, 500 ms apart): longer than the other front's probes take to see it.
-        await _api.ConfigureAsync("""{"reply":"fixed:one two three four five six seven eight nine ten eleven","chunk_chars":3,"chunk_delay_ms":500}""");
+        // An answer that would take about 40 s (80 chunks, 500 ms apart): longer than the other front's probes (every
+        // 5 s after the last one ended, each up to 15 s) take to see it. It is hung up on once they have.
+        await _api.ConfigureAsync($$"""{"reply":"fixed:{{string.Concat(Enumerable.Repeat("one two ", 30))}}","chunk_chars":3,"chunk_delay_ms":500}""");
         var running = await client.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/api/chat") { Content = Json(Chat("the first chat", stream: true)) }, HttpCompletionOption.ResponseHeadersRead, Cancel);
         var reader = new StreamReader(await running.Content.ReadAsStreamAsync(Cancel));
         Assert.NotNull(await reader.ReadLineAsync(Cancel));

@@ -100,18 +100,27 @@ public sealed class ConversationHashPolicyTests
         // Other fronts' turns, which this front sees only in what the workers say.
         Report(byHash, "2");
         Report(second, "1");
-        // This front's own turns on the third, started since it last reported.
-        third.ConcurrentRequestCount = 2;
-        Report(third, "0");
+        // This front's own turns on the third: one when it reported, three now.
+        third.ConcurrentRequestCount = 1;
+        Report(third, "1");
+        third.ConcurrentRequestCount = 3;
 
         var fewest = Pick(new ConversationAffinity("chat", IsNew: true), workers);
+        // This front starts two on the second: with the other front's one, three.
+        second.ConcurrentRequestCount = 2;
+        var thenFewest = Pick(new ConversationAffinity("chat", IsNew: true), workers);
+        _loads.Report(byHash, response: null);
+        var afterAProbeWithoutAnswer = _loads.Of(byHash);
         Report(byHash, null);
-        var afterAnAnswerWithoutIt = Pick(new ConversationAffinity("chat", IsNew: true), workers);
 
         Assert.Same(second, fewest);
-        Assert.Equal(2, _loads.Of(third));
+        Assert.Equal(3, _loads.Of(second));
+        Assert.Equal(3, _loads.Of(third));
+        Assert.Same(byHash, thenFewest);
+        // A probe that got no answer (a worker too busy to answer in time) leaves its last report.
+        Assert.Equal(2, afterAProbeWithoutAnswer);
         // A worker whose answer says nothing (an earlier version) counts only this front's turns.
-        Assert.Same(byHash, afterAnAnswerWithoutIt);
+        Assert.Equal(0, _loads.Of(byHash));
     }
 
     private void Report(DestinationState worker, string? turns)
