@@ -137,7 +137,7 @@ internal sealed record ConversationAffinity(string Key, bool IsNew = false)
 /// <summary>
 /// Sends a conversation to the worker it is on (<see cref="ConversationAffinity.Worker"/>) while that one is healthy,
 /// a new chat and a request of no conversation to the least busy worker (<see cref="WorkerLoads"/>: every front's
-/// turns as the worker last reported them, or this front's if more), and any other conversation (its worker gone,
+/// turns as the worker last reported them, with this front's own since), and any other conversation (its worker gone,
 /// or not known to this front) to the healthy worker its key hashes to: rendezvous hashing, the same on every front and
 /// after a restart, and a worker that leaves moves only its own conversations.
 /// </summary>
