@@ -11,8 +11,10 @@ namespace ClaudeProxy.ClaudeBackend;
 /// </summary>
 internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
 {
-    /// <summary>The history a conversation's session is known by while a turn of it waits for function results: no client's.</summary>
-    /// <summary>What a conversation's session has seen when its last turn paused and never got its results.</summary>
+    /// <summary>
+    /// The history a conversation's session is known by while a turn of it waits for function results, and after, should
+    /// they never come: no client's.
+    /// </summary>
     internal const string UnfinishedHistory = "unfinished";
 
     /// <summary>How long a CLI that has finished its turn may take to exit by itself (it needs about 30 ms).</summary>

@@ -53,7 +53,6 @@ public static partial class GatewayExtensions
                 .AddClaudeDialects(builder.Configuration.GetSection(Transforms.DialectOptions.SectionName))
                 .AddTransforms<OllamaUsageTransformProvider>()
                 .AddTransforms<WorkerKeyTransformProvider>();
-            builder.Services.AddSingleton<WorkerLoads>();
             builder.Services.AddSingleton<Yarp.ReverseProxy.LoadBalancing.ILoadBalancingPolicy, ConversationHashPolicy>();
             builder.Services.AddSingleton<Yarp.ReverseProxy.Health.IActiveHealthCheckPolicy, WorkerLoadHealthPolicy>();
         }
@@ -74,6 +73,7 @@ public static partial class GatewayExtensions
         }
 
         builder.Services.TryAddSharedOrLocal<ISpendLedger, RedisSpendLedger, LocalSpendLedger>();
+        builder.Services.AddSingleton<WorkerLoads>();
         builder.Services.AddSingleton<ClaudeBudgets>();
         builder.Services.AddSingleton<ClaudeUsageLimit>();
         builder.Services.AddSingleton<OllamaUpstream>();

@@ -14,11 +14,11 @@ internal static class HealthEndpoints
     public static IEndpointRouteBuilder MapHealthEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapMethods("/healthz", ["GET", "HEAD"], () => Results.Text("ok")).WithSummary("Liveness of the gateway process (HEAD too)").WithTags("Health");
-        app.MapGet("/readyz", async (ClaudeCliProbe cli, OllamaUpstream ollama, IOptions<GatewayOptions> options, IProxyStateLookup proxy, HttpResponse response, CancellationToken cancellationToken) =>
+        app.MapGet("/readyz", async (ClaudeCliProbe cli, OllamaUpstream ollama, IOptions<GatewayOptions> options, IProxyStateLookup proxy, Workers.WorkerLoads loads, HttpResponse response, CancellationToken cancellationToken) =>
         {
             var backends = new Dictionary<string, BackendReadiness>
             {
-                ["claude"] = options.Value.HasWorkers ? WorkersReadiness(proxy) : await CliReadinessAsync(cli, cancellationToken),
+                ["claude"] = options.Value.HasWorkers ? WorkersReadiness(proxy, loads) : await CliReadinessAsync(cli, cancellationToken),
             };
             if (ollama.IsConfigured)
             {
@@ -48,12 +48,16 @@ internal static class HealthEndpoints
         return new BackendReadiness(claude.Ready, claude.Detail);
     }
 
-    /// <summary>With workers, Claude is ready while one of them is (YARP's health checks of their own <c>/readyz</c>).</summary>
-    private static BackendReadiness WorkersReadiness(IProxyStateLookup proxy)
+    /// <summary>
+    /// With workers, Claude is ready while one of them is (YARP's health checks of their own <c>/readyz</c>); each one's
+    /// load as this front counts it.
+    /// </summary>
+    private static BackendReadiness WorkersReadiness(IProxyStateLookup proxy, Workers.WorkerLoads loads)
     {
         var destinations = proxy.TryGetCluster(Workers.ClaudeWorkers.ClusterId, out var cluster) ? cluster.Destinations.Values.ToList() : [];
         var healthy = destinations.Count(d => d.Health.Active != DestinationHealth.Unhealthy && d.Health.Passive != DestinationHealth.Unhealthy);
-        return new BackendReadiness(healthy > 0, $"{healthy} of {destinations.Count} Claude workers healthy");
+        var running = string.Join(", ", destinations.Select(d => $"{d.DestinationId} {loads.Of(d)}"));
+        return new BackendReadiness(healthy > 0, $"{healthy} of {destinations.Count} Claude workers healthy; turns running: {running}");
     }
 }
 

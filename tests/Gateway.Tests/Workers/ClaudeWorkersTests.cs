@@ -383,14 +383,18 @@ public sealed class ClaudeWorkersTests : IAsyncLifetime
         var loads = otherFront.Services.GetRequiredService<Gateway.Workers.WorkerLoads>();
         Assert.True(otherFront.Services.GetRequiredService<Yarp.ReverseProxy.IProxyStateLookup>().TryGetCluster(Gateway.Workers.ClaudeWorkers.ClusterId, out var cluster));
         await WaitUntilAsync(() => Task.FromResult(loads.Of(cluster.Destinations[$"worker-{busy}"]) == 1));
+        using var otherClient = otherFront.CreateClient();
+        var otherReady = await otherClient.GetStringAsync("/readyz", Cancel);
         // A chat whose hash names the busy worker: only the load reported there can send it elsewhere.
         var second = Enumerable.Range(0, 100).Select(i => $"the second chat, take {i}").First(text => HashWorkerOf(Chat(text)) == busy);
-        using var otherClient = otherFront.CreateClient();
         using var secondAnswer = await otherClient.PostAsync("/api/chat", Json(Chat(second)), Cancel);
         var secondWorker = await WorkerThatRanAsync(1);
         running.Dispose();
 
         Assert.Equal("1", Assert.Single(ready.Headers.GetValues(Gateway.Workers.WorkerLoads.Header)));
+        Assert.Contains("turns running: ", otherReady, StringComparison.Ordinal);
+        Assert.Contains($"worker-{busy} 1", otherReady, StringComparison.Ordinal);
+        Assert.Contains($"worker-{1 - busy} 0", otherReady, StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.OK, secondAnswer.StatusCode);
         Assert.NotEqual(busy, secondWorker);
     }
