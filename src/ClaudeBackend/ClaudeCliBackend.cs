@@ -179,8 +179,9 @@ public sealed partial class ClaudeCliBackend(
 
     /// <summary>
     /// The turn that waits for the results a request brings, if it can go on with them, and the results paired with its
-    /// calls. A turn whose process died, or that was started with another model, system prompt or functions, is ended
-    /// (before the rebuild touches its session); one that did not get all its results waits on, and the request fails.
+    /// calls. A turn whose process died, or that was started with another model, system prompt or functions, or one found
+    /// in the conversation's session that waits on other calls, is ended (before the rebuild touches its session); one
+    /// that did not get all its results waits on, and the request fails.
     /// </summary>
     private async Task<(ClaudeTurn? Paused, IReadOnlyList<ClaudeToolResult> Results, ClaudeBackendError? Incomplete)> TakePausedAsync(
         ClaudeTurnRequest request, ConversationKeys keys)
@@ -542,10 +543,12 @@ public sealed partial class ClaudeCliBackend(
                     stored = null;
                 }
 
+                // What the shared store keeps of the conversation, once read for this turn.
+                IReadOnlyList<ClaudeMessage>? kept = null;
                 if (stored is { } unanswered && replay is not null && !keys.ByHistory && history == 0 && sharedHistory is not null
                     && await conversations.HistoryOfAsync(keys.Key, cancellationToken) == ClaudeTurn.UnfinishedHistory
                     && await sharedHistory.SessionOfAsync(keys.Key, cancellationToken) == unanswered.Id
-                    && await sharedHistory.LoadAsync(keys.Key, cancellationToken) is { Count: > 0 })
+                    && (kept = await sharedHistory.LoadAsync(keys.Key, cancellationToken)) is { Count: > 0 })
                 {
                     // Its session ends in the question and the calls whose process is gone, which the CLI would show the
                     // model as refused, before the question asked again; the shared store has what came before it, up to
@@ -577,7 +580,7 @@ public sealed partial class ClaudeCliBackend(
                 else
                 {
                     if (!keys.ByHistory && history == 0 && sharedHistory is not null
-                        && await sharedHistory.LoadAsync(keys.Key, cancellationToken) is { Count: > 0 } shared)
+                        && (kept ?? await sharedHistory.LoadAsync(keys.Key, cancellationToken)) is { Count: > 0 } shared)
                     {
                         // A conversation this worker has no session of, whose history another worker kept in the shared
                         // store (it is gone, or left): it goes on from there, as the real messages it was.

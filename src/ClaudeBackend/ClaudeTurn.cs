@@ -377,7 +377,8 @@ internal sealed class ClaudeTurn : IClaudeTurnEvents, IPausedTurn
             try
             {
                 // Should the client not come back with the results, its session holds a question with calls nobody
-                // answered: the conversation's next turn must go on from the client's history instead, not from it.
+                // answered: the conversation's next turn goes on from the client's history, or the shared store's,
+                // where there is one, rather than from it.
                 await _conversations.RememberAsync(_conversationId, _session, UnfinishedHistory, CancellationToken.None);
             }
             catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
