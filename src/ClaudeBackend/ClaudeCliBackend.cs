@@ -547,12 +547,14 @@ public sealed partial class ClaudeCliBackend(
                 IReadOnlyList<ClaudeMessage>? kept = null;
                 if (stored is { } unanswered && replay is not null && !keys.ByHistory && history == 0 && sharedHistory is not null
                     && await conversations.HistoryOfAsync(keys.Key, cancellationToken) == ClaudeTurn.UnfinishedHistory
+                    && !sharedHistory.MissedATurn(keys.Key)
                     && await sharedHistory.SessionOfAsync(keys.Key, cancellationToken) == unanswered.Id
                     && (kept = await sharedHistory.LoadAsync(keys.Key, cancellationToken)) is { Count: > 0 })
                 {
                     // Its session ends in the question and the calls whose process is gone, which the CLI would show the
                     // model as refused, before the question asked again; the shared store has what came before it, up to
-                    // this session's last answer. (Without it, the session is resumed so, rather than lose what it holds.)
+                    // this session's last answer, every turn of it. (Without it, the session is resumed so, rather than
+                    // lose what it holds.)
                     LogUnansweredSessionLetGo(logger, request.ConversationId!);
                     await DiscardAsync(unanswered);
                     await conversations.ForgetAsync(keys.Key, cancellationToken);

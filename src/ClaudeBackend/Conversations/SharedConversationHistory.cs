@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using ClaudeProxy.ClaudeBackend.Contract;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -27,6 +28,12 @@ public interface ISharedConversationHistory
     /// never kept. No messages: nothing is kept any more.
     /// </summary>
     Task SaveAsync(string conversationKey, IReadOnlyList<ClaudeMessage> messages, bool replace, Guid session, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Whether a turn of the conversation that this worker saved did not reach the store (since its last whole history
+    /// did): what is kept lags behind the session the store names.
+    /// </summary>
+    bool MissedATurn(string conversationKey);
 }
 
 /// <summary>No shared store: every conversation lives in its worker's own session.</summary>
@@ -39,6 +46,8 @@ internal sealed class NoSharedConversationHistory : ISharedConversationHistory
 
     public Task SaveAsync(string conversationKey, IReadOnlyList<ClaudeMessage> messages, bool replace, Guid session, CancellationToken cancellationToken) =>
         Task.CompletedTask;
+
+    public bool MissedATurn(string conversationKey) => false;
 }
 
 /// <summary>
@@ -50,6 +59,11 @@ internal sealed class NoSharedConversationHistory : ISharedConversationHistory
 internal sealed partial class RedisConversationHistory(SharedRedis redis, IOptions<ClaudeBackendOptions> options, ILogger<RedisConversationHistory> logger)
     : ISharedConversationHistory
 {
+    // The conversations whose turns did not all reach Redis, until a whole history does.
+    private readonly ConcurrentDictionary<string, bool> _missed = new(StringComparer.Ordinal);
+
+    public bool MissedATurn(string conversationKey) => _missed.ContainsKey(conversationKey);
+
     public async Task<IReadOnlyList<ClaudeMessage>?> LoadAsync(string conversationKey, CancellationToken cancellationToken)
     {
         try
@@ -111,9 +125,14 @@ internal sealed partial class RedisConversationHistory(SharedRedis redis, IOptio
                 // Nothing was kept to follow: what is kept is nothing, and its session none.
                 await database.KeyDeleteAsync([key, sessionKey]).WaitAsync(SharedRedis.Timeout, cancellationToken);
             }
+            else if (replace)
+            {
+                _missed.TryRemove(conversationKey, out _);
+            }
         }
         catch (Exception exception) when (exception is not OperationCanceledException)
         {
+            _missed[conversationKey] = true;
             LogUnavailable(logger, exception);
         }
     }

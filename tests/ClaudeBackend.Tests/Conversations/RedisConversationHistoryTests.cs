@@ -63,6 +63,30 @@ public sealed class RedisConversationHistoryTests : IAsyncDisposable
         Assert.Null(await store.LoadAsync("k", Cancel));
     }
 
+    [Fact]
+    public async Task A_turn_that_did_not_reach_a_stalled_redis_is_known_as_missed_until_a_whole_history_does()
+    {
+        using var redis = await RedisServer.StartOrSkipAsync();
+        var store = await StoreAsync(redis.Configuration);
+        var session = Guid.NewGuid();
+        await store.SaveAsync("k", [new(ClaudeMessage.UserRole, "hi"), new(ClaudeMessage.AssistantRole, "hello")], replace: true, session, Cancel);
+        var missedBefore = store.MissedATurn("k");
+
+        // Held 4 s: the save gives up after 3 s, and the next one is answered once the pause is over.
+        await redis.PauseClientsAsync(TimeSpan.FromSeconds(4));
+        await store.SaveAsync("k", [new(ClaudeMessage.UserRole, "again"), new(ClaudeMessage.AssistantRole, "yes")], replace: false, session, Cancel);
+        var missedWhileStalled = store.MissedATurn("k");
+        var otherMissed = store.MissedATurn("other");
+        await store.SaveAsync("k", [new(ClaudeMessage.UserRole, "hi"), new(ClaudeMessage.AssistantRole, "hello")], replace: true, session, Cancel);
+
+        Assert.False(missedBefore);
+        Assert.True(missedWhileStalled);
+        Assert.False(otherMissed);
+        // The session the store names is the same all along: only this says that what is kept lags behind it.
+        Assert.Equal(session, await store.SessionOfAsync("k", Cancel));
+        Assert.False(store.MissedATurn("k"));
+    }
+
     [Theory]
     [InlineData("127.0.0.1:6379", true)]
     [InlineData(",,,", false)]
