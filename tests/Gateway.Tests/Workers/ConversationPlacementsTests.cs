@@ -1,4 +1,5 @@
 using ClaudeProxy.ClaudeBackend;
+using ClaudeProxy.ClaudeBackend.Conversations;
 using ClaudeProxy.Gateway.Workers;
 using ClaudeProxy.TestSupport;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -13,10 +14,14 @@ public sealed class ConversationPlacementsTests : IAsyncDisposable
     private static CancellationToken Cancel => TestContext.Current.CancellationToken;
 
     /// <summary>A front's placements in Redis, with a connection of its own, made as a front makes it at start.</summary>
-    private async Task<RedisConversationPlacements> FrontAsync(string redis, bool connected = true)
+    private async Task<RedisConversationPlacements> FrontAsync(string redis, bool connected = true) =>
+        (await FrontWithConnectionAsync(redis, connected)).Front;
+
+    /// <summary>A front, and its connection, through which a test writes to Redis what another front would.</summary>
+    private async Task<(RedisConversationPlacements Front, SharedRedis Connection)> FrontWithConnectionAsync(string redis, bool connected = true)
     {
         var (connection, options) = await _connections.ConnectAsync(redis, connected);
-        return new(connection, options, TimeProvider.System, NullLogger<RedisConversationPlacements>.Instance);
+        return (new(connection, options, TimeProvider.System, NullLogger<RedisConversationPlacements>.Instance), connection);
     }
 
     [Fact]
@@ -76,8 +81,8 @@ public sealed class ConversationPlacementsTests : IAsyncDisposable
     public async Task A_front_whose_subscription_dropped_forgets_its_own_placements_for_it_may_have_missed_moves()
     {
         using var redis = await RedisServer.StartOrSkipAsync();
-        var (connection, options) = await _connections.ConnectAsync(redis.Configuration, connected: true);
-        using var one = new RedisConversationPlacements(connection, options, TimeProvider.System, NullLogger<RedisConversationPlacements>.Instance);
+        var (front, connection) = await FrontWithConnectionAsync(redis.Configuration);
+        using var one = front;
         // A front that places nothing: it reads Redis, where each front's writes land in their own time.
         using var reader = await FrontAsync(redis.Configuration);
         await one.HearMovesAsync();
@@ -108,8 +113,8 @@ public sealed class ConversationPlacementsTests : IAsyncDisposable
     public async Task What_a_front_placed_before_it_heard_moves_is_looked_up_in_redis_once_it_does()
     {
         using var redis = await RedisServer.StartOrSkipAsync();
-        var (connection, options) = await _connections.ConnectAsync(redis.Configuration, connected: true);
-        using var one = new RedisConversationPlacements(connection, options, TimeProvider.System, NullLogger<RedisConversationPlacements>.Instance);
+        var (front, connection) = await FrontWithConnectionAsync(redis.Configuration);
+        using var one = front;
         using var reader = await FrontAsync(redis.Configuration);
 
         one.Place("conversation-a", "http://worker-1:22434/");
