@@ -54,7 +54,7 @@ public sealed partial class ClaudeCliBackend(
         // that is gone, in the conversation rebuilt up to the question, whose calls then get these results again.
         var replay = ToolReplay.Of(request.Messages);
         var resultKeys = replay is null ? null : ConversationKeysOf(request, model)!;
-        var (paused, results, incomplete) = resultKeys is null ? (null, [], null) : await TakePausedAsync(request, resultKeys);
+        var (paused, results, incomplete) = resultKeys is null ? (null, [], null) : await TakePausedAsync(request, replay!.Value.Asked, resultKeys);
         if (incomplete is not null)
         {
             return ClaudeTurnEvents.Failed(incomplete);
@@ -85,7 +85,7 @@ public sealed partial class ClaudeCliBackend(
 
         if (paused is not null)
         {
-            return await ResumeAsync(paused, request, resultKeys!, results, processLease, cancellationToken);
+            return await ResumeAsync(paused, request, replay!.Value.Asked, resultKeys!, results, processLease, cancellationToken);
         }
 
         if (replay is not null)
@@ -183,13 +183,14 @@ public sealed partial class ClaudeCliBackend(
     /// in the conversation's session that waits on other calls, is ended (before the rebuild touches its session); one
     /// that did not get all its results waits on, and the request fails.
     /// </summary>
+    /// <param name="asked">The request's messages up to the question that led to the calls (<see cref="ToolReplay.Of"/>).</param>
     private async Task<(ClaudeTurn? Paused, IReadOnlyList<ClaudeToolResult> Results, ClaudeBackendError? Incomplete)> TakePausedAsync(
-        ClaudeTurnRequest request, ConversationKeys keys)
+        ClaudeTurnRequest request, IReadOnlyList<ClaudeMessage> asked, ConversationKeys keys)
     {
         var results = request.Messages[^1].ToolResults ?? [];
         var paused = _paused.Take(request.Owner, results.Select(r => r.ToolCallId), CallsHistoryKeyOf(request, keys), null, out var scope);
         var bySession = false;
-        if (paused is null && !keys.ByHistory && ToolReplay.Of(request.Messages) is { } round && TurnPrompt.HistoryCount(round.Asked) == 0
+        if (paused is null && !keys.ByHistory && TurnPrompt.HistoryCount(asked) == 0
             && await conversations.FindAsync(keys.Key, CancellationToken.None) is { } session)
         {
             // A client that drops the ids and sends only its new messages is known by neither: a conversation with an
@@ -277,8 +278,9 @@ public sealed partial class ClaudeCliBackend(
             : [.. results.SkipLast(1), results[^1] with { Content = $"{results[^1].Content}\n\n{message.Text}" }];
 
     /// <summary>Goes on with a turn paused for the client's function results, in its own process.</summary>
+    /// <param name="asked">The request's messages up to the question that led to the calls.</param>
     private async Task<IClaudeTurnEvents> ResumeAsync(
-        ClaudeTurn turn, ClaudeTurnRequest request, ConversationKeys keys, IReadOnlyList<ClaudeToolResult> results, IDisposable processLease, CancellationToken cancellationToken)
+        ClaudeTurn turn, ClaudeTurnRequest request, IReadOnlyList<ClaudeMessage> asked, ConversationKeys keys, IReadOnlyList<ClaudeToolResult> results, IDisposable processLease, CancellationToken cancellationToken)
     {
         List<IDisposable> leases = [];
         var resumed = false;
@@ -293,7 +295,7 @@ public sealed partial class ClaudeCliBackend(
             }
 
             // The request holds the whole history when there is one before its question, or when none was before it.
-            var wholeHistory = (ToolReplay.Of(request.Messages) is { } replay && TurnPrompt.HistoryCount(replay.Asked) > 0) || turn.StartsConversation;
+            var wholeHistory = TurnPrompt.HistoryCount(asked) > 0 || turn.StartsConversation;
             turn.Resume(results, processLease, new Leases(leases), ConversationTurnOf(request.Messages, keys, historyKnown: true, wholeHistory));
             resumed = true;
             error = await WaitForAnswerAsync(turn, cancellationToken);
