@@ -22,7 +22,18 @@ public static class ClaudeDialects
 
     public static bool TryGet(string? name, [NotNullWhen(true)] out ClaudeDialect? dialect)
     {
-        dialect = All.FirstOrDefault(d => d.Name == name);
-        return dialect is not null;
+        // A loop, not a lambda: every request of a dialect's route asks (for its error style), and a closure per call
+        // is garbage on the Ollama pass-through's path.
+        foreach (var candidate in All)
+        {
+            if (candidate.Name == name)
+            {
+                dialect = candidate;
+                return true;
+            }
+        }
+
+        dialect = null;
+        return false;
     }
 }

@@ -43,7 +43,11 @@ internal sealed partial class ModelRoutingMiddleware(
     /// <summary>OpenAI's code for a spent quota.</summary>
     public const string BudgetSpentCode = "insufficient_quota";
 
-    public async Task InvokeAsync(HttpContext context)
+    /// <remarks>
+    /// Not async: a model that is not Claude's, read from a body that has arrived (the Ollama pass-through, the common
+    /// case), goes on to Ollama without a state machine or an await of this middleware's own.
+    /// </remarks>
+    public Task InvokeAsync(HttpContext context)
     {
         var started = timeProvider.GetTimestamp();
         var metadata = context.GetReverseProxyFeature().Route.Config.Metadata;
@@ -56,16 +60,24 @@ internal sealed partial class ModelRoutingMiddleware(
 
         if (metadata is null || !metadata.TryGetValue(RouteMetadata.ModelRouting, out var routing))
         {
-            await next(context);
-            return;
+            return next(context);
         }
 
+        if (routing == "path")
+        {
+            return RouteAsync(context, metadata, started, context.GetRouteValue("model") as string);
+        }
+
+        var model = ReadBodyModelAsync(context, RouteMetadata.ModelPropertiesOf(metadata));
+        return model.IsCompletedSuccessfully ? RouteAsync(context, metadata, started, model.Result) : RouteWhenReadAsync(context, metadata, started, model);
+    }
+
+    private async Task RouteWhenReadAsync(HttpContext context, IReadOnlyDictionary<string, string> metadata, long started, ValueTask<string?> read)
+    {
         string? model;
         try
         {
-            model = routing == "path"
-                ? context.GetRouteValue("model") as string
-                : await ReadBodyModelAsync(context, RouteMetadata.ModelPropertiesOf(metadata));
+            model = await read;
         }
         catch (BadHttpRequestException exception)
         {
@@ -74,104 +86,138 @@ internal sealed partial class ModelRoutingMiddleware(
             return;
         }
 
-        var isClaude = catalog.TryFind(model, out var claudeModel);
-        var style = RouteMetadata.ErrorStyleOf(metadata);
+        await RouteAsync(context, metadata, started, model);
+    }
 
+    private Task RouteAsync(HttpContext context, IReadOnlyDictionary<string, string> metadata, long started, string? model)
+    {
+        var isClaude = catalog.TryFind(model, out var claudeModel);
         if (metadata.ContainsKey(RouteMetadata.DialectKey))
         {
-            // Parsed only when a rule needs to look inside: a task's template, a budget's continued turn, a model swap.
-            JsonObject? body = null;
-            SpentBudget? spent;
-            string? fallbackReason;
-            try
+            if (isClaude)
             {
-                if (claudeModel?.TaskModel is { Length: > 0 } taskModel && (body ??= await ReadJsonAsync(context)) is { } task && BackgroundTask.IsOne(task))
-                {
-                    // A title, tags or follow-ups for Open WebUI: the cheaper model answers, whichever backend serves it.
-                    SwapModel(context, task, taskModel);
-                    context.Response.Headers[TaskModelHeader] = taskModel;
-                    model = taskModel;
-                    isClaude = catalog.TryFind(model, out claudeModel);
-                }
-
-                spent = isClaude ? await budgets.FindSpentAsync(ClaudeCallerClaims.Owner(context.User), context.RequestAborted) : null;
-                var limited = isClaude && usageLimit.LimitedUntil is not null;
-                if ((spent is not null || limited) && (body ??= await ReadJsonAsync(context)) is { } results && BackgroundTask.ContinuesATurn(results))
-                {
-                    // The results a running turn waits on: it is never cut.
-                    (spent, limited) = (null, false);
-                }
-
-                // A spent budget, or a login at its usage limit (which the CLI would only refuse), sends a Claude
-                // model's request to its local fallback when it has one.
-                fallbackReason = spent is not null ? "budget" : limited ? "usage_limit" : null;
-                if (fallbackReason is not null && claudeModel!.FallbackModel is { Length: > 0 })
-                {
-                    body ??= await ReadJsonAsync(context);
-                }
-            }
-            catch (BadHttpRequestException exception)
-            {
-                await ErrorEnvelopes.WriteAsync(context.Response, style, (HttpStatusCode)exception.StatusCode, exception.Message, context.RequestAborted);
-                return;
+                return RouteClaudeTurnAsync(context, metadata, started, model!, claudeModel!);
             }
 
-            if (fallbackReason is not null && claudeModel!.FallbackModel is { Length: > 0 } fallback && body is not null
-                && ollama.IsConfigured && proxyState.TryGetCluster(OllamaClusterConfigFilter.ClusterId, out var fallbackCluster))
+            if (model is null)
             {
-                // Answered by the local model instead, forwarded like any Ollama request, and said so.
-                SwapModel(context, body, fallback);
-                context.ReassignProxyRequest(fallbackCluster);
-                context.Response.Headers[FallbackHeader] = $"{fallback}; reason={fallbackReason}";
-                metrics.RecordFallback(claudeModel.Name, fallback, fallbackReason);
-                Measure(context, metadata, started, GenAiMetrics.Ollama, fallback);
-                await next(context);
-            }
-            else if (spent is not null)
-            {
-                LogBudgetSpent(logger, spent.Budget);
-                context.Response.Headers.RetryAfter = Math.Max(1, (long)Math.Ceiling((spent.ResetsAt - timeProvider.GetUtcNow()).TotalSeconds)).ToString(CultureInfo.InvariantCulture);
-                // The OpenAI and Anthropic SDKs retry a 429 unless told not to; a budget comes back at its reset, not in seconds.
-                context.Response.Headers[ErrorEnvelopes.ShouldRetryHeader] = "false";
-                await ErrorEnvelopes.WriteAsync(context.Response, style, HttpStatusCode.TooManyRequests, spent.Message, context.RequestAborted, code: BudgetSpentCode);
-            }
-            // A Claude model, or a body without a readable model, stays on the claude cluster: the dialect transform
-            // answers a malformed request in the client's own terms.
-            else if (model is null || isClaude)
-            {
-                Measure(context, metadata, started, GenAiMetrics.Anthropic, model, isClaude ? claudeModel!.Name : null);
-                await next(context);
-            }
-            else if (ollama.IsConfigured && proxyState.TryGetCluster(OllamaClusterConfigFilter.ClusterId, out var ollamaCluster))
-            {
-                context.ReassignProxyRequest(ollamaCluster);
-                Measure(context, metadata, started, GenAiMetrics.Ollama, model);
-                await next(context);
-            }
-            else
-            {
-                await NotFoundAsync(context, style, model);
+                // A body without a readable model stays on the claude cluster: the dialect transform answers a
+                // malformed request in the client's own terms.
+                Measure(context, metadata, started, GenAiMetrics.Anthropic, model);
+                return next(context);
             }
 
-            return;
+            return ToOllama(context, metadata, started, model) ?? NotFoundAsync(context, metadata, model);
         }
 
         if (isClaude)
         {
-            await AnswerForClaudeModelAsync(context, metadata.GetValueOrDefault(RouteMetadata.ClaudeModelAnswer), claudeModel!, model!, style);
+            return AnswerForClaudeModelAsync(context, metadata.GetValueOrDefault(RouteMetadata.ClaudeModelAnswer), claudeModel!, model!, RouteMetadata.ErrorStyleOf(metadata));
         }
-        else if (ollama.IsConfigured)
+
+        return ToOllama(context, metadata, started, model)
+            ?? (model is null
+                ? ErrorEnvelopes.WriteAsync(context.Response, RouteMetadata.ErrorStyleOf(metadata), HttpStatusCode.BadRequest, "model is required", context.RequestAborted)
+                : NotFoundAsync(context, metadata, model));
+    }
+
+    /// <summary>
+    /// Sends the request on to Ollama (a dialect's route, which points at the claude cluster, moves to Ollama's), or
+    /// null when no Ollama is configured.
+    /// </summary>
+    private Task? ToOllama(HttpContext context, IReadOnlyDictionary<string, string> metadata, long started, string? model)
+    {
+        if (!ollama.IsConfigured)
         {
-            Measure(context, metadata, started, GenAiMetrics.Ollama, model);
+            return null;
+        }
+
+        if (metadata.ContainsKey(RouteMetadata.DialectKey))
+        {
+            if (!proxyState.TryGetCluster(OllamaClusterConfigFilter.ClusterId, out var ollamaCluster))
+            {
+                return null;
+            }
+
+            context.ReassignProxyRequest(ollamaCluster);
+        }
+
+        Measure(context, metadata, started, GenAiMetrics.Ollama, model);
+        return next(context);
+    }
+
+    /// <summary>A Claude model on a dialect's route: the rules that look inside (a task's template, budgets, a model swap), then the turn.</summary>
+    private async Task RouteClaudeTurnAsync(HttpContext context, IReadOnlyDictionary<string, string> metadata, long started, string model, ClaudeModelOptions requested)
+    {
+        var style = RouteMetadata.ErrorStyleOf(metadata);
+        ClaudeModelOptions? claudeModel = requested;
+        var isClaude = true;
+
+        // Parsed only when a rule needs to look inside: a task's template, a budget's continued turn, a model swap.
+        JsonObject? body = null;
+        SpentBudget? spent;
+        string? fallbackReason;
+        try
+        {
+            if (requested.TaskModel is { Length: > 0 } taskModel && (body ??= await ReadJsonAsync(context)) is { } task && BackgroundTask.IsOne(task))
+            {
+                // A title, tags or follow-ups for Open WebUI: the cheaper model answers, whichever backend serves it.
+                SwapModel(context, task, taskModel);
+                context.Response.Headers[TaskModelHeader] = taskModel;
+                model = taskModel;
+                isClaude = catalog.TryFind(model, out claudeModel);
+            }
+
+            spent = isClaude ? await budgets.FindSpentAsync(ClaudeCallerClaims.Owner(context.User), context.RequestAborted) : null;
+            var limited = isClaude && usageLimit.LimitedUntil is not null;
+            if ((spent is not null || limited) && (body ??= await ReadJsonAsync(context)) is { } results && BackgroundTask.ContinuesATurn(results))
+            {
+                // The results a running turn waits on: it is never cut.
+                (spent, limited) = (null, false);
+            }
+
+            // A spent budget, or a login at its usage limit (which the CLI would only refuse), sends a Claude
+            // model's request to its local fallback when it has one.
+            fallbackReason = spent is not null ? "budget" : limited ? "usage_limit" : null;
+            if (fallbackReason is not null && claudeModel!.FallbackModel is { Length: > 0 })
+            {
+                body ??= await ReadJsonAsync(context);
+            }
+        }
+        catch (BadHttpRequestException exception)
+        {
+            await ErrorEnvelopes.WriteAsync(context.Response, style, (HttpStatusCode)exception.StatusCode, exception.Message, context.RequestAborted);
+            return;
+        }
+
+        if (fallbackReason is not null && claudeModel!.FallbackModel is { Length: > 0 } fallback && body is not null
+            && ollama.IsConfigured && proxyState.TryGetCluster(OllamaClusterConfigFilter.ClusterId, out var fallbackCluster))
+        {
+            // Answered by the local model instead, forwarded like any Ollama request, and said so.
+            SwapModel(context, body, fallback);
+            context.ReassignProxyRequest(fallbackCluster);
+            context.Response.Headers[FallbackHeader] = $"{fallback}; reason={fallbackReason}";
+            metrics.RecordFallback(claudeModel.Name, fallback, fallbackReason);
+            Measure(context, metadata, started, GenAiMetrics.Ollama, fallback);
             await next(context);
         }
-        else if (model is null)
+        else if (spent is not null)
         {
-            await ErrorEnvelopes.WriteAsync(context.Response, style, HttpStatusCode.BadRequest, "model is required", context.RequestAborted);
+            LogBudgetSpent(logger, spent.Budget);
+            context.Response.Headers.RetryAfter = Math.Max(1, (long)Math.Ceiling((spent.ResetsAt - timeProvider.GetUtcNow()).TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+            // The OpenAI and Anthropic SDKs retry a 429 unless told not to; a budget comes back at its reset, not in seconds.
+            context.Response.Headers[ErrorEnvelopes.ShouldRetryHeader] = "false";
+            await ErrorEnvelopes.WriteAsync(context.Response, style, HttpStatusCode.TooManyRequests, spent.Message, context.RequestAborted, code: BudgetSpentCode);
+        }
+        else if (isClaude)
+        {
+            Measure(context, metadata, started, GenAiMetrics.Anthropic, model, claudeModel!.Name);
+            await next(context);
         }
         else
         {
-            await NotFoundAsync(context, style, model);
+            // A task model that is not Claude's.
+            await (ToOllama(context, metadata, started, model) ?? NotFoundAsync(context, metadata, model));
         }
     }
 
@@ -183,20 +229,27 @@ internal sealed partial class ModelRoutingMiddleware(
     {
         if (metadata.TryGetValue(OllamaUsageTransformProvider.OperationMetadataKey, out var operation))
         {
-            var caller = ClaudeCallerClaims.Owner(context.User);
-            context.Features.Set(new GenAiRequestTimer(metrics, timeProvider, started, operation, provider, model)
-            {
-                OnCost = budgetModel is null ? null : cost =>
-                {
-                    budgets.Record(caller, budgetModel, cost);
-                    usageLimit.Lift();
-                },
-                OnBackendError = budgetModel is null ? null : usageLimit.Observe,
-                // The login is the destination's: this gateway's own CLI, or a worker with a login of its own.
-                OnRateLimit = budgetModel is null ? null : rateLimit =>
-                    usageLimit.Observe(context.GetReverseProxyFeature().ProxiedDestination?.DestinationId ?? "cli", rateLimit),
-            });
+            context.Features.Set(budgetModel is null
+                ? new GenAiRequestTimer(metrics, timeProvider, started, operation, provider, model)
+                : BudgetedTimer(context, started, operation, provider, model, budgetModel));
         }
+    }
+
+    /// <remarks>Apart from <see cref="Measure"/>, so that a request without a budget (Ollama's) pays for no closure and no caller.</remarks>
+    private GenAiRequestTimer BudgetedTimer(HttpContext context, long started, string operation, string provider, string? model, string budgetModel)
+    {
+        var caller = ClaudeCallerClaims.Owner(context.User);
+        return new GenAiRequestTimer(metrics, timeProvider, started, operation, provider, model)
+        {
+            OnCost = cost =>
+            {
+                budgets.Record(caller, budgetModel, cost);
+                usageLimit.Lift();
+            },
+            OnBackendError = usageLimit.Observe,
+            // The login is the destination's: this gateway's own CLI, or a worker with a login of its own.
+            OnRateLimit = rateLimit => usageLimit.Observe(context.GetReverseProxyFeature().ProxiedDestination?.DestinationId ?? "cli", rateLimit),
+        };
     }
 
     /// <summary>The (buffered) body as a JSON object; null when it is not one, which the dialect answers.</summary>
@@ -226,7 +279,7 @@ internal sealed partial class ModelRoutingMiddleware(
         (context.Request.Body, context.Request.ContentLength) = (swapped, swapped.Length);
     }
 
-    private async Task<string?> ReadBodyModelAsync(HttpContext context, IReadOnlyList<string> properties)
+    private async ValueTask<string?> ReadBodyModelAsync(HttpContext context, IReadOnlyList<string> properties)
     {
         // Buffer so the body can be read for the model and then again by the forwarder.
         context.Request.EnableBuffering();
@@ -284,11 +337,11 @@ internal sealed partial class ModelRoutingMiddleware(
         }
     }
 
-    private async Task NotFoundAsync(HttpContext context, ErrorStyle style, string model)
+    private Task NotFoundAsync(HttpContext context, IReadOnlyDictionary<string, string> metadata, string model)
     {
         LogUnknownModel(logger, model);
         var error = new ClaudeBackendError(ClaudeErrorKind.ModelNotFound, $"model '{model}' not found");
-        await ErrorEnvelopes.WriteAsync(context.Response, style, error, context.RequestAborted);
+        return ErrorEnvelopes.WriteAsync(context.Response, RouteMetadata.ErrorStyleOf(metadata), error, context.RequestAborted);
     }
 
     private static async Task WriteJsonAsync(HttpResponse response, byte[] body, CancellationToken cancellationToken)

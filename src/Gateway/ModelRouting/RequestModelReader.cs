@@ -65,16 +65,19 @@ internal static class RequestModelReader
         }
     }
 
-    private sealed class Scan(IReadOnlyList<string> properties)
+    /// <remarks>A struct: it lives in the reading method's frame (or its state machine), not on the heap of its own.</remarks>
+    private struct Scan(IReadOnlyList<string> properties)
     {
-        private readonly string?[] _values = new string?[properties.Count];
         private JsonReaderState _state;
         private int _nextIs = -1;
+
+        /// <summary>The rank in <c>properties</c> of <see cref="Found"/>; a property seen again, or ranked lower, does not replace it.</summary>
+        private int _foundRank = int.MaxValue;
 
         public bool Done { get; private set; }
 
         /// <summary>The value of the most preferred property seen so far.</summary>
-        public string? Found => _values.FirstOrDefault(v => v is not null);
+        public string? Found { get; private set; }
 
         /// <summary>Reads the tokens in <paramref name="data"/>; returns how many bytes were consumed.</summary>
         public int Advance(ReadOnlySpan<byte> data, bool isFinalBlock)
@@ -86,9 +89,13 @@ internal static class RequestModelReader
                 {
                     if (_nextIs >= 0)
                     {
-                        _values[_nextIs] ??= reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+                        if (_nextIs < _foundRank && reader.TokenType == JsonTokenType.String)
+                        {
+                            (Found, _foundRank) = (reader.GetString(), _nextIs);
+                        }
+
                         // The first choice ends the scan; a fallback keeps it going in case the first choice follows.
-                        Done = _nextIs == 0 && _values[0] is not null;
+                        Done = _foundRank == 0;
                         _nextIs = -1;
                         if (Done)
                         {
@@ -120,7 +127,7 @@ internal static class RequestModelReader
             return (int)reader.BytesConsumed;
         }
 
-        private int IndexOf(ref Utf8JsonReader reader)
+        private readonly int IndexOf(ref Utf8JsonReader reader)
         {
             for (var i = 0; i < properties.Count; i++)
             {

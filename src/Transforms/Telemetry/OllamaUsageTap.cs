@@ -18,7 +18,8 @@ internal sealed class OllamaUsageTap(Stream upstream, GenAiRequestTimer timer, l
     /// <summary>A line longer than this is not a usage line; it is skipped rather than held.</summary>
     private const int MaxLineBytes = 1 << 20;
 
-    private readonly ArrayBufferWriter<byte> _line = new();
+    /// <summary>The start of a line that the next read finishes; made only when a line spans reads.</summary>
+    private ArrayBufferWriter<byte>? _line;
     private bool _lineTooLong;
     private long? _inputTokens;
     private long? _outputTokens;
@@ -66,7 +67,7 @@ internal sealed class OllamaUsageTap(Stream upstream, GenAiRequestTimer timer, l
                 return;
             }
 
-            if (_line.WrittenCount == 0 && !_lineTooLong)
+            if (_line is not { WrittenCount: > 0 } && !_lineTooLong)
             {
                 // A whole line inside this read (the common case) is looked at where it is, never copied.
                 Inspect(data[..newline]);
@@ -84,6 +85,7 @@ internal sealed class OllamaUsageTap(Stream upstream, GenAiRequestTimer timer, l
     /// <summary>Keeps the start of a line that the next read finishes.</summary>
     private void Hold(ReadOnlySpan<byte> part)
     {
+        _line ??= new ArrayBufferWriter<byte>();
         if (!_lineTooLong && _line.WrittenCount + part.Length <= MaxLineBytes)
         {
             _line.Write(part);
@@ -96,12 +98,12 @@ internal sealed class OllamaUsageTap(Stream upstream, GenAiRequestTimer timer, l
 
     private void EndLine()
     {
-        if (!_lineTooLong)
+        if (!_lineTooLong && _line is not null)
         {
             Inspect(_line.WrittenSpan);
         }
 
-        _line.ResetWrittenCount();
+        _line?.ResetWrittenCount();
         _lineTooLong = false;
     }
 

@@ -19,6 +19,18 @@ public sealed class RequestModelReaderTests
     }
 
     [Theory]
+    [InlineData("""{"name":"older","model":"newer"}""", "newer")]
+    [InlineData("""{"model":"newer","name":"older"}""", "newer")]
+    [InlineData("""{"name":"older","messages":[]}""", "older")]
+    [InlineData("""{"model":42,"name":"older"}""", "older")]
+    [InlineData("""{"model":"first","model":"second"}""", "first")]
+    [InlineData("""{"name":"first","name":"second"}""", "first")]
+    public async Task Model_is_preferred_to_name_and_the_first_of_each_counts(string json, string expected)
+    {
+        Assert.Equal(expected, await Read(json));
+    }
+
+    [Theory]
     [InlineData("")]
     [InlineData("not json")]
     [InlineData("[1,2,3]")]
