@@ -62,8 +62,11 @@ nginx -c "$WORK/nginx.conf"
 dotnet build src/Gateway -c Release -v quiet -nologo >/dev/null
 dotnet build bench/BareYarp -c Release -v quiet -nologo >/dev/null
 dotnet bench/BareYarp/bin/Release/net10.0/bare-yarp.dll "http://127.0.0.1:$OLLAMA_PORT" "$YARP_PORT" >"$WORK/yarp.log" 2>&1 &
+# No warm spares: with /bin/false as the CLI each would fail and be started again (every 60 s at most), CPU that a real
+# CLI's idle spare does not take and that would fall into some runs and not others.
 OLLAMA_URL="http://127.0.0.1:$OLLAMA_PORT" PORT="$GATEWAY_PORT" CLAUDE_CLI=/bin/false \
-    dotnet src/Gateway/bin/Release/net10.0/ClaudeProxy.Gateway.dll --Logging:LogLevel:Default=Warning >"$WORK/gateway.log" 2>&1 &
+    dotnet src/Gateway/bin/Release/net10.0/ClaudeProxy.Gateway.dll --Logging:LogLevel:Default=Warning \
+    --ClaudeBackend:Models:0:WarmSpares=0 --ClaudeBackend:Models:0:WarmConversationSpares=0 >"$WORK/gateway.log" 2>&1 &
 for port in "$GATEWAY_PORT" "$YARP_PORT"; do
     for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/api/version" >/dev/null && break; sleep 0.1; done
 done
@@ -74,15 +77,19 @@ wrk.body = '{"model":"llama3.2:latest","messages":[{"role":"user","content":"why
 wrk.headers["Content-Type"] = "application/json"
 LUA
 
-# Prints "p50_ms p99_ms requests_per_s" for one wrk run.
+# Prints "p50_ms p99_ms requests_per_s requests" for one wrk run.
 measure() { # url concurrency [script]
     local threads=1; (( $2 > 1 )) && threads=2
     local out; out=$(wrk -t"$threads" -c"$2" -d"${DURATION}s" --latency ${3:+-s "$3"} "$1")
     awk '
         function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
-        $1=="50%" {p50=ms($2)} $1=="99%" {p99=ms($2)} $1=="Requests/sec:" {rps=$2}
-        END {printf "%.3f %.3f %.0f\n", p50, p99, rps}' <<<"$out"
+        $1=="50%" {p50=ms($2)} $1=="99%" {p99=ms($2)} $1=="Requests/sec:" {rps=$2} $2=="requests" && $3=="in" {n=$1}
+        END {printf "%.3f %.3f %.0f %d\n", p50, p99, rps, n}' <<<"$out"
 }
+
+# The gateway's own count of the bytes it has allocated (the runtime's meter on /metrics): per request, a figure that
+# the machine's noise does not move.
+allocated() { curl -sf "http://127.0.0.1:$GATEWAY_PORT/metrics" | awk '/^dotnet_gc_heap_total_allocated_bytes/ {print $2}'; }
 
 # Warm every path (JIT, connection pools) before measuring.
 for port in "$GATEWAY_PORT" "$YARP_PORT" "$NGINX_PROXY_PORT"; do
@@ -93,25 +100,27 @@ done
 # Per cell, ROUNDS times: direct, nginx proxy_pass, bare YARP, ClaudeProxy, one after the other, so that each round's
 # figures share the machine's state of the moment. Each figure is the median over the rounds; the ratios are medians of
 # each round's own ratio (requests/s over the bare YARP proxy's and over direct; added p50 over the bare YARP proxy's).
-printf "| endpoint | concurrency | req/s direct | req/s nginx proxy | req/s bare YARP | req/s ClaudeProxy | ClaudeProxy / bare YARP | ClaudeProxy / direct | p50 ms direct / nginx / YARP / ClaudeProxy | added p50 ms over YARP | p99 ms YARP / ClaudeProxy |\n"
-printf "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+printf "| endpoint | concurrency | req/s direct | req/s nginx proxy | req/s bare YARP | req/s ClaudeProxy | ClaudeProxy / bare YARP | ClaudeProxy / direct | p50 ms direct / nginx / YARP / ClaudeProxy | added p50 ms over YARP | p99 ms YARP / ClaudeProxy | ClaudeProxy bytes allocated / request |\n"
+printf "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
 for endpoint in tags chat; do
     for concurrency in 1 64; do
         script=""; path="/api/tags"
         [[ $endpoint == chat ]] && { script="$WORK/chat.lua"; path="/api/chat"; }
         for _ in $(seq 1 "$ROUNDS"); do
-            read -r d50 d99 drps < <(measure "http://127.0.0.1:$OLLAMA_PORT$path" "$concurrency" "$script")
-            read -r n50 n99 nrps < <(measure "http://127.0.0.1:$NGINX_PROXY_PORT$path" "$concurrency" "$script")
-            read -r y50 y99 yrps < <(measure "http://127.0.0.1:$YARP_PORT$path" "$concurrency" "$script")
-            read -r p50 p99 prps < <(measure "http://127.0.0.1:$GATEWAY_PORT$path" "$concurrency" "$script")
-            echo "$d50 $n50 $y50 $p50 $y99 $p99 $drps $nrps $yrps $prps"
+            read -r d50 d99 drps _ < <(measure "http://127.0.0.1:$OLLAMA_PORT$path" "$concurrency" "$script")
+            read -r n50 n99 nrps _ < <(measure "http://127.0.0.1:$NGINX_PROXY_PORT$path" "$concurrency" "$script")
+            read -r y50 y99 yrps _ < <(measure "http://127.0.0.1:$YARP_PORT$path" "$concurrency" "$script")
+            before=$(allocated)
+            read -r p50 p99 prps prequests < <(measure "http://127.0.0.1:$GATEWAY_PORT$path" "$concurrency" "$script")
+            after=$(allocated)
+            echo "$d50 $n50 $y50 $p50 $y99 $p99 $drps $nrps $yrps $prps $(( (after - before) / prequests ))"
         done | python3 -c '
 import sys, statistics as st
 rows = [list(map(float, line.split())) for line in sys.stdin]
 m = lambda i: st.median(r[i] for r in rows)
 ratio = lambda f: st.median(f(r) for r in rows)
-print("| %s | %s | %d | %d | %d | %d | %.2f | %.2f | %.3f / %.3f / %.3f / %.3f | %.3f | %.3f / %.3f |" % (
+print("| %s | %s | %d | %d | %d | %d | %.2f | %.2f | %.3f / %.3f / %.3f / %.3f | %.3f | %.3f / %.3f | %d |" % (
     sys.argv[1], sys.argv[2], m(6), m(7), m(8), m(9), ratio(lambda r: r[9] / r[8]), ratio(lambda r: r[9] / r[6]),
-    m(0), m(1), m(2), m(3), ratio(lambda r: r[3] - r[2]), m(4), m(5)))' "$path" "$concurrency"
+    m(0), m(1), m(2), m(3), ratio(lambda r: r[3] - r[2]), m(4), m(5), m(10)))' "$path" "$concurrency"
     done
 done

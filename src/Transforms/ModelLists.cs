@@ -169,7 +169,9 @@ public static class ModelLists
         Func<ClaudeModelOptions, T> entryOf,
         JsonTypeInfo<T> typeInfo)
     {
-        var output = new ArrayBufferWriter<byte>();
+        // Sized for the whole answer up front (a Claude entry is about 400 bytes): growing from the default 256 bytes
+        // copied and dropped four buffers per list, and clients such as Open WebUI ask for the list often.
+        var output = new ArrayBufferWriter<byte>((upstream?.Length ?? 0) + (models.Count * 512) + 64);
         using (var writer = new Utf8JsonWriter(output, JsonOutput.WriterOptions))
         {
             writer.WriteStartObject();
@@ -189,13 +191,12 @@ public static class ModelLists
                 && root.TryGetProperty(listProperty, out var entries)
                 && entries.ValueKind == JsonValueKind.Array)
             {
-                var claudeNames = models.Select(m => m.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
                 foreach (var entry in entries.EnumerateArray())
                 {
                     var shadowed = entry.ValueKind == JsonValueKind.Object
                         && entry.TryGetProperty(keyProperty, out var key)
                         && key.ValueKind == JsonValueKind.String
-                        && claudeNames.Contains(key.GetString()!);
+                        && IsClaudeName(key.GetString()!, models);
                     if (!shadowed)
                     {
                         entry.WriteTo(writer);
@@ -208,6 +209,20 @@ public static class ModelLists
         }
 
         return output.WrittenSpan.ToArray();
+    }
+
+    /// <remarks>A loop over the few Claude models, not a set built for every list.</remarks>
+    private static bool IsClaudeName(string name, IReadOnlyList<ClaudeModelOptions> models)
+    {
+        foreach (var model in models)
+        {
+            if (string.Equals(model.Name, name, StringComparison.OrdinalIgnoreCase))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private static JsonDocument? TryParse(byte[] json)
