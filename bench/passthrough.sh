@@ -89,7 +89,12 @@ measure() { # url concurrency [script]
 
 # The gateway's own count of the bytes it has allocated (the runtime's meter on /metrics): per request, a figure that
 # the machine's noise does not move.
-allocated() { curl -sf "http://127.0.0.1:$GATEWAY_PORT/metrics" | awk '/^dotnet_gc_heap_total_allocated_bytes/ {print $2}'; }
+allocated() {
+    local bytes
+    bytes=$(curl -sf "http://127.0.0.1:$GATEWAY_PORT/metrics" | awk '/^dotnet_gc_heap_total_allocated_bytes(_total)?[ {]/ {print $2; exit}')
+    [[ $bytes =~ ^[0-9]+$ ]] || { echo "no dotnet_gc_heap_total_allocated_bytes on the gateway's /metrics" >&2; return 1; }
+    echo "$bytes"
+}
 
 # Warm every path (JIT, connection pools) before measuring.
 for port in "$GATEWAY_PORT" "$YARP_PORT" "$NGINX_PROXY_PORT"; do
@@ -110,9 +115,10 @@ for endpoint in tags chat; do
             read -r d50 d99 drps _ < <(measure "http://127.0.0.1:$OLLAMA_PORT$path" "$concurrency" "$script")
             read -r n50 n99 nrps _ < <(measure "http://127.0.0.1:$NGINX_PROXY_PORT$path" "$concurrency" "$script")
             read -r y50 y99 yrps _ < <(measure "http://127.0.0.1:$YARP_PORT$path" "$concurrency" "$script")
-            before=$(allocated)
+            before=$(allocated) || exit 1
             read -r p50 p99 prps prequests < <(measure "http://127.0.0.1:$GATEWAY_PORT$path" "$concurrency" "$script")
-            after=$(allocated)
+            after=$(allocated) || exit 1
+            (( prequests > 0 )) || { echo "wrk reported no requests through the gateway" >&2; exit 1; }
             echo "$d50 $n50 $y50 $p50 $y99 $p99 $drps $nrps $yrps $prps $(( (after - before) / prequests ))"
         done | python3 -c '
 import sys, statistics as st

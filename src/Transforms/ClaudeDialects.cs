@@ -22,13 +22,13 @@ public static class ClaudeDialects
 
     public static bool TryGet(string? name, [NotNullWhen(true)] out ClaudeDialect? dialect)
     {
-        // A loop, not a lambda: every request of a dialect's route asks (for its error style), and a closure per call
-        // is garbage on the Ollama pass-through's path.
-        foreach (var candidate in All)
+        // An indexed loop, not a lambda or an enumerator: every Claude turn and every error of a dialect's route asks
+        // (for its error style), and neither should leave garbage behind.
+        for (var i = 0; i < All.Count; i++)
         {
-            if (candidate.Name == name)
+            if (All[i].Name == name)
             {
-                dialect = candidate;
+                dialect = All[i];
                 return true;
             }
         }

@@ -211,12 +211,12 @@ public static class ModelLists
         return output.WrittenSpan.ToArray();
     }
 
-    /// <remarks>A loop over the few Claude models, not a set built for every list.</remarks>
+    /// <remarks>An indexed loop over the few Claude models: no set built for every list, no enumerator for every entry.</remarks>
     private static bool IsClaudeName(string name, IReadOnlyList<ClaudeModelOptions> models)
     {
-        foreach (var model in models)
+        for (var i = 0; i < models.Count; i++)
         {
-            if (string.Equals(model.Name, name, StringComparison.OrdinalIgnoreCase))
+            if (string.Equals(models[i].Name, name, StringComparison.OrdinalIgnoreCase))
             {
                 return true;
             }

@@ -68,8 +68,8 @@ internal sealed partial class ModelRoutingMiddleware(
             return RouteAsync(context, metadata, started, context.GetRouteValue("model") as string);
         }
 
-        var model = ReadBodyModelAsync(context, RouteMetadata.ModelPropertiesOf(metadata));
-        return model.IsCompletedSuccessfully ? RouteAsync(context, metadata, started, model.Result) : RouteWhenReadAsync(context, metadata, started, model);
+        var read = ReadBodyModelAsync(context, RouteMetadata.ModelPropertiesOf(metadata));
+        return read.IsCompletedSuccessfully ? RouteAsync(context, metadata, started, read.Result) : RouteWhenReadAsync(context, metadata, started, read);
     }
 
     private async Task RouteWhenReadAsync(HttpContext context, IReadOnlyDictionary<string, string> metadata, long started, ValueTask<string?> read)
@@ -103,11 +103,11 @@ internal sealed partial class ModelRoutingMiddleware(
             {
                 // A body without a readable model stays on the claude cluster: the dialect transform answers a
                 // malformed request in the client's own terms.
-                Measure(context, metadata, started, GenAiMetrics.Anthropic, model);
+                Measure(context, metadata, started, GenAiMetrics.Anthropic, model: null);
                 return next(context);
             }
 
-            return ToOllama(context, metadata, started, model) ?? NotFoundAsync(context, metadata, model);
+            return ToOllamaAsync(context, metadata, started, model) ?? NotFoundAsync(context, metadata, model);
         }
 
         if (isClaude)
@@ -115,17 +115,17 @@ internal sealed partial class ModelRoutingMiddleware(
             return AnswerForClaudeModelAsync(context, metadata.GetValueOrDefault(RouteMetadata.ClaudeModelAnswer), claudeModel!, model!, RouteMetadata.ErrorStyleOf(metadata));
         }
 
-        return ToOllama(context, metadata, started, model)
+        return ToOllamaAsync(context, metadata, started, model)
             ?? (model is null
                 ? ErrorEnvelopes.WriteAsync(context.Response, RouteMetadata.ErrorStyleOf(metadata), HttpStatusCode.BadRequest, "model is required", context.RequestAborted)
                 : NotFoundAsync(context, metadata, model));
     }
 
     /// <summary>
-    /// Sends the request on to Ollama (a dialect's route, which points at the claude cluster, moves to Ollama's), or
-    /// null when no Ollama is configured.
+    /// Sends the request on to Ollama (a dialect's route, which points at the claude cluster, moves to Ollama's); null,
+    /// and nothing sent, when no Ollama is configured or its cluster is not in YARP's state.
     /// </summary>
-    private Task? ToOllama(HttpContext context, IReadOnlyDictionary<string, string> metadata, long started, string? model)
+    private Task? ToOllamaAsync(HttpContext context, IReadOnlyDictionary<string, string> metadata, long started, string? model)
     {
         if (!ollama.IsConfigured)
         {
@@ -217,7 +217,7 @@ internal sealed partial class ModelRoutingMiddleware(
         else
         {
             // A task model that is not Claude's.
-            await (ToOllama(context, metadata, started, model) ?? NotFoundAsync(context, metadata, model));
+            await (ToOllamaAsync(context, metadata, started, model) ?? NotFoundAsync(context, metadata, model));
         }
     }
 

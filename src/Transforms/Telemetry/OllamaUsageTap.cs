@@ -18,7 +18,10 @@ internal sealed class OllamaUsageTap(Stream upstream, GenAiRequestTimer timer, l
     /// <summary>A line longer than this is not a usage line; it is skipped rather than held.</summary>
     private const int MaxLineBytes = 1 << 20;
 
-    /// <summary>The start of a line that the next read finishes; made only when a line spans reads.</summary>
+    /// <summary>
+    /// The start of a line that a later read finishes; made only when a line is held past a read (one that spans reads,
+    /// or a body's last line without a newline).
+    /// </summary>
     private ArrayBufferWriter<byte>? _line;
     private bool _lineTooLong;
     private long? _inputTokens;

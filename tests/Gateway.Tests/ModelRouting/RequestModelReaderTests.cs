@@ -23,11 +23,14 @@ public sealed class RequestModelReaderTests
     [InlineData("""{"model":"newer","name":"older"}""", "newer")]
     [InlineData("""{"name":"older","messages":[]}""", "older")]
     [InlineData("""{"model":42,"name":"older"}""", "older")]
+    [InlineData("""{"model":42,"model":"string"}""", "string")]
     [InlineData("""{"model":"first","model":"second"}""", "first")]
     [InlineData("""{"name":"first","name":"second"}""", "first")]
-    public async Task Model_is_preferred_to_name_and_the_first_of_each_counts(string json, string expected)
+    public async Task Model_is_preferred_to_name_and_the_first_string_of_each_counts(string json, string expected)
     {
         Assert.Equal(expected, await Read(json));
+        // Again from a body whose reads complete later, so the scan's state lives in the reader's state machine.
+        Assert.Equal(expected, await RequestModelReader.ReadAsync(new LateStream(Encoding.UTF8.GetBytes(json), chunkSize: 3), 1 << 20, TestContext.Current.CancellationToken));
     }
 
     [Theory]
@@ -66,6 +69,16 @@ public sealed class RequestModelReaderTests
         var json = $$"""{"messages":["{{new string('A', 10_000)}}"],"model":"m"}""";
 
         Assert.Null(await Read(json, maxBytes: 4096));
+    }
+
+    /// <summary>A stream whose every read completes after the caller has gone on, as a body still on its way does.</summary>
+    private sealed class LateStream(byte[] data, int chunkSize) : MemoryStream(data)
+    {
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            await Task.Yield();
+            return await base.ReadAsync(buffer[..Math.Min(buffer.Length, chunkSize)], cancellationToken);
+        }
     }
 
     /// <summary>A stream that returns at most a few bytes per read, as a slow client's body does.</summary>
