@@ -166,8 +166,7 @@ public static partial class GatewayExtensions
         var keys = (Environment.GetEnvironmentVariable("CLAUDEPROXY_API_KEYS") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         for (var i = 0; i < keys.Length; i++)
         {
-            var digest = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(keys[i])));
-            overrides[$"{GatewayOptions.SectionName}:{nameof(GatewayOptions.ApiKeys)}:{i}:{nameof(ApiKeyOptions.Name)}"] = "key-" + digest[..8];
+            overrides[$"{GatewayOptions.SectionName}:{nameof(GatewayOptions.ApiKeys)}:{i}:{nameof(ApiKeyOptions.Name)}"] = "key-" + TextDigest.Sha256Hex(keys[i])[..8];
             overrides[$"{GatewayOptions.SectionName}:{nameof(GatewayOptions.ApiKeys)}:{i}:{nameof(ApiKeyOptions.Key)}"] = keys[i];
         }
 

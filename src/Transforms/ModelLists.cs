@@ -1,6 +1,4 @@
 using System.Buffers;
-using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using ClaudeProxy.ClaudeBackend;
@@ -241,6 +239,5 @@ public static class ModelLists
         new(model.Name, model.Name, modifiedAt, 0, Digest(model), Details);
 
     /// <summary>A stable 64-hex digest, as Ollama clients expect one; it changes only when the model's mapping does.</summary>
-    private static string Digest(ClaudeModelOptions model) =>
-        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{model.Name}\n{model.CliModel}")));
+    private static string Digest(ClaudeModelOptions model) => TextDigest.Sha256Hex($"{model.Name}\n{model.CliModel}");
 }

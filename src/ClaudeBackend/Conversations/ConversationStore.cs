@@ -1,5 +1,3 @@
-using System.Security.Cryptography;
-using System.Text;
 using ClaudeProxy.ClaudeBackend.Cli;
 using Microsoft.Extensions.Options;
 
@@ -48,8 +46,7 @@ public sealed class ConversationStore
     /// </summary>
     public string WorkingDirectoryOf(string conversationId)
     {
-        var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(conversationId)));
-        return Path.Combine(WorkRoot, hash[..32]);
+        return Path.Combine(WorkRoot, TextDigest.Sha256Hex(conversationId)[..32]);
     }
 
     /// <summary>Waits until no other turn of the same conversation runs: one session, one CLI process at a time.</summary>

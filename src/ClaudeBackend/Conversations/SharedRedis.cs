@@ -1,5 +1,3 @@
-using System.Security.Cryptography;
-using System.Text;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
@@ -31,10 +29,7 @@ public sealed class SharedRedis(IOptions<ClaudeBackendOptions> options) : IAsync
     /// The Redis key of <paramref name="text"/> (an owner with a conversation id, a first message): the SHA-256 of it
     /// after <paramref name="prefix"/>, so that Redis never holds who said what.
     /// </summary>
-    public static RedisKey KeyOf(string prefix, string text) => prefix + Digest(text);
-
-    /// <summary>The SHA-256 of <paramref name="text"/>'s UTF-8, in lowercase hex.</summary>
-    public static string Digest(string text) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
+    public static RedisKey KeyOf(string prefix, string text) => prefix + TextDigest.Sha256Hex(text);
 
     /// <summary>Whether commands would reach Redis now (false while the first connection is being made).</summary>
     public bool IsConnected => IsConfigured && _connection.Value is { IsCompletedSuccessfully: true } connection && connection.Result.IsConnected;

@@ -36,13 +36,13 @@ internal sealed class LocalConversationPlacements(IOptions<ClaudeBackendOptions>
     private readonly MemoryCache _placements = new(new MemoryCacheOptions { SizeLimit = Capacity, CompactionPercentage = 0.1 });
 
     public ValueTask<ConversationPlacement> FindAsync(string conversation, CancellationToken cancellationToken) =>
-        ValueTask.FromResult(new ConversationPlacement(_placements.Get<string>(SharedRedis.Digest(conversation)), Unplaced: false));
+        ValueTask.FromResult(new ConversationPlacement(_placements.Get<string>(TextDigest.Sha256Hex(conversation)), Unplaced: false));
 
     public void Place(string conversation, string worker) =>
-        _placements.Set(SharedRedis.Digest(conversation), worker, new MemoryCacheEntryOptions { Size = 1, SlidingExpiration = options.Value.ConversationIdleLimit });
+        _placements.Set(TextDigest.Sha256Hex(conversation), worker, new MemoryCacheEntryOptions { Size = 1, SlidingExpiration = options.Value.ConversationIdleLimit });
 
     /// <summary>
-    /// Forgets the placement of the conversation whose digest (<see cref="SharedRedis.Digest"/>) is <paramref name="digest"/>,
+    /// Forgets the placement of the conversation whose digest (<see cref="TextDigest.Sha256Hex"/>) is <paramref name="digest"/>,
     /// unless it is on <paramref name="worker"/> already.
     /// </summary>
     public void ForgetUnlessOn(string digest, string worker)
@@ -203,7 +203,7 @@ internal sealed partial class RedisConversationPlacements(
             var previous = (string?)await database.StringSetAndGetAsync(KeyOf(conversation), worker, options.Value.ConversationIdleLimit).WaitAsync(SharedRedis.Timeout);
             if (previous != worker)
             {
-                await database.PublishAsync(Moves, $"{SharedRedis.Digest(conversation)}:{worker}", CommandFlags.FireAndForget);
+                await database.PublishAsync(Moves, $"{TextDigest.Sha256Hex(conversation)}:{worker}", CommandFlags.FireAndForget);
             }
         }
         catch (Exception exception)
