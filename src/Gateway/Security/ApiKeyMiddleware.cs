@@ -1,7 +1,7 @@
 using System.Net;
 using System.Security.Claims;
 using System.Security.Cryptography;
-using System.Text;
+using ClaudeProxy.ClaudeBackend;
 using ClaudeProxy.Gateway.ModelRouting;
 using ClaudeProxy.Transforms;
 using Microsoft.Extensions.Options;
@@ -16,7 +16,7 @@ namespace ClaudeProxy.Gateway.Security;
 internal sealed partial class ApiKeyMiddleware(RequestDelegate next, IOptions<GatewayOptions> options, ILogger<ApiKeyMiddleware> logger)
 {
     private readonly (byte[] Digest, ApiKeyOptions Key)[] _keys = options.Value.ApiKeys
-        .Select(k => (SHA256.HashData(Encoding.UTF8.GetBytes(k.Key)), k)).ToArray();
+        .Select(k => (TextDigest.Sha256(k.Key), k)).ToArray();
 
     // Without keys (the loopback default) the request goes straight on, with no async state of its own.
     public Task InvokeAsync(HttpContext context) =>
@@ -67,7 +67,7 @@ internal sealed partial class ApiKeyMiddleware(RequestDelegate next, IOptions<Ga
         }
 
         // Every key is compared, so the time taken says nothing about which one (or how much of one) matched.
-        var digest = SHA256.HashData(Encoding.UTF8.GetBytes(presented));
+        var digest = TextDigest.Sha256(presented);
         ApiKeyOptions? match = null;
         foreach (var (keyDigest, key) in _keys)
         {

@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
-using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json;
+using ClaudeProxy.ClaudeBackend;
 using Yarp.ReverseProxy.LoadBalancing;
 using Yarp.ReverseProxy.Model;
 
@@ -176,5 +175,5 @@ internal sealed class ConversationHashPolicy(WorkerLoads loads) : ILoadBalancing
         destinations.MaxBy(destination => Score(key, destination.Model.Config.Address))!;
 
     private static ulong Score(string key, string destination) =>
-        BinaryPrimitives.ReadUInt64BigEndian(SHA256.HashData(Encoding.UTF8.GetBytes(key + "\n" + destination)));
+        BinaryPrimitives.ReadUInt64BigEndian(TextDigest.Sha256(key + "\n" + destination));
 }

@@ -1,6 +1,6 @@
 using System.Net;
 using System.Security.Cryptography;
-using System.Text;
+using ClaudeProxy.ClaudeBackend;
 using ClaudeProxy.Transforms;
 using ClaudeProxy.Transforms.Yarp;
 using Microsoft.Extensions.Options;
@@ -22,12 +22,12 @@ internal static class WorkerKeyHeader
 /// </summary>
 internal sealed class WorkerKeyMiddleware(RequestDelegate next, IOptions<GatewayOptions> options)
 {
-    private readonly byte[]? _digest = options.Value.WorkerKey is { Length: > 0 } key ? SHA256.HashData(Encoding.UTF8.GetBytes(key)) : null;
+    private readonly byte[]? _digest = options.Value.WorkerKey is { Length: > 0 } key ? TextDigest.Sha256(key) : null;
 
     public async Task InvokeAsync(HttpContext context)
     {
         if (_digest is not null
-            && !CryptographicOperations.FixedTimeEquals(_digest, SHA256.HashData(Encoding.UTF8.GetBytes(context.Request.Headers[WorkerKeyHeader.Name].ToString()))))
+            && !CryptographicOperations.FixedTimeEquals(_digest, TextDigest.Sha256(context.Request.Headers[WorkerKeyHeader.Name].ToString())))
         {
             await ErrorEnvelopes.WriteAsync(context.Response, ErrorStyle.OpenAi, HttpStatusCode.Unauthorized,
                 $"unauthorized: a Claude worker takes turns only from its gateway ({WorkerKeyHeader.Name})", context.RequestAborted);
