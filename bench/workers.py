@@ -6,32 +6,32 @@ One machine, one run: the fake Anthropic API (echo), redis-server (as the compos
 placements there, the workers their conversations), two workers (the gateway's binary, CLAUDEPROXY_ROLE=worker, the
 real CLI, no warm spares, so each new chat starts a CLI), a front before the first worker and a front before both.
 Saturation: CLIENTS clients sending new chats (stream:false) for SECONDS through each front in turn. Added TTFT: over
-TURNS rounds, one turn of each of three kept conversations (each on its own warm process), in a new random order every
-round: through the one-worker front (/api/chat), straight to that worker's POST /v1/turns, and through an all-in-one
-gateway (/api/chat, no workers) for reference. The order is shuffled because a turn right after another on the same
-machine is faster (a fixed order made the front look 5-10 ms slower than it is). Then the same over FAKE_TURNS rounds
-with tests/FakeClaude as the CLI of a worker, a front and an all-in-one gateway of their own: it answers at once, so what
-is left is what the gateway adds.
+TURNS rounds, one turn of each of four kept conversations (each on its own warm process), in a new random order every
+round, PAUSE apart: through the one-worker front (/api/chat), straight to that worker's POST /v1/turns, through a bare
+YARP proxy (bench/BareYarp: one route, one cluster, nothing else) to the same, which says what any proxy hop costs on
+this machine, and through an all-in-one gateway (/api/chat, no workers) for reference. The order is shuffled because a
+turn right after another on the same machine is faster (a fixed order made the front look 5-10 ms slower than it is).
+Then the same over FAKE_TURNS rounds with tests/FakeClaude as the CLI of a worker, a front and an all-in-one gateway of
+their own: it answers at once, so what is left is what the gateway adds.
 
-    python3 bench/workers.py        (after: dotnet build src/Gateway -c Release; the test build, for the CLI and
-                                     tests/FakeClaude; redis-server)
+    python3 bench/workers.py        (after: dotnet build src/Gateway -c Release; dotnet build bench/BareYarp -c Release;
+                                     the test build, for the CLI and tests/FakeClaude; redis-server)
     python3 bench/workers.py --fake-only    (the FakeClaude round alone: what the front adds, in about a minute)
 """
-import http.client, json, os, random, socket, statistics, subprocess, sys, tempfile, threading, time
+import http.client, json, os, random, statistics, subprocess, sys, tempfile, threading, time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CLI = os.path.join(ROOT, ".tools", "claude-cli", "node_modules", ".bin", "claude")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from warm_ttft import CLI, GATEWAY, ROOT, free_port, start_fake_api  # noqa: E402
+
 FAKE_CLI = os.path.join(ROOT, "tests", "FakeClaude", "bin", "Debug", "net10.0", "fake-claude")
-GATEWAY = os.path.join(ROOT, "src", "Gateway", "bin", "Release", "net10.0", "ClaudeProxy.Gateway.dll")
-FAKE = os.path.join(ROOT, "..", "shared", "claude-cli", "fake_anthropic.py")
+BARE_YARP = os.path.join(ROOT, "bench", "BareYarp", "bin", "Release", "net10.0", "bare-yarp.dll")
 KEY = "bench-worker-key"
 CLIENTS, SECONDS, TURNS, FAKE_TURNS = 8, 20, 100, 500
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# Seconds between two measured turns. Back to back, a turn either found the cores still awake from the one before or
+# raced that turn's tail (the worker saving the conversation to Redis, the CLI its session file, on the same two cores),
+# so its time was bimodal and the medians of two paths could fall in different modes; a user's next turn comes seconds
+# later, on a machine that has settled.
+PAUSE = 0.02
 
 
 def wait_until_up(port):
@@ -55,6 +55,14 @@ def start(env, work, name, cli=CLI, **settings):
                        ClaudeBackend__Environment__ANTHROPIC_BASE_URL=env["ANTHROPIC_BASE_URL"],
                        ClaudeBackend__Environment__ANTHROPIC_API_KEY="sk-ant-fake", ClaudeBackend__Environment__HOME=env["HOME"], **settings)
     process = subprocess.Popen(["dotnet", GATEWAY], env=process_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until_up(port)
+    return process, port
+
+
+def start_bare_yarp(worker):
+    """A bare YARP proxy before a worker: what a proxy hop costs, with nothing of the front's own work."""
+    port = free_port()
+    process = subprocess.Popen(["dotnet", BARE_YARP, f"http://127.0.0.1:{worker}", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_until_up(port)
     return process, port
 
@@ -93,21 +101,24 @@ def saturate(port):
     return done[0] / (time.monotonic() - started), failed[0]
 
 
-def time_to_first_token(front, worker, single, rounds, tag):
-    """Milliseconds to the first line, per kind: kept conversations, the three kinds in a random order each round."""
-    ttft = {"front": [], "direct": [], "single": []}
+def time_to_first_token(front, worker, bare, single, rounds, tag):
+    """Milliseconds to the first line, per kind: kept conversations, the four kinds in a random order each round."""
+    ttft = {"front": [], "direct": [], "bare": [], "single": []}
     for turn in range(rounds + 1):
         kinds = {
             "front": lambda: post(front, "/api/chat", {"model": "claude-sonnet:latest", "id": f"ttft-front-{tag}",
                                                       "messages": [{"role": "user", "content": f"turn {turn}"}]}),
             "direct": lambda: post(worker, "/v1/turns", {"model": "claude-sonnet:latest", "conversationId": f"ttft-direct-{tag}",
                                                          "messages": [{"role": "user", "text": f"turn {turn}"}]}, {"X-ClaudeProxy-Worker-Key": KEY}),
+            "bare": lambda: post(bare, "/v1/turns", {"model": "claude-sonnet:latest", "conversationId": f"ttft-bare-{tag}",
+                                                     "messages": [{"role": "user", "text": f"turn {turn}"}]}, {"X-ClaudeProxy-Worker-Key": KEY}),
             "single": lambda: post(single, "/api/chat", {"model": "claude-sonnet:latest", "id": f"ttft-single-{tag}",
                                                          "messages": [{"role": "user", "content": f"turn {turn}"}]}),
         }
         order = list(kinds)
         random.shuffle(order)
         for kind in order:
+            time.sleep(PAUSE)
             _, first = kinds[kind]()
             if turn > 0:  # the first turn of each starts its process
                 ttft[kind].append(first * 1000)
@@ -116,27 +127,29 @@ def time_to_first_token(front, worker, single, rounds, tag):
 
 def print_ttft(ttft, title):
     median = {kind: statistics.median(values) for kind, values in ttft.items()}
-    paired = statistics.median(f - d for f, d in zip(ttft["front"], ttft["direct"]))
+
+    def added(kind, over):
+        """Added over another kind: the difference of the medians, and the median of the per-round differences."""
+        paired = statistics.median(a - b for a, b in zip(ttft[kind], ttft[over]))
+        return f"{median[kind] - median[over]:+.2f} ms (difference of medians), {paired:+.2f} ms (median of the per-round differences)"
+
     print(f"| {title} | p50 ms | p25 ms | p75 ms |")
     print("| --- | --- | --- | --- |")
     for kind, label in (("direct", "straight to the worker (`POST /v1/turns`)"), ("front", "through the front (`/api/chat`)"),
+                        ("bare", "through a bare YARP proxy to the worker (`POST /v1/turns`)"),
                         ("single", "all-in-one gateway, no workers (`/api/chat`)")):
         q = statistics.quantiles(ttft[kind], n=4)
         print(f"| {label} | {median[kind]:.2f} | {q[0]:.2f} | {q[2]:.2f} |")
     print()
-    print(f"Front added: {median['front'] - median['direct']:+.2f} ms (difference of medians), {paired:+.2f} ms (median of the "
-          f"per-round differences).")
+    print(f"Front added: {added('front', 'direct')}.")
+    print(f"A bare proxy hop added: {added('bare', 'direct')}; the front over it: {added('front', 'bare')}.")
     print()
 
 
 def main():
     work = tempfile.mkdtemp(prefix="workers-bench-")
-    port_file = os.path.join(work, "port")
-    api = subprocess.Popen([sys.executable, FAKE, "--port", "0", "--port-file", port_file, "--reply", "echo"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    while not (os.path.exists(port_file) and open(port_file).read().strip()):
-        time.sleep(0.05)
-    env = dict(os.environ, ANTHROPIC_BASE_URL=f"http://127.0.0.1:{open(port_file).read().strip()}", HOME=os.path.join(work, "home"))
+    api, base_url = start_fake_api(work)
+    env = dict(os.environ, ANTHROPIC_BASE_URL=base_url, HOME=os.path.join(work, "home"))
     os.makedirs(env["HOME"])
     redis_port = free_port()
     processes = [subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
@@ -156,8 +169,9 @@ def main():
             two, two_failed = saturate(front2)
 
             single, single_port = start(env, work, "single")
-            processes.append(single)
-            ttft = time_to_first_token(front1, p1, single_port, TURNS, "real")
+            bare, bare_port = start_bare_yarp(p1)
+            processes += [single, bare]
+            ttft = time_to_first_token(front1, p1, bare_port, single_port, TURNS, "real")
 
         # The same with tests/FakeClaude as the CLI, which answers at once: what the front adds, without the real CLI's
         # and the fake API's spread (the quartiles of a real turn span 20 ms, so 100 rounds leave the medians ±2-3 ms).
@@ -165,9 +179,10 @@ def main():
         processes.append(fake_worker)
         fake_front, fake_front_port = start(env, work, "ff", cli=FAKE_CLI, CLAUDEPROXY_REDIS=redis, Gateway__Workers__0=f"http://127.0.0.1:{fake_worker_port}")
         fake_single, fake_single_port = start(env, work, "fs", cli=FAKE_CLI)
-        processes += [fake_front, fake_single]
+        fake_bare, fake_bare_port = start_bare_yarp(fake_worker_port)
+        processes += [fake_front, fake_single, fake_bare]
         time.sleep(6)  # the front's first active health check
-        fake_ttft = time_to_first_token(fake_front_port, fake_worker_port, fake_single_port, FAKE_TURNS, "fake")
+        fake_ttft = time_to_first_token(fake_front_port, fake_worker_port, fake_bare_port, fake_single_port, FAKE_TURNS, "fake")
     finally:
         for process in processes:
             process.kill()
