@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Claude workers behind a front: new chats per second at saturation with one worker vs two, and the front's added time
-to first token over a worker reached directly.
+to first token over a worker reached directly, beside what a bare YARP proxy's hop adds.
 
 One machine, one run: the fake Anthropic API (echo), redis-server (as the compose profile has it: the fronts keep their
 placements there, the workers their conversations), two workers (the gateway's binary, CLAUDEPROXY_ROLE=worker, the
@@ -11,8 +11,8 @@ round, PAUSE apart: through the one-worker front (/api/chat), straight to that w
 YARP proxy (bench/BareYarp: one route, one cluster, nothing else) to the same, which says what any proxy hop costs on
 this machine, and through an all-in-one gateway (/api/chat, no workers) for reference. The order is shuffled because a
 turn right after another on the same machine is faster (a fixed order made the front look 5-10 ms slower than it is).
-Then the same over FAKE_TURNS rounds with tests/FakeClaude as the CLI of a worker, a front and an all-in-one gateway of
-their own: it answers at once, so what is left is what the gateway adds.
+Then the same over FAKE_TURNS rounds with tests/FakeClaude as the CLI of a worker, a front, a bare proxy and an all-in-one
+gateway of their own: it answers at once, so what is left is what the gateway adds.
 
     python3 bench/workers.py        (after: dotnet build src/Gateway -c Release; dotnet build bench/BareYarp -c Release;
                                      the test build, for the CLI and tests/FakeClaude; redis-server)
@@ -34,8 +34,10 @@ CLIENTS, SECONDS, TURNS, FAKE_TURNS = 8, 20, 100, 500
 PAUSE = 0.02
 
 
-def wait_until_up(port):
+def wait_until_up(port, process):
     while True:
+        if process.poll() is not None:
+            sys.exit(f"{process.args[1]} exited with {process.returncode} before it answered /healthz on port {port}; is it built?")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             conn.request("GET", "/healthz")
@@ -55,7 +57,7 @@ def start(env, work, name, cli=CLI, **settings):
                        ClaudeBackend__Environment__ANTHROPIC_BASE_URL=env["ANTHROPIC_BASE_URL"],
                        ClaudeBackend__Environment__ANTHROPIC_API_KEY="sk-ant-fake", ClaudeBackend__Environment__HOME=env["HOME"], **settings)
     process = subprocess.Popen(["dotnet", GATEWAY], env=process_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_until_up(port)
+    wait_until_up(port, process)
     return process, port
 
 
@@ -63,7 +65,7 @@ def start_bare_yarp(worker):
     """A bare YARP proxy before a worker: what a proxy hop costs, with nothing of the front's own work."""
     port = free_port()
     process = subprocess.Popen(["dotnet", BARE_YARP, f"http://127.0.0.1:{worker}", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_until_up(port)
+    wait_until_up(port, process)
     return process, port
 
 
@@ -174,7 +176,7 @@ def main():
             ttft = time_to_first_token(front1, p1, bare_port, single_port, TURNS, "real")
 
         # The same with tests/FakeClaude as the CLI, which answers at once: what the front adds, without the real CLI's
-        # and the fake API's spread (the quartiles of a real turn span 20 ms, so 100 rounds leave the medians ±2-3 ms).
+        # and the fake API's spread (the quartiles of a real turn span 20-30 ms, so 100 rounds leave the medians ±2-3 ms).
         fake_worker, fake_worker_port = start(env, work, "fw", cli=FAKE_CLI, CLAUDEPROXY_ROLE="worker", CLAUDEPROXY_REDIS=redis)
         processes.append(fake_worker)
         fake_front, fake_front_port = start(env, work, "ff", cli=FAKE_CLI, CLAUDEPROXY_REDIS=redis, Gateway__Workers__0=f"http://127.0.0.1:{fake_worker_port}")

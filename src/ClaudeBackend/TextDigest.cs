@@ -5,8 +5,9 @@ namespace ClaudeProxy.ClaudeBackend;
 
 /// <summary>
 /// The one digest of a text: for names that must not reveal it (Redis keys, working directories, API keys in logs), for
-/// keys compared without being kept (API and worker keys), for a stable hash (a conversation's worker), or for what must
-/// stay the same while the text does (a Claude model's listed digest).
+/// keys compared in constant time (API and worker keys: digests are of equal length, so the time taken says nothing of a
+/// key's length or content), for a stable hash (a conversation's worker), or for what must stay the same while the text
+/// does (a Claude model's listed digest).
 /// </summary>
 public static class TextDigest
 {

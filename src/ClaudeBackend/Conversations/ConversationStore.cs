@@ -44,10 +44,7 @@ public sealed class ConversationStore
     /// The conversation's own working directory (made when a process first starts there). The id is hashed, so no id
     /// can name a path.
     /// </summary>
-    public string WorkingDirectoryOf(string conversationId)
-    {
-        return Path.Combine(WorkRoot, TextDigest.Sha256Hex(conversationId)[..32]);
-    }
+    public string WorkingDirectoryOf(string conversationId) => Path.Combine(WorkRoot, TextDigest.Sha256Hex(conversationId)[..32]);
 
     /// <summary>Waits until no other turn of the same conversation runs: one session, one CLI process at a time.</summary>
     public async Task<IDisposable> EnterTurnAsync(string conversationId, CancellationToken cancellationToken)
