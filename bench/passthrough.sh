@@ -96,10 +96,12 @@ allocated() {
     echo "$bytes"
 }
 
-# Warm every path (JIT, connection pools) before measuring.
+# Warm every path (JIT, connection pools) before measuring. Under load the gateway's JIT goes on for about 20 s (it
+# has more code to compile at tier 1 than a bare proxy: its own, OpenTelemetry's, the dialects'), so each proxy gets 20 s
+# of each path; 3 s left the first cells measuring the gateway's compiler.
 for port in "$GATEWAY_PORT" "$YARP_PORT" "$NGINX_PROXY_PORT"; do
-    wrk -t1 -c8 -d3s "http://127.0.0.1:$port/api/tags" >/dev/null
-    wrk -t1 -c8 -d3s -s "$WORK/chat.lua" "http://127.0.0.1:$port/api/chat" >/dev/null
+    wrk -t2 -c64 -d"${WARMUP:-20}s" "http://127.0.0.1:$port/api/tags" >/dev/null
+    wrk -t2 -c64 -d"${WARMUP:-20}s" -s "$WORK/chat.lua" "http://127.0.0.1:$port/api/chat" >/dev/null
 done
 
 # Per cell, ROUNDS times: direct, nginx proxy_pass, bare YARP, ClaudeProxy, one after the other, so that each round's

@@ -43,6 +43,12 @@ internal sealed partial class ModelRoutingMiddleware(
     /// <summary>OpenAI's code for a spent quota.</summary>
     public const string BudgetSpentCode = "insufficient_quota";
 
+    /// <summary>
+    /// The most of a body held unconsumed in its pipe while the model is read: well under Kestrel's request buffer (1 MiB
+    /// by default), which would stop reading from the socket when full. A model further in is read from a buffered body.
+    /// </summary>
+    private const int MaxPeekBytes = 64 * 1024;
+
     /// <remarks>
     /// Not async: a model that is not Claude's, read from a body that has arrived (the Ollama pass-through, the common
     /// case), goes on to Ollama without a state machine or an await of this middleware's own.
@@ -149,6 +155,8 @@ internal sealed partial class ModelRoutingMiddleware(
     /// <summary>A Claude model on a dialect's route: the rules that look inside (a task's template, budgets, a model swap), then the turn.</summary>
     private async Task RouteClaudeTurnAsync(HttpContext context, IReadOnlyDictionary<string, string> metadata, long started, string model, ClaudeModelOptions requested)
     {
+        // The rules below may read the body, and the dialect reads it again.
+        context.Request.EnableBuffering();
         var style = RouteMetadata.ErrorStyleOf(metadata);
         ClaudeModelOptions? claudeModel = requested;
         var isClaude = true;
@@ -281,9 +289,22 @@ internal sealed partial class ModelRoutingMiddleware(
 
     private async ValueTask<string?> ReadBodyModelAsync(HttpContext context, IReadOnlyList<string> properties)
     {
-        // Buffer so the body can be read for the model and then again by the forwarder.
+        // Peeked at in the body's pipe, which the forwarder then reads from its start: a request on its way to Ollama
+        // is neither copied nor buffered.
+        var maxBytes = options.Value.MaxModelScanBytes;
+        var reader = context.Request.BodyReader;
+        var (decided, model) = await RequestModelReader.PeekAsync(reader, properties, Math.Min(maxBytes, MaxPeekBytes), context.RequestAborted);
+        // Read on through the reader the model was peeked from: over a body that another layer set, the reader is an
+        // adapter that now holds the bytes it peeked.
+        context.Request.Body = reader.AsStream(leaveOpen: true);
+        if (decided || maxBytes <= MaxPeekBytes)
+        {
+            return model;
+        }
+
+        // Further in than a peek may hold (the model after a large messages array): buffer the body and read it twice.
         context.Request.EnableBuffering();
-        var model = await RequestModelReader.ReadAsync(context.Request.Body, properties, options.Value.MaxModelScanBytes, context.RequestAborted);
+        model = await RequestModelReader.ReadAsync(context.Request.Body, properties, maxBytes, context.RequestAborted);
         context.Request.Body.Position = 0;
         return model;
     }

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.IO.Pipelines;
 using System.Text.Json;
 
 namespace ClaudeProxy.Gateway.ModelRouting;
@@ -17,6 +18,32 @@ internal static class RequestModelReader
     /// <summary>The model a body names, by <see cref="ModelProperties"/>.</summary>
     public static ValueTask<string?> ReadAsync(Stream body, int maxBytes, CancellationToken cancellationToken) =>
         ReadAsync(body, ModelProperties, maxBytes, cancellationToken);
+
+    /// <summary>
+    /// The model a body names, by <paramref name="properties"/> as <see cref="ReadAsync(Stream, IReadOnlyList{string}, int, CancellationToken)"/>
+    /// finds it, read from the body's pipe without consuming any of it: whoever forwards the body then reads it from its
+    /// start, and nothing is copied. Once the pipe holds <paramref name="maxBytes"/> it waits for no more: a model
+    /// further in than what has arrived by then is not <c>Decided</c>.
+    /// </summary>
+    public static async ValueTask<(bool Decided, string? Model)> PeekAsync(PipeReader body, IReadOnlyList<string> properties, int maxBytes, CancellationToken cancellationToken)
+    {
+        var scan = new Scan(properties);
+        long scanned = 0;
+        while (true)
+        {
+            var result = await body.ReadAsync(cancellationToken);
+            var buffer = result.Buffer;
+            scanned += scan.Advance(buffer.Slice(scanned), result.IsCompleted);
+            if (scan.Done || result.IsCompleted || buffer.Length >= maxBytes)
+            {
+                body.AdvanceTo(buffer.Start);
+                return (scan.Done || result.IsCompleted, scan.Found);
+            }
+
+            // Examined but not consumed: the next read waits for more of the body and returns it all again.
+            body.AdvanceTo(buffer.Start, buffer.End);
+        }
+    }
 
     /// <summary>
     /// The value of the first of <paramref name="properties"/> the body has as a top-level string, or null when the
@@ -83,6 +110,18 @@ internal static class RequestModelReader
         public int Advance(ReadOnlySpan<byte> data, bool isFinalBlock)
         {
             var reader = new Utf8JsonReader(data, isFinalBlock, _state);
+            return (int)Advance(ref reader, data.Length);
+        }
+
+        /// <inheritdoc cref="Advance(ReadOnlySpan{byte}, bool)"/>
+        public long Advance(ReadOnlySequence<byte> data, bool isFinalBlock)
+        {
+            var reader = new Utf8JsonReader(data, isFinalBlock, _state);
+            return Advance(ref reader, data.Length);
+        }
+
+        private long Advance(ref Utf8JsonReader reader, long length)
+        {
             try
             {
                 while (reader.Read())
@@ -99,7 +138,7 @@ internal static class RequestModelReader
                         _nextIs = -1;
                         if (Done)
                         {
-                            return (int)reader.BytesConsumed;
+                            return reader.BytesConsumed;
                         }
                     }
 
@@ -107,7 +146,7 @@ internal static class RequestModelReader
                     {
                         // Not an object, or the object ended.
                         Done = true;
-                        return (int)reader.BytesConsumed;
+                        return reader.BytesConsumed;
                     }
 
                     if (reader.TokenType == JsonTokenType.PropertyName && reader.CurrentDepth == 1)
@@ -120,11 +159,11 @@ internal static class RequestModelReader
             {
                 // Malformed JSON, or a string that is not valid UTF-8: no readable model.
                 Done = true;
-                return data.Length;
+                return length;
             }
 
             _state = reader.CurrentState;
-            return (int)reader.BytesConsumed;
+            return reader.BytesConsumed;
         }
 
         private readonly int IndexOf(ref Utf8JsonReader reader)

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Net;
 using System.Text.Json;
 using ClaudeProxy.ClaudeBackend;
 
@@ -30,18 +31,44 @@ internal sealed class OllamaUsageTap(Stream upstream, GenAiRequestTimer timer, l
     private long _bytesRead;
     private bool _ended;
 
-    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    /// <remarks>
+    /// Not async of its own: YARP's copier first reads zero bytes to wait for data, and that wait goes to the upstream
+    /// as it is; the read that follows finds the data there and is watched where it completes.
+    /// </remarks>
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        var read = await upstream.ReadAsync(buffer, cancellationToken);
+        if (buffer.IsEmpty)
+        {
+            // A zero-byte read waits for data: never the end of the body, unless that body is empty.
+            if (_bytesRead >= contentLength)
+            {
+                End();
+            }
+
+            return upstream.ReadAsync(buffer, cancellationToken);
+        }
+
+        var read = upstream.ReadAsync(buffer, cancellationToken);
+        return read.IsCompletedSuccessfully ? new ValueTask<int>(Watched(buffer.Span, read.Result)) : WatchedAsync(buffer, read);
+    }
+
+    private async ValueTask<int> WatchedAsync(Memory<byte> buffer, ValueTask<int> pending)
+    {
+        var read = await pending;
+        return Watched(buffer.Span, read);
+    }
+
+    /// <summary>Watches what a read into a real buffer brought; an empty one is the end.</summary>
+    private int Watched(ReadOnlySpan<byte> buffer, int read)
+    {
         if (read > 0)
         {
             timer.MarkFirstToken();
-            Watch(buffer.Span[..read]);
+            Watch(buffer[..read]);
             _bytesRead += read;
         }
 
-        // YARP's copier reads zero bytes first to wait for data: only an empty read into a real buffer is the end.
-        if ((read == 0 && !buffer.IsEmpty) || _bytesRead >= contentLength)
+        if (read == 0 || _bytesRead >= contentLength)
         {
             End();
         }
@@ -156,6 +183,8 @@ internal sealed class OllamaUsageTap(Stream upstream, GenAiRequestTimer timer, l
     private static long? Number(JsonElement element, string name) =>
         element.TryGetProperty(name, out var value) && value.TryGetInt64(out var number) ? number : null;
 
+    /// <summary>The tap as a response's content, which the forwarder reads as it is (a <c>StreamContent</c> would wrap it again).</summary>
+    public HttpContent AsContent() => new TapContent(this);
 
     protected override void Dispose(bool disposing)
     {
@@ -167,5 +196,28 @@ internal sealed class OllamaUsageTap(Stream upstream, GenAiRequestTimer timer, l
         }
 
         base.Dispose(disposing);
+    }
+
+    private sealed class TapContent(OllamaUsageTap tap) : HttpContent
+    {
+        protected override Task<Stream> CreateContentReadStreamAsync() => Task.FromResult<Stream>(tap);
+
+        protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) => tap.CopyToAsync(stream);
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = 0;
+            return false;
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                tap.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
     }
 }

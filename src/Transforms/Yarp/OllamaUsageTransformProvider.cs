@@ -51,6 +51,6 @@ public sealed class OllamaUsageTransformProvider : ITransformProvider
 
         // YARP copied the headers already; only the body is wrapped, and it stays byte for byte the same.
         var body = await response.Content.ReadAsStreamAsync(context.CancellationToken);
-        response.Content = new StreamContent(new OllamaUsageTap(body, timer, response.Content.Headers.ContentLength));
+        response.Content = new OllamaUsageTap(body, timer, response.Content.Headers.ContentLength).AsContent();
     }
 }

@@ -1,3 +1,4 @@
+using System.IO.Pipelines;
 using System.Text;
 using ClaudeProxy.Gateway.ModelRouting;
 
@@ -69,6 +70,62 @@ public sealed class RequestModelReaderTests
         var json = $$"""{"messages":["{{new string('A', 10_000)}}"],"model":"m"}""";
 
         Assert.Null(await Read(json, maxBytes: 4096));
+    }
+
+    [Theory]
+    [InlineData("""{"model":"claude-sonnet:latest","messages":[]}""", "claude-sonnet:latest")]
+    [InlineData("""{"messages":[{"role":"user","content":"a \"model\": inside","model":"nested"}],"model":"last"}""", "last")]
+    [InlineData("""{"name":"older","messages":[]}""", "older")]
+    [InlineData("""{"model":42}""", null)]
+    [InlineData("not json", null)]
+    [InlineData("", null)]
+    public async Task A_peek_finds_the_model_as_a_read_does_and_leaves_the_whole_body_in_the_pipe(string json, string? expected)
+    {
+        var pipe = new Pipe();
+        var body = Encoding.UTF8.GetBytes(json);
+        var writing = TrickleAsync(pipe.Writer, body, chunkSize: 5);
+
+        var (decided, model) = await RequestModelReader.PeekAsync(pipe.Reader, RequestModelReader.ModelProperties, 1 << 16, TestContext.Current.CancellationToken);
+        await writing;
+
+        Assert.True(decided);
+        Assert.Equal(expected, model);
+        Assert.Equal(body, await ReadToEndAsync(pipe.Reader));
+    }
+
+    [Fact]
+    public async Task A_peek_that_reaches_its_limit_is_undecided_and_leaves_the_whole_body_in_the_pipe()
+    {
+        var pipe = new Pipe();
+        var body = Encoding.UTF8.GetBytes($$"""{"messages":["{{new string('A', 10_000)}}"],"model":"m"}""");
+        var writing = TrickleAsync(pipe.Writer, body, chunkSize: 1000);
+
+        var (decided, model) = await RequestModelReader.PeekAsync(pipe.Reader, RequestModelReader.ModelProperties, 4096, TestContext.Current.CancellationToken);
+
+        await writing;
+
+        Assert.False(decided);
+        Assert.Null(model);
+        Assert.Equal(body, await ReadToEndAsync(pipe.Reader));
+    }
+
+    /// <summary>Writes <paramref name="body"/> a few bytes at a time, each flushed, as a body on its way arrives.</summary>
+    private static async Task TrickleAsync(PipeWriter writer, byte[] body, int chunkSize)
+    {
+        for (var offset = 0; offset < body.Length; offset += chunkSize)
+        {
+            await Task.Yield();
+            await writer.WriteAsync(body.AsMemory(offset, Math.Min(chunkSize, body.Length - offset)), TestContext.Current.CancellationToken);
+        }
+
+        await writer.CompleteAsync();
+    }
+
+    private static async ValueTask<byte[]> ReadToEndAsync(PipeReader reader)
+    {
+        using var all = new MemoryStream();
+        await reader.CopyToAsync(all, TestContext.Current.CancellationToken);
+        return all.ToArray();
     }
 
     /// <summary>A stream whose every read completes after the caller has gone on, as a body still on its way does.</summary>

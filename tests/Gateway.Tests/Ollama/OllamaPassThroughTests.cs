@@ -221,6 +221,32 @@ public sealed class OllamaPassThroughTests : IAsyncLifetime
         Assert.DoesNotContain(_ollama.Server.LogEntries, e => e.RequestMessage!.Method != "GET");
     }
 
+    /// <summary>
+    /// The model is peeked at in the body's pipe, up to 64 KiB, and read from a buffered body past that: either way the
+    /// body that reaches Ollama is the client's, byte for byte, and a Claude model is found wherever it stands.
+    /// </summary>
+    [Theory]
+    [InlineData(false, 0)]
+    [InlineData(false, 200_000)]
+    [InlineData(true, 0)]
+    [InlineData(true, 200_000)]
+    public async Task The_model_is_found_before_or_after_a_long_history_and_the_body_reaches_ollama_byte_for_byte(bool kestrel, int historyChars)
+    {
+        _ollama.Server.Given(Request.Create().WithPath("/api/chat").UsingPost())
+            .RespondWith(Response.Create().WithHeader("Content-Type", "application/json").WithBody("""{"model":"llama3.2","message":{"role":"assistant","content":"from ollama"},"done":true}"""));
+        await using var app = GatewayApp.WithFakeCli(kestrel: kestrel, configure: GatewayApp.WithOllama(_ollama.Url));
+        using var client = app.CreateClient();
+        string Body(string model) => $$"""{"messages":[{"role":"user","content":"{{new string('x', historyChars)}}"}],"stream":false,"model":"{{model}}"}""";
+
+        using var ollama = await client.PostAsync("/api/chat", Json(Body("llama3.2")), Cancel);
+        using var claude = await client.PostAsync("/api/chat", Json(Body("claude-sonnet:latest")), Cancel);
+
+        Assert.Contains("from ollama", await ollama.Content.ReadAsStringAsync(Cancel), StringComparison.Ordinal);
+        Assert.Equal(Body("llama3.2"), _ollama.LastRequestTo("/api/chat").Body);
+        Assert.Contains("fake answer", await claude.Content.ReadAsStringAsync(Cancel), StringComparison.Ordinal);
+        Assert.Single(_ollama.Server.LogEntries, e => e.RequestMessage!.Path == "/api/chat");
+    }
+
     [Fact]
     public async Task Claude_and_ollama_traffic_run_side_by_side()
     {

@@ -65,6 +65,19 @@ public sealed class OllamaUsageTapTests : IDisposable
     }
 
     [Fact]
+    public async Task Read_as_the_forwarder_reads_it_from_an_upstream_still_on_its_way_the_bytes_and_counts_are_the_same()
+    {
+        var body = "{\"done\":false,\"message\":{\"content\":\"x\"}}\n{\"model\":\"llama3.2\",\"done\":true,\"prompt_eval_count\":4,\"eval_count\":2}\n";
+        using var content = new OllamaUsageTap(new LateStream(Encoding.UTF8.GetBytes(body), chunkSize: 9), Timer(), contentLength: null).AsContent();
+
+        var passed = await ReadThrough(await content.ReadAsStreamAsync(TestContext.Current.CancellationToken), 64);
+
+        Assert.Equal(body, passed);
+        Assert.Equal([4L, 2L], _tokens.GetMeasurementSnapshot().Select(m => m.Value));
+        Assert.Single(_firstToken.GetMeasurementSnapshot());
+    }
+
+    [Fact]
     public async Task An_openai_usage_chunk_gives_the_token_counts()
     {
         var sse = "data: {\"id\":\"c\",\"model\":\"llama3.2\",\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n"
@@ -92,5 +105,15 @@ public sealed class OllamaUsageTapTests : IDisposable
         _tokens.Dispose();
         _firstToken.Dispose();
         _services.Dispose();
+    }
+
+    /// <summary>An upstream whose every read, zero-byte waits included, completes after the caller has gone on.</summary>
+    private sealed class LateStream(byte[] data, int chunkSize) : MemoryStream(data)
+    {
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            await Task.Yield();
+            return await base.ReadAsync(buffer[..Math.Min(buffer.Length, chunkSize)], cancellationToken);
+        }
     }
 }
