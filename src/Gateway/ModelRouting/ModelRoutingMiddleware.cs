@@ -43,12 +43,6 @@ internal sealed partial class ModelRoutingMiddleware(
     /// <summary>OpenAI's code for a spent quota.</summary>
     public const string BudgetSpentCode = "insufficient_quota";
 
-    /// <summary>
-    /// The most of a body held unconsumed in its pipe while the model is read: well under Kestrel's request buffer (1 MiB
-    /// by default), which would stop reading from the socket when full. A model further in is read from a buffered body.
-    /// </summary>
-    private const int MaxPeekBytes = 64 * 1024;
-
     /// <remarks>
     /// Not async: a model that is not Claude's, read from a body that has arrived (the Ollama pass-through, the common
     /// case), goes on to Ollama without a state machine or an await of this middleware's own.
@@ -290,19 +284,21 @@ internal sealed partial class ModelRoutingMiddleware(
     private async ValueTask<string?> ReadBodyModelAsync(HttpContext context, IReadOnlyList<string> properties)
     {
         // Peeked at in the body's pipe, which the forwarder then reads from its start: a request on its way to Ollama
-        // is neither copied nor buffered.
+        // whose model has arrived (nearly always, all of a small body has) is neither copied nor buffered.
         var maxBytes = options.Value.MaxModelScanBytes;
         var reader = context.Request.BodyReader;
-        var (decided, model) = await RequestModelReader.PeekAsync(reader, properties, Math.Min(maxBytes, MaxPeekBytes), context.RequestAborted);
+        var (decided, model) = await RequestModelReader.PeekAsync(reader, properties, maxBytes, context.RequestAborted);
         // Read on through the reader the model was peeked from: over a body that another layer set, the reader is an
-        // adapter that now holds the bytes it peeked.
+        // adapter that now holds the bytes it peeked. (Unlike Kestrel's own body stream, this one does not refuse a
+        // synchronous read; nothing here reads one.)
         context.Request.Body = reader.AsStream(leaveOpen: true);
-        if (decided || maxBytes <= MaxPeekBytes)
+        if (decided)
         {
             return model;
         }
 
-        // Further in than a peek may hold (the model after a large messages array): buffer the body and read it twice.
+        // Further in than had arrived (a model after a large messages array, a body still on its way): buffer the
+        // body, read it, and rewind it for the forwarder.
         context.Request.EnableBuffering();
         model = await RequestModelReader.ReadAsync(context.Request.Body, properties, maxBytes, context.RequestAborted);
         context.Request.Body.Position = 0;

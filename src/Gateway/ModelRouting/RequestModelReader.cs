@@ -21,28 +21,23 @@ internal static class RequestModelReader
 
     /// <summary>
     /// The model a body names, by <paramref name="properties"/> as <see cref="ReadAsync(Stream, IReadOnlyList{string}, int, CancellationToken)"/>
-    /// finds it, read from the body's pipe without consuming any of it: whoever forwards the body then reads it from its
-    /// start, and nothing is copied. Once the pipe holds <paramref name="maxBytes"/> it waits for no more: a model
-    /// further in than what has arrived by then is not <c>Decided</c>.
+    /// finds it (in at most <paramref name="maxBytes"/>), read from what the body's pipe holds at its first read and
+    /// without consuming any of it: whoever forwards the body then reads it from its start, and nothing is copied. A
+    /// model further in than what had arrived is not <c>Decided</c>.
     /// </summary>
+    /// <remarks>
+    /// One read only: a peek never waits for more of a body while it holds the start unconsumed, so no server's buffer
+    /// limit or flow control has to let more in for it. A model that is not in what arrived first is the rare case.
+    /// </remarks>
     public static async ValueTask<(bool Decided, string? Model)> PeekAsync(PipeReader body, IReadOnlyList<string> properties, int maxBytes, CancellationToken cancellationToken)
     {
+        var result = await body.ReadAsync(cancellationToken);
+        var buffer = result.Buffer;
+        var limited = buffer.Length > maxBytes;
         var scan = new Scan(properties);
-        long scanned = 0;
-        while (true)
-        {
-            var result = await body.ReadAsync(cancellationToken);
-            var buffer = result.Buffer;
-            scanned += scan.Advance(buffer.Slice(scanned), result.IsCompleted);
-            if (scan.Done || result.IsCompleted || buffer.Length >= maxBytes)
-            {
-                body.AdvanceTo(buffer.Start);
-                return (scan.Done || result.IsCompleted, scan.Found);
-            }
-
-            // Examined but not consumed: the next read waits for more of the body and returns it all again.
-            body.AdvanceTo(buffer.Start, buffer.End);
-        }
+        scan.Advance(limited ? buffer.Slice(0, maxBytes) : buffer, isFinalBlock: result.IsCompleted && !limited);
+        body.AdvanceTo(buffer.Start);
+        return (scan.Done || result.IsCompleted || limited, scan.Found);
     }
 
     /// <summary>

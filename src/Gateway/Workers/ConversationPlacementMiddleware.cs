@@ -66,7 +66,7 @@ internal sealed class ConversationPlacementMiddleware(RequestDelegate next, ICon
 
     private static async Task<ConversationAffinity?> AffinityOfAsync(HttpContext context)
     {
-        // Buffered when the model was read from it; read again by the dialect.
+        // Buffered already for a Claude turn by the model routing; read again by the dialect.
         context.Request.EnableBuffering();
         using var body = new MemoryStream();
         await context.Request.Body.CopyToAsync(body, context.RequestAborted);

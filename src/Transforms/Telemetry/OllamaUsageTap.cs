@@ -204,6 +204,9 @@ internal sealed class OllamaUsageTap(Stream upstream, GenAiRequestTimer timer, l
 
         protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) => tap.CopyToAsync(stream);
 
+        protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context, CancellationToken cancellationToken) =>
+            tap.CopyToAsync(stream, cancellationToken);
+
         protected override bool TryComputeLength(out long length)
         {
             length = 0;
@@ -214,6 +217,7 @@ internal sealed class OllamaUsageTap(Stream upstream, GenAiRequestTimer timer, l
         {
             if (disposing)
             {
+                // Also when the tap was never read (the forwarder gave up first): the request is then recorded as ended early.
                 tap.Dispose();
             }
 

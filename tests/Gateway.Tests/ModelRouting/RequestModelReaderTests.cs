@@ -79,14 +79,14 @@ public sealed class RequestModelReaderTests
     [InlineData("""{"model":42}""", null)]
     [InlineData("not json", null)]
     [InlineData("", null)]
-    public async Task A_peek_finds_the_model_as_a_read_does_and_leaves_the_whole_body_in_the_pipe(string json, string? expected)
+    public async Task A_peek_at_a_body_that_has_arrived_finds_the_model_as_a_read_does_and_leaves_the_body_in_the_pipe(string json, string? expected)
     {
         var pipe = new Pipe();
         var body = Encoding.UTF8.GetBytes(json);
-        var writing = TrickleAsync(pipe.Writer, body, chunkSize: 5);
+        await pipe.Writer.WriteAsync(body, Cancel);
+        await pipe.Writer.CompleteAsync();
 
-        var (decided, model) = await RequestModelReader.PeekAsync(pipe.Reader, RequestModelReader.ModelProperties, 1 << 16, TestContext.Current.CancellationToken);
-        await writing;
+        var (decided, model) = await RequestModelReader.PeekAsync(pipe.Reader, RequestModelReader.ModelProperties, 1 << 20, Cancel);
 
         Assert.True(decided);
         Assert.Equal(expected, model);
@@ -94,28 +94,56 @@ public sealed class RequestModelReaderTests
     }
 
     [Fact]
-    public async Task A_peek_that_reaches_its_limit_is_undecided_and_leaves_the_whole_body_in_the_pipe()
+    public async Task A_model_that_spans_two_of_the_pipes_segments_is_found()
+    {
+        // The pipe's segments are 4 KiB: the model's value starts a few bytes before the first one ends.
+        var pipe = new Pipe();
+        var body = Encoding.UTF8.GetBytes($$"""{"messages":["{{new string('A', 4064)}}"],"model":"claude-sonnet:latest"}""");
+        await pipe.Writer.WriteAsync(body, Cancel);
+        await pipe.Writer.CompleteAsync();
+
+        var (decided, model) = await RequestModelReader.PeekAsync(pipe.Reader, RequestModelReader.ModelProperties, 1 << 20, Cancel);
+
+        Assert.True(decided);
+        Assert.Equal("claude-sonnet:latest", model);
+    }
+
+    [Fact]
+    public async Task A_peek_stops_at_the_byte_limit()
     {
         var pipe = new Pipe();
-        var body = Encoding.UTF8.GetBytes($$"""{"messages":["{{new string('A', 10_000)}}"],"model":"m"}""");
-        var writing = TrickleAsync(pipe.Writer, body, chunkSize: 1000);
+        await pipe.Writer.WriteAsync(Encoding.UTF8.GetBytes($$"""{"messages":["{{new string('A', 10_000)}}"],"model":"m"}"""), Cancel);
+        await pipe.Writer.CompleteAsync();
 
-        var (decided, model) = await RequestModelReader.PeekAsync(pipe.Reader, RequestModelReader.ModelProperties, 4096, TestContext.Current.CancellationToken);
+        Assert.Equal((true, null), await RequestModelReader.PeekAsync(pipe.Reader, RequestModelReader.ModelProperties, 4096, Cancel));
+    }
 
+    /// <summary>The rest of the body comes only after the peek: it is not waited for, and the reader that follows gets it all.</summary>
+    [Fact]
+    public async Task A_peek_looks_only_at_what_has_arrived_and_leaves_all_of_it_for_the_reader_that_follows()
+    {
+        var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: 1, resumeWriterThreshold: 1));
+        var start = Encoding.UTF8.GetBytes("""{"messages":[{"role":"user","content":"why?"}],""");
+        var rest = Encoding.UTF8.GetBytes("""  "model":"claude-sonnet:latest"}""");
+        var writing = WriteAsync(pipe.Writer, start, rest);
+
+        var (decided, model) = await RequestModelReader.PeekAsync(pipe.Reader, RequestModelReader.ModelProperties, 1 << 20, Cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(10), Cancel);
+        var read = await ReadToEndAsync(pipe.Reader).AsTask().WaitAsync(TimeSpan.FromSeconds(10), Cancel);
         await writing;
 
         Assert.False(decided);
         Assert.Null(model);
-        Assert.Equal(body, await ReadToEndAsync(pipe.Reader));
+        Assert.Equal([.. start, .. rest], read);
     }
 
-    /// <summary>Writes <paramref name="body"/> a few bytes at a time, each flushed, as a body on its way arrives.</summary>
-    private static async Task TrickleAsync(PipeWriter writer, byte[] body, int chunkSize)
+    private static CancellationToken Cancel => TestContext.Current.CancellationToken;
+
+    /// <summary>Writes each part with a flush of its own, as a body on its way arrives.</summary>
+    private static async Task WriteAsync(PipeWriter writer, params byte[][] parts)
     {
-        for (var offset = 0; offset < body.Length; offset += chunkSize)
+        foreach (var part in parts)
         {
-            await Task.Yield();
-            await writer.WriteAsync(body.AsMemory(offset, Math.Min(chunkSize, body.Length - offset)), TestContext.Current.CancellationToken);
+            await writer.WriteAsync(part, Cancel);
         }
 
         await writer.CompleteAsync();
@@ -124,7 +152,7 @@ public sealed class RequestModelReaderTests
     private static async ValueTask<byte[]> ReadToEndAsync(PipeReader reader)
     {
         using var all = new MemoryStream();
-        await reader.CopyToAsync(all, TestContext.Current.CancellationToken);
+        await reader.CopyToAsync(all, Cancel);
         return all.ToArray();
     }
 

@@ -222,24 +222,34 @@ public sealed class OllamaPassThroughTests : IAsyncLifetime
     }
 
     /// <summary>
-    /// The model is peeked at in the body's pipe, up to 64 KiB, and read from a buffered body past that: either way the
-    /// body that reaches Ollama is the client's, byte for byte, and a Claude model is found wherever it stands.
+    /// The model is peeked at in what the body's pipe holds, and read from a buffered body when it is further in: either
+    /// way the body that reaches Ollama is the client's, byte for byte, and a Claude model is found wherever it stands,
+    /// also in a chunked body whose model comes a moment after the rest.
     /// </summary>
     [Theory]
-    [InlineData(false, 0)]
-    [InlineData(false, 200_000)]
-    [InlineData(true, 0)]
-    [InlineData(true, 200_000)]
-    public async Task The_model_is_found_before_or_after_a_long_history_and_the_body_reaches_ollama_byte_for_byte(bool kestrel, int historyChars)
+    [InlineData(false, false, 0)]
+    [InlineData(false, false, 200_000)]
+    [InlineData(true, false, 0)]
+    [InlineData(true, false, 200_000)]
+    [InlineData(true, true, 0)]
+    [InlineData(true, true, 200_000)]
+    public async Task The_model_is_found_before_or_after_a_long_history_and_the_body_reaches_ollama_byte_for_byte(bool kestrel, bool chunked, int historyChars)
     {
         _ollama.Server.Given(Request.Create().WithPath("/api/chat").UsingPost())
             .RespondWith(Response.Create().WithHeader("Content-Type", "application/json").WithBody("""{"model":"llama3.2","message":{"role":"assistant","content":"from ollama"},"done":true}"""));
         await using var app = GatewayApp.WithFakeCli(kestrel: kestrel, configure: GatewayApp.WithOllama(_ollama.Url));
         using var client = app.CreateClient();
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Cancel);
+        timeout.CancelAfter(TimeSpan.FromSeconds(30));
         string Body(string model) => $$"""{"messages":[{"role":"user","content":"{{new string('x', historyChars)}}"}],"stream":false,"model":"{{model}}"}""";
+        async Task<HttpResponseMessage> PostAsync(string model)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/api/chat") { Content = chunked ? new SlowEndContent(Body(model)) : Json(Body(model)) };
+            return await client.SendAsync(request, timeout.Token);
+        }
 
-        using var ollama = await client.PostAsync("/api/chat", Json(Body("llama3.2")), Cancel);
-        using var claude = await client.PostAsync("/api/chat", Json(Body("claude-sonnet:latest")), Cancel);
+        using var ollama = await PostAsync("llama3.2");
+        using var claude = await PostAsync("claude-sonnet:latest");
 
         Assert.Contains("from ollama", await ollama.Content.ReadAsStringAsync(Cancel), StringComparison.Ordinal);
         Assert.Equal(Body("llama3.2"), _ollama.LastRequestTo("/api/chat").Body);
@@ -274,5 +284,31 @@ public sealed class OllamaPassThroughTests : IAsyncLifetime
         _client.Dispose();
         await _app.DisposeAsync();
         _ollama.Dispose();
+    }
+
+    /// <summary>A JSON body of unknown length (sent chunked) whose last 40 bytes, the model among them, follow the rest after a pause.</summary>
+    private sealed class SlowEndContent : HttpContent
+    {
+        private readonly byte[] _body;
+
+        public SlowEndContent(string json)
+        {
+            _body = Encoding.UTF8.GetBytes(json);
+            Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        }
+
+        protected override async Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context)
+        {
+            await stream.WriteAsync(_body.AsMemory(0, _body.Length - 40));
+            await stream.FlushAsync();
+            await Task.Delay(300);
+            await stream.WriteAsync(_body.AsMemory(_body.Length - 40));
+        }
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = 0;
+            return false;
+        }
     }
 }
