@@ -33,11 +33,18 @@ internal static class RequestModelReader
     {
         var result = await body.ReadAsync(cancellationToken);
         var buffer = result.Buffer;
-        var limited = buffer.Length > maxBytes;
-        var scan = new Scan(properties);
-        scan.Advance(limited ? buffer.Slice(0, maxBytes) : buffer, isFinalBlock: result.IsCompleted && !limited);
-        body.AdvanceTo(buffer.Start);
-        return (scan.Done || result.IsCompleted || limited, scan.Found);
+        try
+        {
+            var limited = buffer.Length > maxBytes;
+            var scan = new Scan(properties);
+            scan.Advance(limited ? buffer.Slice(0, maxBytes) : buffer, isFinalBlock: result.IsCompleted && !limited);
+            return (scan.Done || result.IsCompleted || limited, scan.Found);
+        }
+        finally
+        {
+            // Nothing consumed, nothing examined: the next read returns all of it again at once.
+            body.AdvanceTo(buffer.Start);
+        }
     }
 
     /// <summary>
