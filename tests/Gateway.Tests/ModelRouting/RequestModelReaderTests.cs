@@ -1,6 +1,7 @@
 using System.IO.Pipelines;
 using System.Text;
 using ClaudeProxy.Gateway.ModelRouting;
+using ClaudeProxy.TestSupport;
 
 namespace ClaudeProxy.Gateway.Tests.ModelRouting;
 
@@ -154,16 +155,6 @@ public sealed class RequestModelReaderTests
         using var all = new MemoryStream();
         await reader.CopyToAsync(all, Cancel);
         return all.ToArray();
-    }
-
-    /// <summary>A stream whose every read completes after the caller has gone on, as a body still on its way does.</summary>
-    private sealed class LateStream(byte[] data, int chunkSize) : MemoryStream(data)
-    {
-        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            await Task.Yield();
-            return await base.ReadAsync(buffer[..Math.Min(buffer.Length, chunkSize)], cancellationToken);
-        }
     }
 
     /// <summary>A stream that returns at most a few bytes per read, as a slow client's body does.</summary>

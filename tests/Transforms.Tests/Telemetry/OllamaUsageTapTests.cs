@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using System.Text;
+using ClaudeProxy.TestSupport;
 using ClaudeProxy.Transforms.Telemetry;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
@@ -105,15 +106,5 @@ public sealed class OllamaUsageTapTests : IDisposable
         _tokens.Dispose();
         _firstToken.Dispose();
         _services.Dispose();
-    }
-
-    /// <summary>An upstream whose every read, zero-byte waits included, completes after the caller has gone on.</summary>
-    private sealed class LateStream(byte[] data, int chunkSize) : MemoryStream(data)
-    {
-        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            await Task.Yield();
-            return await base.ReadAsync(buffer[..Math.Min(buffer.Length, chunkSize)], cancellationToken);
-        }
     }
 }
