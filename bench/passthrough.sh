@@ -2,7 +2,8 @@
 # Pass-through overhead of ClaudeProxy in front of Ollama, measured the only honest way on a noisy 2-core machine:
 # the same load against a fast fake Ollama (nginx answering fixed bodies) directly, through the proxies that say what a
 # proxy can do here (nginx's own proxy_pass, a bare YARP app: one route, one cluster), and through the gateway, in one
-# run. Reports p50/p99 latency and requests/s for GET /api/tags and a streamed POST /api/chat at concurrency 1 and 64.
+# run. Reports p50/p99 latency, requests/s and CPU per request for GET /api/tags and a streamed POST /api/chat at
+# concurrency 1 and 64.
 #
 #   bash bench/passthrough.sh [seconds per run, default 10] [rounds per cell, default 3]
 set -euo pipefail
@@ -62,11 +63,13 @@ nginx -c "$WORK/nginx.conf"
 dotnet build src/Gateway -c Release -v quiet -nologo >/dev/null
 dotnet build bench/BareYarp -c Release -v quiet -nologo >/dev/null
 dotnet bench/BareYarp/bin/Release/net10.0/bare-yarp.dll "http://127.0.0.1:$OLLAMA_PORT" "$YARP_PORT" >"$WORK/yarp.log" 2>&1 &
+YARP_PID=$!
 # No warm spares: with /bin/false as the CLI each would fail and be started again (every 60 s at most), CPU that a real
 # CLI's idle spare does not take and that would fall into some runs and not others.
 OLLAMA_URL="http://127.0.0.1:$OLLAMA_PORT" PORT="$GATEWAY_PORT" CLAUDE_CLI=/bin/false \
     dotnet src/Gateway/bin/Release/net10.0/ClaudeProxy.Gateway.dll --Logging:LogLevel:Default=Warning \
     --ClaudeBackend:Models:0:WarmSpares=0 --ClaudeBackend:Models:0:WarmConversationSpares=0 >"$WORK/gateway.log" 2>&1 &
+GATEWAY_PID=$!
 for port in "$GATEWAY_PORT" "$YARP_PORT"; do
     for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/api/version" >/dev/null && break; sleep 0.1; done
 done
@@ -96,6 +99,15 @@ allocated() {
     echo "$bytes"
 }
 
+# The CPU a process has used so far, in clock ticks (user and system, from /proc): per request, the proxies' own cost,
+# which moves less with the machine's noise than throughput does (a proxy that takes more CPU per request leaves less of
+# the two cores to wrk and nginx).
+cpu_ticks() { # pid
+    local fields
+    read -ra fields < <(sed 's/.*) //' "/proc/$1/stat")
+    echo $(( fields[11] + fields[12] ))
+}
+
 # Warm every path (JIT, connection pools) before measuring. Under load the gateway's JIT goes on for about 20 s (it
 # has more code to compile at tier 1 than a bare proxy: its own, OpenTelemetry's, the dialects'), so each proxy gets 20 s
 # of each path; 3 s left the first cells measuring the gateway's compiler.
@@ -106,9 +118,10 @@ done
 
 # Per cell, ROUNDS times: direct, nginx proxy_pass, bare YARP, ClaudeProxy, one after the other, so that each round's
 # figures share the machine's state of the moment. Each figure is the median over the rounds; the ratios are medians of
-# each round's own ratio (requests/s over the bare YARP proxy's and over direct; added p50 over the bare YARP proxy's).
-printf "| endpoint | concurrency | req/s direct | req/s nginx proxy | req/s bare YARP | req/s ClaudeProxy | ClaudeProxy / bare YARP | ClaudeProxy / direct | p50 ms direct / nginx / YARP / ClaudeProxy | added p50 ms over YARP | p99 ms YARP / ClaudeProxy | ClaudeProxy bytes allocated / request |\n"
-printf "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+# each round's own ratio (requests/s over the bare YARP proxy's and over direct; added p50 over the bare YARP proxy's;
+# CPU per request over the bare YARP proxy's).
+printf "| endpoint | concurrency | req/s direct | req/s nginx proxy | req/s bare YARP | req/s ClaudeProxy | ClaudeProxy / bare YARP | ClaudeProxy / direct | p50 ms direct / nginx / YARP / ClaudeProxy | added p50 ms over YARP | p99 ms YARP / ClaudeProxy | ClaudeProxy bytes allocated / request | ClaudeProxy CPU per request / bare YARP |\n"
+printf "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
 for endpoint in tags chat; do
     for concurrency in 1 64; do
         script=""; path="/api/tags"
@@ -116,19 +129,23 @@ for endpoint in tags chat; do
         for _ in $(seq 1 "$ROUNDS"); do
             read -r d50 d99 drps _ < <(measure "http://127.0.0.1:$OLLAMA_PORT$path" "$concurrency" "$script")
             read -r n50 n99 nrps _ < <(measure "http://127.0.0.1:$NGINX_PROXY_PORT$path" "$concurrency" "$script")
-            read -r y50 y99 yrps _ < <(measure "http://127.0.0.1:$YARP_PORT$path" "$concurrency" "$script")
+            yticks=$(cpu_ticks "$YARP_PID")
+            read -r y50 y99 yrps yrequests < <(measure "http://127.0.0.1:$YARP_PORT$path" "$concurrency" "$script")
+            yticks=$(( $(cpu_ticks "$YARP_PID") - yticks ))
             before=$(allocated) || exit 1
+            pticks=$(cpu_ticks "$GATEWAY_PID")
             read -r p50 p99 prps prequests < <(measure "http://127.0.0.1:$GATEWAY_PORT$path" "$concurrency" "$script")
+            pticks=$(( $(cpu_ticks "$GATEWAY_PID") - pticks ))
             after=$(allocated) || exit 1
-            (( prequests > 0 )) || { echo "wrk reported no requests through the gateway" >&2; exit 1; }
-            echo "$d50 $n50 $y50 $p50 $y99 $p99 $drps $nrps $yrps $prps $(( (after - before) / prequests ))"
+            (( prequests > 0 && yrequests > 0 && yticks > 0 )) || { echo "wrk reported no requests, or bare YARP no CPU" >&2; exit 1; }
+            echo "$d50 $n50 $y50 $p50 $y99 $p99 $drps $nrps $yrps $prps $(( (after - before) / prequests )) $pticks $prequests $yticks $yrequests"
         done | python3 -c '
 import sys, statistics as st
 rows = [list(map(float, line.split())) for line in sys.stdin]
 m = lambda i: st.median(r[i] for r in rows)
 ratio = lambda f: st.median(f(r) for r in rows)
-print("| %s | %s | %d | %d | %d | %d | %.2f | %.2f | %.3f / %.3f / %.3f / %.3f | %.3f | %.3f / %.3f | %d |" % (
+print("| %s | %s | %d | %d | %d | %d | %.2f | %.2f | %.3f / %.3f / %.3f / %.3f | %.3f | %.3f / %.3f | %d | %.2f |" % (
     sys.argv[1], sys.argv[2], m(6), m(7), m(8), m(9), ratio(lambda r: r[9] / r[8]), ratio(lambda r: r[9] / r[6]),
-    m(0), m(1), m(2), m(3), ratio(lambda r: r[3] - r[2]), m(4), m(5), m(10)))' "$path" "$concurrency"
+    m(0), m(1), m(2), m(3), ratio(lambda r: r[3] - r[2]), m(4), m(5), m(10), ratio(lambda r: (r[11] / r[12]) / (r[13] / r[14]))))' "$path" "$concurrency"
     done
 done

@@ -86,7 +86,7 @@ public static partial class GatewayExtensions
     /// <summary>Maps the discovery endpoints and the proxy, with model routing ahead of YARP's forwarder.</summary>
     public static WebApplication MapGateway(this WebApplication app)
     {
-        app.UseExceptionHandler(new ExceptionHandlerOptions { ExceptionHandler = LastResortErrorAsync, SuppressDiagnosticsCallback = _ => false });
+        app.UseMiddleware<ErrorEnvelopeMiddleware>();
         app.UseMiddleware<ApiKeyMiddleware>();
         if (app.Services.GetRequiredService<IOptions<GatewayOptions>>().Value.IsWorker)
         {
@@ -96,7 +96,6 @@ public static partial class GatewayExtensions
             app.MapReverseProxy(proxy =>
             {
                 proxy.UseMiddleware<WorkerKeyMiddleware>();
-                proxy.UseMiddleware<ForwarderErrorMiddleware>();
             });
             return app;
         }
@@ -109,7 +108,6 @@ public static partial class GatewayExtensions
         var hasWorkers = app.Services.GetRequiredService<IOptions<GatewayOptions>>().Value.HasWorkers;
         app.MapReverseProxy(proxy =>
         {
-            proxy.UseMiddleware<ForwarderErrorMiddleware>();
             proxy.UseMiddleware<ModelRoutingMiddleware>();
             if (hasWorkers)
             {
@@ -123,14 +121,6 @@ public static partial class GatewayExtensions
             proxy.UsePassiveHealthChecks();
         });
         return app;
-    }
-
-    /// <summary>A bug is still answered in the client's envelope (and logged), never with an empty 500.</summary>
-    private static Task LastResortErrorAsync(HttpContext context)
-    {
-        // The exception handler has cleared the endpoint by now; its feature still names the one that failed.
-        var style = RouteMetadata.ErrorStyleOf(context.Features.Get<Microsoft.AspNetCore.Diagnostics.IExceptionHandlerFeature>()?.Endpoint);
-        return ClaudeProxy.Transforms.ErrorEnvelopes.WriteAsync(context.Response, style, HttpStatusCode.InternalServerError, "internal error in ClaudeProxy", context.RequestAborted);
     }
 
     private static void AddConfiguration(ConfigurationManager configuration, int? portArgument)

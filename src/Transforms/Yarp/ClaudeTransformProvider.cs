@@ -160,7 +160,7 @@ public sealed class ClaudeTransformProvider(
         var timer = context.HttpContext.Features.Get<GenAiRequestTimer>();
         if (context.ProxyResponse is not { } backendResponse)
         {
-            // The backend could not be reached at all: the gateway's forwarder-error middleware answers.
+            // The backend could not be reached at all: the gateway's error-envelope middleware answers.
             return;
         }
 

@@ -1,0 +1,69 @@
+using System.Net;
+using ClaudeProxy.Gateway.Ollama;
+using ClaudeProxy.Transforms;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace ClaudeProxy.Gateway.ModelRouting;
+
+/// <summary>
+/// The gateway's last word on a request that failed without an answer: a bug (an unhandled exception) and a backend
+/// that YARP could not reach (which it answers with a bare 502, 503 or 504) both get a body in the client's envelope,
+/// so every failure reads as a clear error in the client's dialect, never as an empty 5xx.
+/// </summary>
+/// <remarks>
+/// One middleware, first in the pipeline, for both: each is a frame that awaits the whole request, and every request
+/// forwarded to Ollama passes through it.
+/// </remarks>
+internal sealed partial class ErrorEnvelopeMiddleware(RequestDelegate next, OllamaUpstream ollama, ILogger<ErrorEnvelopeMiddleware> logger)
+{
+    public async Task InvokeAsync(HttpContext context)
+    {
+        try
+        {
+            await next(context);
+        }
+        catch (Exception exception) when (exception is OperationCanceledException or IOException && context.RequestAborted.IsCancellationRequested)
+        {
+            // The client left: nobody reads an answer, and it is no bug.
+            LogClientLeft(logger, context.Request.Path);
+            if (!context.Response.HasStarted)
+            {
+                context.Response.StatusCode = StatusCodes.Status499ClientClosedRequest;
+            }
+
+            return;
+        }
+        catch (Exception exception) when (!context.Response.HasStarted)
+        {
+            // (Once the answer has started the exception goes on to Kestrel, which ends the connection: a client then
+            // sees a cut answer, which its dialect's stream reader reports.)
+            LogUnhandled(logger, context.Request.Path, exception);
+            context.Response.Clear();
+            await ErrorEnvelopes.WriteAsync(context.Response, RouteMetadata.ErrorStyleOf(context.GetEndpoint()), HttpStatusCode.InternalServerError,
+                "internal error in ClaudeProxy", context.RequestAborted);
+            return;
+        }
+
+        if (context.Response.HasStarted || context.GetForwarderErrorFeature() is not { } error || error.Error == ForwarderError.RequestCanceled)
+        {
+            return;
+        }
+
+        var proxy = context.GetReverseProxyFeature();
+        var backend = proxy.Cluster.Config.ClusterId == OllamaClusterConfigFilter.ClusterId ? "Ollama" : $"The {proxy.Cluster.Config.ClusterId} backend";
+        var message = error.Error switch
+        {
+            ForwarderError.NoAvailableDestinations when backend == "Ollama" && !ollama.IsConfigured => "No Ollama is configured (set OLLAMA_URL).",
+            ForwarderError.NoAvailableDestinations => $"{backend} is not available: its health checks are failing.",
+            ForwarderError.RequestTimedOut => $"{backend} did not answer in time.",
+            _ => $"{backend} could not be reached: {error.Exception?.Message ?? error.Error.ToString()}",
+        };
+        await ErrorEnvelopes.WriteAsync(context.Response, RouteMetadata.ErrorStyleOf(proxy.Route.Config.Metadata), (HttpStatusCode)context.Response.StatusCode, message, context.RequestAborted);
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "An unhandled exception answered {Path} with a 500")]
+    private static partial void LogUnhandled(ILogger logger, PathString path, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "The client left {Path} before its answer")]
+    private static partial void LogClientLeft(ILogger logger, PathString path);
+}
