@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using ClaudeProxy.Gateway.Tests.Infrastructure;
@@ -87,6 +88,32 @@ public sealed class BadInputTests
         Assert.Equal("invalid_request_error", JsonDocument.Parse(await openAi.Content.ReadAsStringAsync(Cancel)).RootElement.GetProperty("error").GetProperty("type").GetString());
     }
 
+    [Theory]
+    [InlineData("claude-sonnet:latest")]
+    [InlineData("llama3.2")]
+    public async Task A_chunked_body_that_goes_over_the_limit_after_its_model_is_a_413_in_the_clients_dialect(string model)
+    {
+        // The model comes first and the rest later, so the request is on its way to its backend when it goes over.
+        using var ollama = FakeOllama.Start();
+        await using var app = GatewayApp.WithFakeCli(kestrel: true, configure: s =>
+        {
+            s["Gateway:MaxRequestBodyBytes"] = "4096";
+            GatewayApp.WithOllama(ollama.Url)(s);
+        });
+        var server = app.CreateClient().BaseAddress!;
+        var opening = $$"""{"model":"{{model}}","stream":false,"messages":[{"role":"user","content":" """;
+        var rest = new string('x', 8192) + "\"}]}";
+
+        var ollamaDialect = await PostInTwoChunksAsync(server, "/api/chat", opening, rest);
+        var openAi = await PostInTwoChunksAsync(server, "/v1/chat/completions", opening, rest);
+
+        Assert.StartsWith("HTTP/1.1 413 ", ollamaDialect, StringComparison.Ordinal);
+        Assert.Contains("""{"error":"Request body too large""", ollamaDialect, StringComparison.Ordinal);
+        Assert.StartsWith("HTTP/1.1 413 ", openAi, StringComparison.Ordinal);
+        Assert.Contains("""{"error":{"message":"Request body too large""", openAi, StringComparison.Ordinal);
+        Assert.Contains("\"type\":\"invalid_request_error\"", openAi, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Thousands_of_generated_bodies_never_get_a_5xx_nor_leave_a_process_beyond_the_kept_ones()
     {
@@ -123,6 +150,32 @@ public sealed class BadInputTests
         var marker = app.Marker;
         await app.DisposeAsync();
         Assert.Empty(await ProcessProbe.WaitUntilGoneAsync(marker, TimeSpan.FromSeconds(10)));
+    }
+
+    /// <summary>
+    /// Posts a chunked body over a socket of its own, its opening at once and the rest a moment later; the raw answer.
+    /// (HttpClient sent such a body in one piece here, whatever its content flushed.)
+    /// </summary>
+    private static async Task<string> PostInTwoChunksAsync(Uri server, string path, string opening, string rest)
+    {
+        static string Chunk(string data) => $"{Encoding.UTF8.GetByteCount(data):x}\r\n{data}\r\n";
+
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync(server.Host, server.Port, Cancel);
+        var stream = tcp.GetStream();
+        await stream.WriteAsync(Encoding.UTF8.GetBytes(
+            $"POST {path} HTTP/1.1\r\nHost: {server.Authority}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{Chunk(opening)}"), Cancel);
+        // The input's shape, not a wait for the gateway: the rest follows once the opening has gone out.
+        await Task.Delay(200, Cancel);
+        await stream.WriteAsync(Encoding.UTF8.GetBytes(Chunk(rest) + "0\r\n\r\n"), Cancel);
+        var answer = new StringBuilder();
+        var buffer = new byte[4096];
+        while (!answer.ToString().EndsWith("\r\n0\r\n\r\n", StringComparison.Ordinal) && await stream.ReadAsync(buffer, Cancel) is > 0 and var read)
+        {
+            answer.Append(Encoding.UTF8.GetString(buffer, 0, read));
+        }
+
+        return answer.ToString();
     }
 
     private sealed record FuzzRequest(string Method, string Path, byte[] Body)

@@ -6,9 +6,10 @@ using Yarp.ReverseProxy.Forwarder;
 namespace ClaudeProxy.Gateway.ModelRouting;
 
 /// <summary>
-/// The gateway's last word on a request that failed without an answer: a bug (an unhandled exception) and a backend
-/// that YARP could not reach (which it answers with a bare 502, 503 or 504) both get a body in the client's envelope,
-/// so every failure reads as a clear error in the client's dialect, never as an empty 5xx.
+/// The gateway's last word on a request that failed without an answer: a bug (an unhandled exception), a backend that
+/// YARP could not reach (which it answers with a bare 502, 503 or 504) and a client's body that failed on its way
+/// through YARP all get a body in the client's envelope, so every failure reads as a clear error in the client's
+/// dialect, never as an empty 5xx, nor as a backend's fault when it was the client's.
 /// </summary>
 /// <remarks>
 /// One middleware, first in the pipeline, for both: each is a frame that awaits the whole request, and every request
@@ -50,6 +51,15 @@ internal sealed partial class ErrorEnvelopeMiddleware(RequestDelegate next, Olla
         }
 
         var proxy = context.GetReverseProxyFeature();
+        var style = RouteMetadata.ErrorStyleOf(proxy.Route.Config.Metadata);
+        if (ClientErrorOf(error.Exception) is { } clientError)
+        {
+            // The client's own body failed while YARP read it (most often: a chunked body that went over the limit after
+            // its model had arrived). The error is the client's, with its 4xx, not a backend's.
+            await ErrorEnvelopes.WriteAsync(context.Response, style, (HttpStatusCode)clientError.StatusCode, clientError.Message, context.RequestAborted);
+            return;
+        }
+
         var backend = proxy.Cluster.Config.ClusterId == OllamaClusterConfigFilter.ClusterId ? "Ollama" : $"The {proxy.Cluster.Config.ClusterId} backend";
         var message = error.Error switch
         {
@@ -58,7 +68,20 @@ internal sealed partial class ErrorEnvelopeMiddleware(RequestDelegate next, Olla
             ForwarderError.RequestTimedOut => $"{backend} did not answer in time.",
             _ => $"{backend} could not be reached: {error.Exception?.Message ?? error.Error.ToString()}",
         };
-        await ErrorEnvelopes.WriteAsync(context.Response, RouteMetadata.ErrorStyleOf(proxy.Route.Config.Metadata), (HttpStatusCode)context.Response.StatusCode, message, context.RequestAborted);
+        await ErrorEnvelopes.WriteAsync(context.Response, style, (HttpStatusCode)context.Response.StatusCode, message, context.RequestAborted);
+    }
+
+    private static BadHttpRequestException? ClientErrorOf(Exception? exception)
+    {
+        for (; exception is not null; exception = exception.InnerException)
+        {
+            if (exception is BadHttpRequestException clientError)
+            {
+                return clientError;
+            }
+        }
+
+        return null;
     }
 
     [LoggerMessage(Level = LogLevel.Error, Message = "An unhandled exception answered {Path} with a 500")]
