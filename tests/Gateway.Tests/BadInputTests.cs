@@ -154,7 +154,8 @@ public sealed class BadInputTests
 
     /// <summary>
     /// Posts a chunked body over a socket of its own, its opening at once and the rest a moment later; the raw answer.
-    /// (HttpClient sent such a body in one piece here, whatever its content flushed.)
+    /// (A body HttpClient streamed, flushed between its parts, arrived here in one piece: the model peek refused it whole,
+    /// on the path that was already right.)
     /// </summary>
     private static async Task<string> PostInTwoChunksAsync(Uri server, string path, string opening, string rest)
     {
