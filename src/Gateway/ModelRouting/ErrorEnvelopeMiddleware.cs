@@ -12,8 +12,8 @@ namespace ClaudeProxy.Gateway.ModelRouting;
 /// dialect, never as an empty 5xx, nor as a backend's fault when it was the client's.
 /// </summary>
 /// <remarks>
-/// One middleware, first in the pipeline, for both: each is a frame that awaits the whole request, and every request
-/// forwarded to Ollama passes through it.
+/// One middleware, first in the pipeline, for all of them: a last-resort handler and a forwarder-error envelope were two
+/// frames that each awaited the whole request, and every request forwarded to Ollama passes through them.
 /// </remarks>
 internal sealed partial class ErrorEnvelopeMiddleware(RequestDelegate next, OllamaUpstream ollama, ILogger<ErrorEnvelopeMiddleware> logger)
 {
