@@ -93,7 +93,8 @@ public sealed class BadInputTests
     [InlineData("llama3.2")]
     public async Task A_chunked_body_that_goes_over_the_limit_after_its_model_is_a_413_in_the_clients_dialect(string model)
     {
-        // The model comes first and the rest later, so the request is on its way to its backend when it goes over.
+        // The model comes first and the rest later, so the request is on its way (to its backend, or to the gateway's own
+        // answer for a Claude model's token count) when it goes over.
         using var ollama = FakeOllama.Start();
         await using var app = GatewayApp.WithFakeCli(kestrel: true, configure: s =>
         {
@@ -106,12 +107,17 @@ public sealed class BadInputTests
 
         var ollamaDialect = await PostInTwoChunksAsync(server, "/api/chat", opening, rest);
         var openAi = await PostInTwoChunksAsync(server, "/v1/chat/completions", opening, rest);
+        var anthropicCount = await PostInTwoChunksAsync(server, "/v1/messages/count_tokens", opening, rest);
 
         Assert.StartsWith("HTTP/1.1 413 ", ollamaDialect, StringComparison.Ordinal);
         Assert.Contains("""{"error":"Request body too large""", ollamaDialect, StringComparison.Ordinal);
         Assert.StartsWith("HTTP/1.1 413 ", openAi, StringComparison.Ordinal);
         Assert.Contains("""{"error":{"message":"Request body too large""", openAi, StringComparison.Ordinal);
         Assert.Contains("\"type\":\"invalid_request_error\"", openAi, StringComparison.Ordinal);
+        Assert.StartsWith("HTTP/1.1 413 ", anthropicCount, StringComparison.Ordinal);
+        Assert.Contains("""{"type":"error","error":{""", anthropicCount, StringComparison.Ordinal);
+        Assert.Contains("\"message\":\"Request body too large", anthropicCount, StringComparison.Ordinal);
+        Assert.Empty(app.Errors.Entries);
     }
 
     [Fact]

@@ -7,9 +7,9 @@ namespace ClaudeProxy.Gateway.ModelRouting;
 
 /// <summary>
 /// The gateway's last word on a request that failed without an answer: a bug (an unhandled exception), a backend that
-/// YARP could not reach (which it answers with a bare 502, 503 or 504) and a client's body that failed on its way
-/// through YARP all get a body in the client's envelope, so every failure reads as a clear error in the client's
-/// dialect, never as an empty 5xx, nor as a backend's fault when it was the client's.
+/// YARP could not reach (which it answers with a bare 502, 503 or 504) and a request Kestrel refused as it was read
+/// (thrown, or reported by YARP) all get a body in the client's envelope, so every failure reads as a clear error in
+/// the client's dialect, never as an empty 5xx, nor as a backend's fault when it was the client's.
 /// </summary>
 /// <remarks>
 /// One middleware, first in the pipeline, for all of them: a last-resort handler and a forwarder-error envelope were two
@@ -38,8 +38,14 @@ internal sealed partial class ErrorEnvelopeMiddleware(RequestDelegate next, Olla
         {
             // (Once the answer has started the exception goes on to Kestrel, which ends the connection: a client then
             // sees a cut answer, which its dialect's stream reader reports.)
-            LogUnhandled(logger, context.Request.Path, exception);
             context.Response.Clear();
+            if (ClientErrorOf(exception) is { } thrown)
+            {
+                await WriteClientErrorAsync(context, thrown);
+                return;
+            }
+
+            LogUnhandled(logger, context.Request.Path, exception);
             await ErrorEnvelopes.WriteAsync(context.Response, RouteMetadata.ErrorStyleOf(context.GetEndpoint()), HttpStatusCode.InternalServerError,
                 "internal error in ClaudeProxy", context.RequestAborted);
             return;
@@ -50,16 +56,13 @@ internal sealed partial class ErrorEnvelopeMiddleware(RequestDelegate next, Olla
             return;
         }
 
-        var proxy = context.GetReverseProxyFeature();
-        var style = RouteMetadata.ErrorStyleOf(proxy.Route.Config.Metadata);
-        if (ClientErrorOf(error.Exception) is { } clientError)
+        if (ClientErrorOf(error.Exception) is { } reported)
         {
-            // The client's own body failed while YARP read it (most often: a chunked body that went over the limit after
-            // its model had arrived). The error is the client's, with its 4xx, not a backend's.
-            await ErrorEnvelopes.WriteAsync(context.Response, style, (HttpStatusCode)clientError.StatusCode, clientError.Message, context.RequestAborted);
+            await WriteClientErrorAsync(context, reported);
             return;
         }
 
+        var proxy = context.GetReverseProxyFeature();
         var backend = proxy.Cluster.Config.ClusterId == OllamaClusterConfigFilter.ClusterId ? "Ollama" : $"The {proxy.Cluster.Config.ClusterId} backend";
         var message = error.Error switch
         {
@@ -68,9 +71,17 @@ internal sealed partial class ErrorEnvelopeMiddleware(RequestDelegate next, Olla
             ForwarderError.RequestTimedOut => $"{backend} did not answer in time.",
             _ => $"{backend} could not be reached: {error.Exception?.Message ?? error.Error.ToString()}",
         };
-        await ErrorEnvelopes.WriteAsync(context.Response, style, (HttpStatusCode)context.Response.StatusCode, message, context.RequestAborted);
+        await ErrorEnvelopes.WriteAsync(context.Response, RouteMetadata.ErrorStyleOf(context.GetEndpoint()), (HttpStatusCode)context.Response.StatusCode, message, context.RequestAborted);
     }
 
+    /// <summary>
+    /// The client's own request was bad (most often a body over the limit, which Kestrel finds only as it is read: by
+    /// the model peek, a rule, a Claude model's answer, or YARP on its way to the backend). Its 4xx, and no bug.
+    /// </summary>
+    private static Task WriteClientErrorAsync(HttpContext context, BadHttpRequestException error) =>
+        ErrorEnvelopes.WriteAsync(context.Response, RouteMetadata.ErrorStyleOf(context.GetEndpoint()), (HttpStatusCode)error.StatusCode, error.Message, context.RequestAborted);
+
+    /// <summary>Kestrel's refusal of the request, thrown or inside what YARP reported (an aggregate when it failed copying the body).</summary>
     private static BadHttpRequestException? ClientErrorOf(Exception? exception)
     {
         for (; exception is not null; exception = exception.InnerException)

@@ -72,22 +72,9 @@ internal sealed partial class ModelRoutingMiddleware(
         return read.IsCompletedSuccessfully ? RouteAsync(context, metadata, started, read.Result) : RouteWhenReadAsync(context, metadata, started, read);
     }
 
-    private async Task RouteWhenReadAsync(HttpContext context, IReadOnlyDictionary<string, string> metadata, long started, ValueTask<string?> read)
-    {
-        string? model;
-        try
-        {
-            model = await read;
-        }
-        catch (BadHttpRequestException exception)
-        {
-            // Most often 413: the body is over the limit.
-            await ErrorEnvelopes.WriteAsync(context.Response, RouteMetadata.ErrorStyleOf(metadata), (HttpStatusCode)exception.StatusCode, exception.Message, context.RequestAborted);
-            return;
-        }
-
-        await RouteAsync(context, metadata, started, model);
-    }
+    /// <remarks>A body Kestrel refuses (most often 413, over the limit) throws: <see cref="ErrorEnvelopeMiddleware"/> answers its status.</remarks>
+    private async Task RouteWhenReadAsync(HttpContext context, IReadOnlyDictionary<string, string> metadata, long started, ValueTask<string?> read) =>
+        await RouteAsync(context, metadata, started, await read);
 
     private Task RouteAsync(HttpContext context, IReadOnlyDictionary<string, string> metadata, long started, string? model)
     {
@@ -157,39 +144,29 @@ internal sealed partial class ModelRoutingMiddleware(
 
         // Parsed only when a rule needs to look inside: a task's template, a budget's continued turn, a model swap.
         JsonObject? body = null;
-        SpentBudget? spent;
-        string? fallbackReason;
-        try
+        if (requested.TaskModel is { Length: > 0 } taskModel && (body ??= await ReadJsonAsync(context)) is { } task && BackgroundTask.IsOne(task))
         {
-            if (requested.TaskModel is { Length: > 0 } taskModel && (body ??= await ReadJsonAsync(context)) is { } task && BackgroundTask.IsOne(task))
-            {
-                // A title, tags or follow-ups for Open WebUI: the cheaper model answers, whichever backend serves it.
-                SwapModel(context, task, taskModel);
-                context.Response.Headers[TaskModelHeader] = taskModel;
-                model = taskModel;
-                isClaude = catalog.TryFind(model, out claudeModel);
-            }
-
-            spent = isClaude ? await budgets.FindSpentAsync(ClaudeCallerClaims.Owner(context.User), context.RequestAborted) : null;
-            var limited = isClaude && usageLimit.LimitedUntil is not null;
-            if ((spent is not null || limited) && (body ??= await ReadJsonAsync(context)) is { } results && BackgroundTask.ContinuesATurn(results))
-            {
-                // The results a running turn waits on: it is never cut.
-                (spent, limited) = (null, false);
-            }
-
-            // A spent budget, or a login at its usage limit (which the CLI would only refuse), sends a Claude
-            // model's request to its local fallback when it has one.
-            fallbackReason = spent is not null ? "budget" : limited ? "usage_limit" : null;
-            if (fallbackReason is not null && claudeModel!.FallbackModel is { Length: > 0 })
-            {
-                body ??= await ReadJsonAsync(context);
-            }
+            // A title, tags or follow-ups for Open WebUI: the cheaper model answers, whichever backend serves it.
+            SwapModel(context, task, taskModel);
+            context.Response.Headers[TaskModelHeader] = taskModel;
+            model = taskModel;
+            isClaude = catalog.TryFind(model, out claudeModel);
         }
-        catch (BadHttpRequestException exception)
+
+        var spent = isClaude ? await budgets.FindSpentAsync(ClaudeCallerClaims.Owner(context.User), context.RequestAborted) : null;
+        var limited = isClaude && usageLimit.LimitedUntil is not null;
+        if ((spent is not null || limited) && (body ??= await ReadJsonAsync(context)) is { } results && BackgroundTask.ContinuesATurn(results))
         {
-            await ErrorEnvelopes.WriteAsync(context.Response, style, (HttpStatusCode)exception.StatusCode, exception.Message, context.RequestAborted);
-            return;
+            // The results a running turn waits on: it is never cut.
+            (spent, limited) = (null, false);
+        }
+
+        // A spent budget, or a login at its usage limit (which the CLI would only refuse), sends a Claude
+        // model's request to its local fallback when it has one.
+        var fallbackReason = spent is not null ? "budget" : limited ? "usage_limit" : null;
+        if (fallbackReason is not null && claudeModel!.FallbackModel is { Length: > 0 })
+        {
+            body ??= await ReadJsonAsync(context);
         }
 
         if (fallbackReason is not null && claudeModel!.FallbackModel is { Length: > 0 } fallback && body is not null
