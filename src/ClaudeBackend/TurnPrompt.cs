@@ -1,12 +1,13 @@
 using System.Text;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using ClaudeProxy.ClaudeBackend.Contract;
 using ClaudeProxy.ClaudeBackend.StreamJson;
 
 namespace ClaudeProxy.ClaudeBackend;
 
 /// <summary>Builds the stream-json user line that carries a turn to the CLI on stdin.</summary>
-internal static class TurnPrompt
+internal static partial class TurnPrompt
 {
     /// <summary>
     /// The new turn is every message after the last assistant message. With <paramref name="includeHistory"/>, the
@@ -35,7 +36,7 @@ internal static class TurnPrompt
 
         var newTurn = messages.Skip(history).ToList();
         text.Append(JoinedText(newTurn));
-        var blocks = ContentOf(EscapeSlashCommand(text.ToString()), newTurn);
+        var blocks = ContentOf(EscapeSlashCommand(EscapeMentions(text.ToString())), newTurn);
         return JsonSerializer.Serialize(new CliUserLine(new CliUserMessage(blocks)), ClaudeBackendJsonContext.Default.CliUserLine);
     }
 
@@ -69,4 +70,17 @@ internal static class TurnPrompt
     /// </summary>
     private static string EscapeSlashCommand(string text) =>
         text.StartsWith('/') ? " " + text : text;
+
+    /// <summary>
+    /// The CLI reads an <c>@</c> at the start of the prompt or after whitespace (or 。、？！) as a mention, whatever its
+    /// tools: <c>@path</c> and <c>@"path"</c> attach that file or directory of the gateway's host to the prompt,
+    /// <c>@server:uri</c> an MCP resource, <c>@agent-name</c> an agent (CLI 2.1.197). A client's text must never read the
+    /// host's files: a word joiner (U+2060: invisible, and not whitespace) in front of each such <c>@</c> keeps it text.
+    /// </summary>
+    private static string EscapeMentions(string text) =>
+        text.Contains('@', StringComparison.Ordinal) ? MentionStart().Replace(text, "$1\u2060@") : text;
+
+    /// <remarks>The CLI's own boundary, in JavaScript's <c>\s</c>, which also counts U+FEFF.</remarks>
+    [GeneratedRegex(@"(^|[\s\uFEFF\u3002\u3001\uFF1F\uFF01])@")]
+    private static partial Regex MentionStart();
 }

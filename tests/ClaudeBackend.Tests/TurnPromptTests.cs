@@ -51,6 +51,29 @@ public sealed class TurnPromptTests
         Assert.Equal(" /clear everything", text);
     }
 
+    [Theory]
+    [InlineData("@/etc/passwd", "\u2060@/etc/passwd")]
+    [InlineData("read @\"/etc/passwd\" and @~/.ssh/id_rsa", "read \u2060@\"/etc/passwd\" and \u2060@~/.ssh/id_rsa")]
+    [InlineData("line one\n@server:file:///etc/hosts", "line one\n\u2060@server:file:///etc/hosts")]
+    [InlineData("ask\u3002@agent-reviewer", "ask\u3002\u2060@agent-reviewer")]
+    [InlineData("mail ada@example.com, @@twice", "mail ada@example.com, \u2060@@twice")]
+    public void An_at_sign_the_cli_would_read_as_a_mention_reaches_the_model_as_text(string said, string sent)
+    {
+        var text = Content(TurnPrompt.ToInputLine([new ClaudeMessage("user", said)], includeHistory: true))[0].GetProperty("text").GetString();
+
+        Assert.Equal(sent, text);
+    }
+
+    [Fact]
+    public void A_mention_in_the_transcript_of_earlier_turns_stays_text_too()
+    {
+        ClaudeMessage[] messages = [new("user", "@/etc/passwd"), new("assistant", "no"), new("user", "again")];
+
+        var text = Content(TurnPrompt.ToInputLine(messages, includeHistory: true))[0].GetProperty("text").GetString()!;
+
+        Assert.Contains("<user>\n\u2060@/etc/passwd\n</user>", text, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Images_of_the_new_turn_become_base64_image_blocks()
     {

@@ -49,6 +49,32 @@ public sealed class RealCliTests
     }
 
     [Fact]
+    public async Task A_file_a_client_names_with_an_at_sign_stays_text_and_never_reaches_the_model()
+    {
+        // The CLI attaches a file named as @path (or @"path") whatever its tools (2.1.197): a client must not read the host's files.
+        var secret = Path.Combine(Path.GetTempPath(), $"claudeproxy-{Guid.NewGuid():N}.txt");
+        await File.WriteAllTextAsync(secret, "the host's secret", Cancel);
+        try
+        {
+            await using var api = await FakeAnthropicServer.StartAsync("--reply", "echo");
+            await using var app = GatewayApp.WithRealCli(api);
+
+            using var response = await app.CreateClient().PostAsync("/v1/chat/completions", Json($$"""
+                {"model":"claude-haiku:latest","messages":[{"role":"user","content":"@{{secret}} and @\"{{secret}}\""}]}
+                """), Cancel);
+
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            var sent = Assert.Single(api.MessageRequests()).GetRawText();
+            Assert.DoesNotContain("the host's secret", sent, StringComparison.Ordinal);
+            Assert.Equal($"\u2060@{secret} and \u2060@\"{secret}\"", (await response.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString());
+        }
+        finally
+        {
+            File.Delete(secret);
+        }
+    }
+
+    [Fact]
     public async Task A_history_sent_without_an_id_reaches_the_model()
     {
         await using var api = await FakeAnthropicServer.StartAsync("--reply", "history");
