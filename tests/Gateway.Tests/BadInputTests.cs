@@ -33,6 +33,13 @@ public sealed class BadInputTests
         { "/v1/chat/completions", "[]", 400 },
         { "/chat/completions", "null", 400 },
         { "/api/show", "{}", 400 },
+        { "/api/chat", """{"model":"claude-sonnet:latest","messages":[null]}""", 400 },
+        { "/api/chat", """{"model":"claude-sonnet:latest","messages":[{"role":"user","content":"x","images":[null]}]}""", 400 },
+        { "/api/generate", """{"model":"claude-sonnet:latest","prompt":"x","images":[null]}""", 400 },
+        { "/v1/chat/completions", """{"model":"claude-sonnet:latest","messages":[null]}""", 400 },
+        { "/v1/messages", """{"model":"claude-sonnet:latest","max_tokens":10,"messages":[{"role":"user","content":"x"}],"tools":[null]}""", 400 },
+        { "/v1/messages", """{"model":"claude-sonnet:latest","max_tokens":10,"messages":[{"role":"user","content":"x"}],"stop_sequences":[null]}""", 400 },
+        { "/v1/responses", """{"model":"claude-sonnet:latest","input":"x","tools":[null]}""", 400 },
     };
 
     [Theory]

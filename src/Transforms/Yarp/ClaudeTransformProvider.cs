@@ -74,12 +74,14 @@ public sealed class ClaudeTransformProvider(
         {
             request = dialect.Parse(body, services.TimeProvider, out immediateAnswer);
         }
-        catch (Exception exception) when (exception is DialectRequestException or InvalidOperationException)
+        catch (Exception exception) when (exception is DialectRequestException or InvalidOperationException or NullReferenceException)
         {
             // Writing the response here ends the proxying: nothing is forwarded. (A string that is not valid UTF-8
-            // surfaces as InvalidOperationException when a codec reads it.)
+            // surfaces as InvalidOperationException when a codec reads it; a null where the wire records hold a value,
+            // such as an array's item, which System.Text.Json lets through, as NullReferenceException when one reads it.)
             var status = (exception as DialectRequestException)?.Status ?? HttpStatusCode.BadRequest;
-            await ErrorEnvelopes.WriteAsync(httpContext.Response, dialect.ErrorStyle, status, exception.Message, context.CancellationToken, (exception as DialectRequestException)?.Param);
+            var message = exception is NullReferenceException ? "the request has null where a value belongs (an item of an array?)" : exception.Message;
+            await ErrorEnvelopes.WriteAsync(httpContext.Response, dialect.ErrorStyle, status, message, context.CancellationToken, (exception as DialectRequestException)?.Param);
             return;
         }
 
