@@ -180,7 +180,10 @@ public sealed class GenAiMetrics
 /// <param name="TimeToFirstToken">Request received to the first token forwarded, for streamed answers.</param>
 /// <param name="BackendDuration">The backend's own duration (the CLI's <c>duration_ms</c>), when it reports one.</param>
 /// <param name="BackendTimeToFirstChunk">The backend's own time to first token, when it reports one.</param>
-/// <param name="ErrorType">Set when the request failed; <see cref="Cancelled"/> when the client left.</param>
+/// <param name="ErrorType">
+/// Set when the request failed: <see cref="Cancelled"/> when the client left, <see cref="UpstreamUnreachable"/> and
+/// <see cref="UpstreamInterrupted"/> when Ollama gave no answer or broke one off.
+/// </param>
 public readonly record struct GenAiObservation(
     string Operation,
     string Provider,
@@ -198,6 +201,8 @@ public readonly record struct GenAiObservation(
     string? ErrorType = null)
 {
     public const string Cancelled = "cancelled";
+    public const string UpstreamUnreachable = "upstream_unreachable";
+    public const string UpstreamInterrupted = "upstream_interrupted";
 }
 
 /// <summary>

@@ -7,14 +7,15 @@ namespace ClaudeProxy.Transforms.Telemetry;
 
 /// <summary>
 /// Passes an Ollama answer through unchanged, read for read, while it watches the lines go by for the usage that
-/// Ollama puts in its final chunk (<c>done:true</c> with <c>prompt_eval_count</c>/<c>eval_count</c>) or OpenAI-style
-/// <c>usage</c>. Only the current line is held, never the stream.
+/// Ollama puts in its final chunk (<c>done:true</c> with <c>prompt_eval_count</c>/<c>eval_count</c>), or a <c>usage</c>
+/// object as Ollama's OpenAI and Anthropic APIs put it. Only the current line is held, never the stream.
 /// </summary>
 /// <remarks>
 /// A body with a <c>Content-Length</c> is complete once that many bytes have passed: the copier need not ask for the
-/// end of the stream, so that is when the usage is recorded.
+/// end of the stream, so that is when the usage is recorded. A tap disposed before the end was cut short: by the
+/// client (<paramref name="clientAborted"/>), or else by the upstream.
 /// </remarks>
-internal sealed class OllamaUsageTap(Stream upstream, GenAiRequestTimer timer, long? contentLength) : ReadOnlyStream
+internal sealed class OllamaUsageTap(Stream upstream, GenAiRequestTimer timer, long? contentLength, CancellationToken clientAborted) : ReadOnlyStream
 {
     /// <summary>A line longer than this is not a usage line; it is skipped rather than held.</summary>
     private const int MaxLineBytes = 1 << 20;
@@ -158,30 +159,43 @@ internal sealed class OllamaUsageTap(Stream upstream, GenAiRequestTimer timer, l
                 return;
             }
 
-            if (root.TryGetProperty("model", out var model) && model.ValueKind == JsonValueKind.String)
+            // Anthropic's stream starts with the message (message_start), the Responses API's ends with the response
+            // (response.completed); their usage and model are inside. Elsewhere they are at the top.
+            var answer = Object(root, "message") is { } message && Object(message, "usage") is not null ? message
+                : Object(root, "response") is { } response && Object(response, "usage") is not null ? response
+                : root;
+            if (answer.TryGetProperty("model", out var model) && model.ValueKind == JsonValueKind.String)
             {
                 _responseModel = model.GetString();
             }
 
-            if (root.TryGetProperty("usage", out var usage) && usage.ValueKind == JsonValueKind.Object)
+            if (Object(answer, "usage") is { } usage)
             {
-                _inputTokens = Number(usage, "prompt_tokens") ?? _inputTokens;
-                _outputTokens = Number(usage, "completion_tokens") ?? _outputTokens;
+                _inputTokens = (Count(usage, "prompt_tokens") ?? Count(usage, "input_tokens")) ?? _inputTokens;
+                _outputTokens = (Count(usage, "completion_tokens") ?? Count(usage, "output_tokens")) ?? _outputTokens;
             }
             else
             {
-                _inputTokens = Number(root, "prompt_eval_count") ?? _inputTokens;
-                _outputTokens = Number(root, "eval_count") ?? _outputTokens;
+                _inputTokens = Count(root, "prompt_eval_count") ?? _inputTokens;
+                _outputTokens = Count(root, "eval_count") ?? _outputTokens;
             }
         }
-        catch (JsonException)
+        catch (Exception exception) when (exception is JsonException or InvalidOperationException)
         {
-            // Not JSON after all: the client gets the bytes as they were; the metrics go without this line.
+            // Not JSON after all, or not text a string can hold: the client gets the bytes as they were; the metrics go
+            // without this line.
         }
     }
 
-    private static long? Number(JsonElement element, string name) =>
-        element.TryGetProperty(name, out var value) && value.TryGetInt64(out var number) ? number : null;
+    private static JsonElement? Object(JsonElement element, string name) =>
+        element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Object ? value : null;
+
+    /// <summary>A token count as the upstream gave it; anything but a whole number of tokens a request could hold is none.</summary>
+    private static long? Count(JsonElement element, string name) =>
+        element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out var count)
+            && count is >= 0 and <= int.MaxValue
+            ? count
+            : null;
 
     /// <summary>The tap as a response's content, which the forwarder reads as it is (a <c>StreamContent</c> would wrap it again).</summary>
     public HttpContent AsContent() => new TapContent(this);
@@ -190,8 +204,9 @@ internal sealed class OllamaUsageTap(Stream upstream, GenAiRequestTimer timer, l
     {
         if (disposing)
         {
-            // Disposed before the end: the client went away (a completed answer was recorded already).
-            timer.Fail(GenAiObservation.Cancelled, _responseModel);
+            // Disposed before the end (a completed answer was recorded already): the client went away, or else the
+            // upstream broke off its answer.
+            timer.Fail(clientAborted.IsCancellationRequested ? GenAiObservation.Cancelled : GenAiObservation.UpstreamInterrupted, _responseModel);
             upstream.Dispose();
         }
 

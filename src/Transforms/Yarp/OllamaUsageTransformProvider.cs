@@ -39,7 +39,8 @@ public sealed class OllamaUsageTransformProvider : ITransformProvider
 
         if (context.ProxyResponse is not { } response)
         {
-            timer.Fail("upstream_unreachable");
+            // No answer: a client that left first, or an upstream that could not be reached.
+            timer.Fail(context.HttpContext.RequestAborted.IsCancellationRequested ? GenAiObservation.Cancelled : GenAiObservation.UpstreamUnreachable);
             return;
         }
 
@@ -51,6 +52,6 @@ public sealed class OllamaUsageTransformProvider : ITransformProvider
 
         // YARP copied the headers already; only the body is wrapped, and it stays byte for byte the same.
         var body = await response.Content.ReadAsStreamAsync(context.CancellationToken);
-        response.Content = new OllamaUsageTap(body, timer, response.Content.Headers.ContentLength).AsContent();
+        response.Content = new OllamaUsageTap(body, timer, response.Content.Headers.ContentLength, context.HttpContext.RequestAborted).AsContent();
     }
 }

@@ -4,6 +4,8 @@ using ClaudeProxy.TestSupport;
 using ClaudeProxy.Transforms.Telemetry;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
+using WireMock.RequestBuilders;
+using WireMock.ResponseBuilders;
 using static ClaudeProxy.Gateway.Tests.Infrastructure.StreamingReads;
 
 namespace ClaudeProxy.Gateway.Tests.Telemetry;
@@ -35,6 +37,24 @@ public sealed class GenAiMetricsTests
         Assert.Equal([169L, 15L], measurements.Select(m => m.Value));
         Assert.All(measurements, m => Assert.Equal("ollama", m.Tags["gen_ai.provider.name"]));
         Assert.All(measurements, m => Assert.Equal("llama3.2", m.Tags["gen_ai.response.model"]));
+    }
+
+    [Fact]
+    public async Task A_client_that_leaves_before_ollama_answers_is_counted_as_a_disconnect_not_as_an_unreachable_ollama()
+    {
+        using var ollama = FakeOllama.Start();
+        ollama.Server.Given(Request.Create().WithPath("/api/chat").UsingPost())
+            .RespondWith(Response.Create().WithDelay(TimeSpan.FromSeconds(2)).WithBody("{}"));
+        await using var app = GatewayApp.WithFakeCli(configure: GatewayApp.WithOllama(ollama.Url));
+        using var errors = new MetricCollector<long>(app.Services.GetRequiredService<IMeterFactory>(), GenAiMetrics.MeterName, "claudeproxy.errors");
+        using var leave = CancellationTokenSource.CreateLinkedTokenSource(Cancel);
+        leave.CancelAfter(TimeSpan.FromMilliseconds(300));
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+            app.CreateClient().PostAsync("/api/chat", Json("""{"model":"llama3.2","messages":[{"role":"user","content":"x"}]}"""), leave.Token));
+
+        await errors.WaitForMeasurementsAsync(1, TimeSpan.FromSeconds(5));
+        Assert.Equal(GenAiObservation.Cancelled, Assert.Single(errors.GetMeasurementSnapshot()).Tags["error.type"]);
     }
 
     [Theory]
