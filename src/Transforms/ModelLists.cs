@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using ClaudeProxy.ClaudeBackend;
@@ -132,10 +133,11 @@ public static class ModelLists
             var claudeNames = models.Select(m => m.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
             foreach (var entry in entries.EnumerateArray())
             {
-                if (entry.ValueKind == JsonValueKind.Object && entry.TryGetProperty("id", out var id) && id.GetString() is { } name && !claudeNames.Contains(name))
+                if (entry.ValueKind == JsonValueKind.Object
+                    && entry.TryGetProperty("id", out var id) && TextOf(id) is { } name
+                    && !claudeNames.Contains(name))
                 {
-                    var at = entry.TryGetProperty("created", out var seconds) && seconds.TryGetInt64(out var unix) ? DateTimeOffset.FromUnixTimeSeconds(unix) : created;
-                    data.Add(new AnthropicModel(name, name, at));
+                    data.Add(new AnthropicModel(name, name, CreatedOf(entry) ?? created));
                 }
             }
         }
@@ -193,11 +195,12 @@ public static class ModelLists
                 {
                     var shadowed = entry.ValueKind == JsonValueKind.Object
                         && entry.TryGetProperty(keyProperty, out var key)
-                        && key.ValueKind == JsonValueKind.String
-                        && IsClaudeName(key.GetString()!, models);
+                        && TextOf(key) is { } name
+                        && IsClaudeName(name, models);
                     if (!shadowed)
                     {
-                        entry.WriteTo(writer);
+                        // As Ollama wrote it, byte for byte (even what a string cannot hold, such as a lone surrogate's escape).
+                        writer.WriteRawValue(JsonMarshal.GetRawUtf8Value(entry), skipInputValidation: true);
                     }
                 }
             }
@@ -223,8 +226,39 @@ public static class ModelLists
         return false;
     }
 
+    /// <summary>A JSON string's text; null for any other value, or for an escape no string can hold (a lone surrogate).</summary>
+    private static string? TextOf(JsonElement value)
+    {
+        if (value.ValueKind != JsonValueKind.String)
+        {
+            return null;
+        }
+
+        try
+        {
+            return value.GetString();
+        }
+        catch (InvalidOperationException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>An OpenAI list entry's <c>created</c>, when it is a time a date can hold.</summary>
+    private static DateTimeOffset? CreatedOf(JsonElement entry) =>
+        entry.TryGetProperty("created", out var seconds) && seconds.ValueKind == JsonValueKind.Number && seconds.TryGetInt64(out var unix)
+            && unix >= DateTimeOffset.MinValue.ToUnixTimeSeconds() && unix <= DateTimeOffset.MaxValue.ToUnixTimeSeconds()
+            ? DateTimeOffset.FromUnixTimeSeconds(unix)
+            : null;
+
+    /// <summary>An upstream's JSON, or null when it is none: not JSON, or (which JSON must not be) not UTF-8.</summary>
     private static JsonDocument? TryParse(byte[] json)
     {
+        if (!System.Text.Unicode.Utf8.IsValid(json))
+        {
+            return null;
+        }
+
         try
         {
             return JsonDocument.Parse(json);

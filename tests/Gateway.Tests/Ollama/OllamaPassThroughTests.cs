@@ -197,6 +197,47 @@ public sealed class OllamaPassThroughTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Odd_entries_in_ollamas_openai_list_are_passed_on_or_skipped_and_never_fail_the_list()
+    {
+        _ollama.Get("/v1/models", """
+            {"object":"list","data":[
+              {"id":5,"object":"model","created":1746405464},
+              {"id":"a:latest","object":"model","created":"yesterday"},
+              {"id":"b:latest","object":"model","created":99999999999999999},
+              {"id":"c\ud800:latest","object":"model","created":1746405464},
+              {"id":"llama3.2:latest","object":"model","created":1746405464,"owned_by":"library"}]}
+            """);
+        using var anthropic = new HttpRequestMessage(HttpMethod.Get, "/v1/models") { Headers = { { "anthropic-version", "2023-06-01" } } };
+
+        using var openAiAnswer = await _client.GetAsync("/v1/models", Cancel);
+        using var anthropicAnswer = await _client.SendAsync(anthropic, Cancel);
+
+        Assert.Equal(HttpStatusCode.OK, openAiAnswer.StatusCode);
+        Assert.Equal(8, (await openAiAnswer.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("data").GetArrayLength());
+        Assert.Equal(HttpStatusCode.OK, anthropicAnswer.StatusCode);
+        var anthropicModels = (await anthropicAnswer.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("data").EnumerateArray().ToList();
+        Assert.Equal(
+            ["claude-sonnet:latest", "claude-opus:latest", "claude-haiku:latest", "a:latest", "b:latest", "llama3.2:latest"],
+            anthropicModels.Select(m => m.GetProperty("id").GetString()));
+        Assert.Equal(DateTimeOffset.FromUnixTimeSeconds(1746405464), anthropicModels[^1].GetProperty("created_at").GetDateTimeOffset());
+    }
+
+    [Fact]
+    public async Task A_list_from_ollama_that_is_not_utf8_leaves_the_claude_models()
+    {
+        byte[] tags = [.. "{\"models\":[{\"name\":\"bad"u8, 0xFF, .. ":latest\"}]}"u8];
+        _ollama.Server.Given(Request.Create().WithPath("/api/tags").UsingGet())
+            .RespondWith(Response.Create().WithHeader("Content-Type", "application/json").WithBody(tags));
+
+        using var answer = await _client.GetAsync("/api/tags", Cancel);
+
+        Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+        Assert.Equal(
+            ["claude-sonnet:latest", "claude-opus:latest", "claude-haiku:latest"],
+            (await answer.Content.ReadFromJsonAsync<JsonElement>(Cancel)).GetProperty("models").EnumerateArray().Select(m => m.GetProperty("name").GetString()));
+    }
+
+    [Fact]
     public async Task Claude_names_on_ollama_endpoints_get_answers_of_their_own_and_never_reach_ollama()
     {
         using var pull = await _client.PostAsync("/api/pull", Json("""{"name":"claude-sonnet:latest"}"""), Cancel);
