@@ -72,7 +72,8 @@ internal sealed class ClaudeWorkersConfigFilter(IOptions<GatewayOptions> options
                 {
                     Enabled = true,
                     Policy = HealthCheckConstants.PassivePolicy.TransportFailureRate,
-                    ReactivationPeriod = TimeSpan.FromSeconds(10),
+                    // YARP never reactivates sooner than the policy's detection window (60 s): said as it is.
+                    ReactivationPeriod = TimeSpan.FromMinutes(1),
                 },
             },
         });
