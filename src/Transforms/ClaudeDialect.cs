@@ -184,7 +184,19 @@ internal static class DialectJson
         return parts.Count == 0 ? null : string.Join("\n\n", parts);
     }
 
+    /// <summary>The longest conversation id taken: a name for a conversation, which the logs and the stores hold.</summary>
+    private const int MaxConversationIdLength = 1024;
+
     /// <summary>An id that keeps a conversation: the original server's <c>id</c>, else <c>user</c>.</summary>
-    public static string? ConversationId(string? id, string? user) =>
-        !string.IsNullOrWhiteSpace(id) ? id : !string.IsNullOrWhiteSpace(user) ? user : null;
+    /// <exception cref="DialectRequestException">The id holds a control character (it would forge lines in the logs) or is over 1,024 characters.</exception>
+    public static string? ConversationId(string? id, string? user)
+    {
+        var (conversation, field) = !string.IsNullOrWhiteSpace(id) ? (id, "id") : !string.IsNullOrWhiteSpace(user) ? (user, "user") : (null, null);
+        if (conversation is not null && (conversation.Length > MaxConversationIdLength || conversation.Any(char.IsControl)))
+        {
+            throw new DialectRequestException($"{field}: a conversation id is at most {MaxConversationIdLength} characters, none of them a control character", param: field);
+        }
+
+        return conversation;
+    }
 }

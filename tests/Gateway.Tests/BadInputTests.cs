@@ -40,6 +40,8 @@ public sealed class BadInputTests
         { "/v1/messages", """{"model":"claude-sonnet:latest","max_tokens":10,"messages":[{"role":"user","content":"x"}],"tools":[null]}""", 400 },
         { "/v1/messages", """{"model":"claude-sonnet:latest","max_tokens":10,"messages":[{"role":"user","content":"x"}],"stop_sequences":[null]}""", 400 },
         { "/v1/responses", """{"model":"claude-sonnet:latest","input":"x","tools":[null]}""", 400 },
+        { "/v1/chat/completions", """{"model":"claude-sonnet:latest","id":"a\nINFO forged line","messages":[{"role":"user","content":"x"}]}""", 400 },
+        { "/api/chat", $$"""{"model":"claude-sonnet:latest","user":"{{new string('u', 1025)}}","messages":[{"role":"user","content":"x"}]}""", 400 },
     };
 
     [Theory]
