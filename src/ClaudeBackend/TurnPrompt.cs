@@ -77,8 +77,7 @@ internal static partial class TurnPrompt
     /// <c>@server:uri</c> an MCP resource, <c>@agent-name</c> an agent (CLI 2.1.197). A client's text must never read the
     /// host's files: a word joiner (U+2060: invisible, and not whitespace) in front of each such <c>@</c> keeps it text.
     /// </summary>
-    private static string EscapeMentions(string text) =>
-        text.Contains('@', StringComparison.Ordinal) ? MentionStart().Replace(text, "$1\u2060@") : text;
+    private static string EscapeMentions(string text) => MentionStart().Replace(text, "$1\u2060@");
 
     /// <remarks>The CLI's own boundary, in JavaScript's <c>\s</c>, which also counts U+FEFF.</remarks>
     [GeneratedRegex(@"(^|[\s\uFEFF\u3002\u3001\uFF1F\uFF01])@")]

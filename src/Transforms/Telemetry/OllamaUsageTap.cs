@@ -161,18 +161,18 @@ internal sealed class OllamaUsageTap(Stream upstream, GenAiRequestTimer timer, l
 
             // Anthropic's stream starts with the message (message_start), the Responses API's ends with the response
             // (response.completed); their usage and model are inside. Elsewhere they are at the top.
-            var answer = Object(root, "message") is { } message && Object(message, "usage") is not null ? message
-                : Object(root, "response") is { } response && Object(response, "usage") is not null ? response
-                : root;
+            var (answer, usage) = Object(root, "message") is { } message && Object(message, "usage") is { } messageUsage ? (message, messageUsage)
+                : Object(root, "response") is { } response && Object(response, "usage") is { } responseUsage ? (response, responseUsage)
+                : (root, Object(root, "usage"));
             if (answer.TryGetProperty("model", out var model) && model.ValueKind == JsonValueKind.String)
             {
                 _responseModel = model.GetString();
             }
 
-            if (Object(answer, "usage") is { } usage)
+            if (usage is { } found)
             {
-                _inputTokens = (Count(usage, "prompt_tokens") ?? Count(usage, "input_tokens")) ?? _inputTokens;
-                _outputTokens = (Count(usage, "completion_tokens") ?? Count(usage, "output_tokens")) ?? _outputTokens;
+                _inputTokens = (Count(found, "prompt_tokens") ?? Count(found, "input_tokens")) ?? _inputTokens;
+                _outputTokens = (Count(found, "completion_tokens") ?? Count(found, "output_tokens")) ?? _outputTokens;
             }
             else
             {
